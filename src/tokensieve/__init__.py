@@ -1,0 +1,15 @@
+"""tokensieve: decide, token by token and without training, what a transformer keeps — and measure it."""
+
+from tokensieve import kv  # noqa: F401  (registers the KV policies)
+from tokensieve.core.budget import Budget, parse_budget
+from tokensieve.core.cache import SieveCache
+from tokensieve.core.hooks import apply
+from tokensieve.core.policy import REGISTRY, KVPolicy, Policy, make
+from tokensieve.errors import TokensieveError
+from tokensieve.generation import Result, Stats, generate
+from tokensieve.models import load
+
+__all__ = [
+    "REGISTRY", "Budget", "KVPolicy", "Policy", "Result", "SieveCache", "Stats", "TokensieveError",
+    "apply", "generate", "load", "make", "parse_budget",
+]

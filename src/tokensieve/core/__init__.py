@@ -1,0 +1,1 @@
+"""Shared parts every method is composed from: budgets, selection, the evicting cache, the hooks."""

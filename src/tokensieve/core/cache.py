@@ -1,0 +1,93 @@
+"""SieveCache: a transformers Cache whose evictions really shrink the stored key/value tensors.
+
+Each full-attention layer stores, per KV head, the kept tokens' keys, values and absolute positions. Keys keep
+the RoPE rotation of their original position; new tokens continue at the true position because the layer
+reports the number of tokens *seen*, not stored, as its sequence length. For the mask it reports the stored
+tokens as the `stored` positions just before the current query, so every kept token stays visible and the
+current chunk stays causal. Sliding-window layers (Gemma 3) keep transformers' own bounded layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from transformers.cache_utils import (
+    DYNAMIC_LAYER_TYPE_MAPPING,
+    Cache,
+    DynamicLayer,
+    get_layer_types_and_kwargs,
+)
+
+
+class SieveLayer(DynamicLayer):
+    """A DynamicLayer that knows the absolute position of every stored token and can keep a subset."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.positions: Tensor | None = None  # [batch, kv_heads, stored], long
+        self.seen = 0
+        self.state: dict[str, Tensor] = {}  # per-token policy state aligned with positions (e.g. H2O scores)
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        batch, heads, new, _ = key_states.shape
+        fresh = torch.arange(self.seen, self.seen + new, device=key_states.device).expand(batch, heads, new)
+        self.positions = fresh.clone() if self.positions is None else torch.cat([self.positions, fresh], -1)
+        for name, value in self.state.items():
+            self.state[name] = torch.cat([value, value.new_zeros(batch, heads, new)], -1)
+        self.seen += new
+        return super().update(key_states, value_states, *args, **kwargs)
+
+    @property
+    def stored(self) -> int:
+        return 0 if self.positions is None else self.positions.shape[-1]
+
+    def get_seq_length(self) -> int:
+        return self.seen
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.stored + query_length, self.seen - self.stored
+
+    def keep(self, indices: Tensor) -> None:
+        """Keep only `indices` [batch, kv_heads, k] (sorted) along the token axis; the rest is freed."""
+        gather = indices.unsqueeze(-1).expand(-1, -1, -1, self.keys.shape[-1])
+        self.keys = self.keys.gather(2, gather).contiguous()
+        self.values = self.values.gather(2, gather).contiguous()
+        self.positions = self.positions.gather(2, indices)
+        self.state = {name: value.gather(2, indices) for name, value in self.state.items()}
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("SieveCache layers cannot be cropped (assisted decoding is not supported)")
+
+    def reset(self) -> None:
+        super().reset()
+        self.positions, self.seen, self.state = None, 0, {}
+
+
+class SieveCache(Cache):
+    """One SieveLayer per full-attention layer; other layer types as transformers builds them."""
+
+    def __init__(self, config) -> None:
+        text_config = config.get_text_config(decoder=True)
+        layer_types, kwargs = get_layer_types_and_kwargs(text_config)
+        layers = [
+            SieveLayer() if kind == "full_attention" else DYNAMIC_LAYER_TYPE_MAPPING[kind](**kw)
+            for kind, kw in zip(layer_types, kwargs, strict=True)
+        ]
+        super().__init__(layers=layers)
+
+    @property
+    def sieve_layers(self) -> dict[int, SieveLayer]:
+        return {i: layer for i, layer in enumerate(self.layers) if isinstance(layer, SieveLayer)}
+
+    def kv_bytes(self) -> int:
+        """Bytes held by stored keys and values across all layers."""
+        total = 0
+        for layer in self.layers:
+            for tensor in (layer.keys, layer.values):
+                if tensor is not None:
+                    total += tensor.numel() * tensor.element_size()
+        return total
+
+    def stored_tokens(self) -> list[int]:
+        """Tokens stored per layer (per KV head; every head keeps the same count)."""
+        return [0 if layer.keys is None or layer.keys.numel() == 0 else layer.keys.shape[-2] for layer in self.layers]

@@ -1,0 +1,20 @@
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from tokensieve.core.budget import Budget
+from tokensieve.core.policy import KVPolicy, register
+from tokensieve.core.view import LayerView
+
+
+@register("full")
+@dataclass
+class Full(KVPolicy):
+    """The unmodified model: keeps every token whatever budget it is given (the baseline of every table)."""
+
+    def __post_init__(self) -> None:
+        self.budget = Budget(1.0, self.budget.sinks, self.budget.window)
+
+    def score(self, view: LayerView) -> Tensor:
+        return torch.zeros_like(view.positions, dtype=torch.float32)

@@ -1,0 +1,22 @@
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from tokensieve.core.policy import KVPolicy, register
+from tokensieve.core.view import LayerView
+
+
+@register("h2o")
+@dataclass
+class H2O(KVPolicy):
+    """H2O heavy hitters (Zhang et al., arXiv 2306.14048): attention accumulated over every query so far.
+
+    The running sum lives in the cache next to the tokens, so with chunked prefill a token's score keeps
+    growing across chunks and survives evictions aligned with it.
+    """
+
+    def score(self, view: LayerView) -> Tensor:
+        mass = view.attention_mass().sum(2)
+        running = view.state.get("h2o")
+        view.state["h2o"] = mass if running is None else running + mass
+        return view.state["h2o"]

@@ -1,0 +1,15 @@
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from tokensieve.core.policy import KVPolicy, register
+from tokensieve.core.view import LayerView
+
+
+@register("streaming_llm")
+@dataclass
+class StreamingLLM(KVPolicy):
+    """StreamingLLM (Xiao et al., arXiv 2309.17453): the attention-sink tokens plus the most recent ones."""
+
+    def score(self, view: LayerView) -> Tensor:
+        return view.positions.float()

