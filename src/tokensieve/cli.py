@@ -43,10 +43,7 @@ def guarded(fn):
 
 
 def read_text(path: Path | None, what: str) -> str:
-    if path is None or str(path) == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        data = Path(path).read_bytes()
+    data = sys.stdin.buffer.read() if path is None or str(path) == "-" else Path(path).read_bytes()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -137,6 +134,94 @@ def demo(
 
 
 @app.command()
+@guarded
+def haystack(
+    tokens: Annotated[int, typer.Option(help="Approximate length in the model's tokens.")] = 8000,
+    depth: Annotated[float, typer.Option(help="Where the fact is planted, 0..1 (negative: no fact).")] = 0.5,
+    needle: Annotated[int, typer.Option(help="Which built-in fact to plant.")] = 0,
+    model: Model = "smollm2-135m",
+) -> None:
+    """Print a long document of Paul Graham essays with a planted fact (and its question on stderr)."""
+    from tokensieve.data.corpus import haystack as essays
+    from tokensieve.data.needle import needle_case
+    from tokensieve.models import resolve
+
+    if tokens < 1:
+        raise TokensieveError("tokens must be positive")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve(model))
+    if depth < 0:
+        print(essays(tokenizer, tokens))
+        return
+    if depth > 1:
+        raise TokensieveError(f"depth {depth} is outside [0, 1]")
+    case = needle_case(tokenizer, tokens, depth, needle)
+    print(case.context)
+    err.print(f"question: {case.question}\nanswer prefix: {case.answer_prefix}\nexpected: {case.expected}")
+
+
+@app.command()
+@guarded
+def bench(
+    suite: Annotated[str, typer.Option(help="quick (< 10 min on 2 cores) or standard (the published one).")] = "quick",
+    model: Annotated[str, typer.Option("--model", "-m", help="Zoo name(s) or local HF dir(s), comma-separated.")]
+    = "smollm2-135m",
+    methods: Annotated[str | None, typer.Option(help="Comma-separated: policies and kvpress:<press> peers "
+                                                     "(default: the suite's, peers if their venv exists).")] = None,
+    budgets: Annotated[str | None, typer.Option(help="Comma-separated ratios in (0, 1].")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Only these tasks: needle, fidelity, streaming.")] = None,
+    lengths: Annotated[str | None, typer.Option(help="Needle context lengths in tokens, comma-separated.")] = None,
+    depths: Annotated[str | None, typer.Option(help="Needle depths in [0, 1], comma-separated.")] = None,
+    needles: Annotated[str | None, typer.Option(help="Needle indices, comma-separated.")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Timed repetitions per cell (median).")] = None,
+    executor: Annotated[str, typer.Option(help="local, or ray (a local Ray cluster unless --ray-address).")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address: host:port or ray://host:port.")]
+    = None,
+    db: Annotated[Path, typer.Option(help="SQLite results; finished cells are skipped on rerun.")]
+    = Path("runs/bench.sqlite"),
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where the report goes (default: next to --db).")]
+    = None,
+) -> None:
+    """Sweep model x task case x method x budget (resumable), print the table, write the report."""
+    from tokensieve.bench import command
+
+    cells = command.plan(suite, model, methods, budgets, tasks, lengths, depths, needles, repeats,
+                         echo=lambda m: err.print(m, highlight=False))
+    command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err)
+
+
+@app.command()
+@guarded
+def report(
+    db: Annotated[Path, typer.Option(help="SQLite results written by `tokensieve bench`.")] = Path("runs/bench.sqlite"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for RESULTS.md, pareto.png, results.html.")]
+    = Path("docs"),
+) -> None:
+    """Markdown table, Pareto PNG and a self-contained interactive HTML page from a bench database."""
+    from tokensieve.bench import report as rep
+
+    if not db.is_file():
+        raise TokensieveError(f"no bench database at {db}: run `tokensieve bench --db {db}` first")
+    paths = rep.write(db, out_dir, command=f"tokensieve report --db {db} --out {out_dir}")
+    err.print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+peers_app = typer.Typer(no_args_is_help=True, help="Peer methods (kvpress) in their own venv.")
+app.add_typer(peers_app, name="peers")
+
+
+@peers_app.command("setup")
+@guarded
+def peers_setup() -> None:
+    """Create the kvpress venv (CPU torch first, then kvpress) used by kvpress:* methods."""
+    from tokensieve.bench import peers
+
+    seconds = peers.setup(echo=lambda m: err.print(m, highlight=False))
+    err.print(f"kvpress venv ready at {peers.venv_dir()} in {seconds:.0f} s")
+
+
+@app.command()
 def policies() -> None:
     """List the registered policies with the paper each implements."""
     from tokensieve.core.policy import REGISTRY
@@ -168,3 +253,5 @@ def models_list() -> None:
 
 def main() -> None:
     app()
+if __name__ == "__main__":
+    main()

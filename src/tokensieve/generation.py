@@ -84,17 +84,13 @@ def _feed(model, ids: torch.Tensor, cache_: SieveCache, chunk: int | None) -> to
     return logits
 
 
-def _validate(prompt_len: int, context_len: int, max_new_tokens: int, limit: int | None, chunk: int | None) -> None:
+def _validate(prompt_len: int, context_len: int, max_new_tokens: int, limit: int | None) -> None:
     if context_len == 0:
         raise TokensieveError("the context is empty")
     if limit and prompt_len + max_new_tokens > limit:
         raise TokensieveError(
             f"prompt of {prompt_len} tokens + {max_new_tokens} new tokens exceeds the model's maximum of {limit}"
         )
-    if chunk is not None and chunk < 1:
-        raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
-    if max_new_tokens < 1:
-        raise TokensieveError("max_new_tokens must be at least 1")
 
 
 def generate(
@@ -120,6 +116,10 @@ def generate(
     compressed first and the question is appended afterwards without further eviction.
     chunk: feed the prompt `chunk` tokens at a time, evicting after each, so peak memory ~ budget + chunk.
     """
+    if chunk is not None and chunk < 1:
+        raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
+    if max_new_tokens < 1:
+        raise TokensieveError("max_new_tokens must be at least 1")
     if not isinstance(budget, Budget):
         budget = parse_budget(budget, sinks=sinks, window=window)
     policy_obj = policy if isinstance(policy, Policy) else make(policy, budget=budget)
@@ -129,36 +129,36 @@ def generate(
     q_ids = tokenizer(question_text, add_special_tokens=False, return_tensors="pt").input_ids
     limit = getattr(net.config.get_text_config(), "max_position_embeddings", None)
     _validate(ctx_ids.shape[1] + q_ids.shape[1], ctx_ids.shape[1] if context.strip() else 0,
-              max_new_tokens, limit, chunk)
+              max_new_tokens, limit)
     ctx_ids, q_ids = ctx_ids.long().to(net.device), q_ids.to(net.device)
     prompt_len = ctx_ids.shape[1] + q_ids.shape[1]
     eos = set(_as_list(net.generation_config.eos_token_id) + _as_list(tokenizer.eos_token_id))
 
     cache_ = SieveCache(net.config)
     generated: list[int] = []
-    with torch.inference_mode(), PeakMemory(net.device) as peak:
-        with apply(net, policy_obj, prompt_tokens=prompt_len if query_aware else ctx_ids.shape[1]) as session:
-            start = now()
-            if query_aware:
-                logits = _feed(net, torch.cat([ctx_ids, q_ids], 1), cache_, chunk)
-            else:
-                _feed(net, ctx_ids, cache_, chunk)
-                session.compress = False
-                logits = _feed(net, q_ids, cache_, chunk)
-            _sync(net.device)
-            prefill_s = now() - start
-            kv_full, kv_kept, kept = _full_kv_bytes(cache_), cache_.kv_bytes(), cache_.stored_tokens()
+    budget_base = prompt_len if query_aware else ctx_ids.shape[1]
+    with torch.inference_mode(), PeakMemory(net.device) as peak, apply(net, policy_obj, budget_base) as session:
+        start = now()
+        if query_aware:
+            logits = _feed(net, torch.cat([ctx_ids, q_ids], 1), cache_, chunk)
+        else:
+            _feed(net, ctx_ids, cache_, chunk)
             session.compress = False
-            start = now()
-            for step in range(max_new_tokens):
-                token = int(logits.argmax(-1)[0])
-                generated.append(token)
-                newline = stop_at_newline and "\n" in tokenizer.decode([token])
-                if token in eos or newline or step == max_new_tokens - 1:
-                    break
-                logits = _forward(net, torch.tensor([[token]], device=net.device), cache_)
-            _sync(net.device)
-            decode_s = now() - start
+            logits = _feed(net, q_ids, cache_, chunk)
+        _sync(net.device)
+        prefill_s = now() - start
+        kv_full, kv_kept, kept = _full_kv_bytes(cache_), cache_.kv_bytes(), cache_.stored_tokens()
+        session.compress = False
+        start = now()
+        for step in range(max_new_tokens):
+            token = int(logits.argmax(-1)[0])
+            generated.append(token)
+            newline = stop_at_newline and "\n" in tokenizer.decode([token])
+            if token in eos or newline or step == max_new_tokens - 1:
+                break
+            logits = _forward(net, torch.tensor([[token]], device=net.device), cache_)
+        _sync(net.device)
+        decode_s = now() - start
     steps = max(len(generated) - 1, 0)
     stats = Stats(
         policy=policy_obj.name, budget=budget.value, prompt_tokens=prompt_len, new_tokens=len(generated),

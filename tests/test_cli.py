@@ -1,0 +1,85 @@
+"""The CLI as a user meets it: bad input gives one clear line and exit 2; --json keeps its contract."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-m", "tokensieve.cli"]
+
+
+def run(*args, stdin=None):
+    return subprocess.run([*CLI, *args], capture_output=True, input=stdin, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def doc(tmp_path_factory):
+    path = tmp_path_factory.mktemp("docs") / "doc.txt"
+    path.write_text("The secret passkey for the blue door is 7294. " + "Essays are long. " * 60)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "1.5"], "(0, 1]"),
+        (["--budget", "0"], "outside (0, 1]"),
+        (["--budget", "10"], "below sinks + window"),
+        (["--policy", "nope"], "unknown policy"),
+        (["--model", "nope"], "unknown model"),
+        (["--chunk", "0"], "chunk"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, doc):
+    result = run("generate", "--context-file", str(doc), "-q", "what?", *args)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert message in stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert result.stdout == b""
+
+
+def test_empty_context_and_too_long_context(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n")
+    result = run("generate", "--context-file", str(empty), "-q", "what?")
+    assert result.returncode == 2 and "context is empty" in result.stderr.decode()
+    long = tmp_path / "long.txt"
+    long.write_text("word " * 9000)
+    result = run("generate", "--context-file", str(long), "-q", "what?")
+    assert result.returncode == 2 and "exceeds the model's maximum" in result.stderr.decode()
+
+
+def test_non_utf8_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\xfa not text")
+    result = run("generate", "--context-file", str(bad), "-q", "what?")
+    assert result.returncode == 2 and "UTF-8" in result.stderr.decode()
+    result = run("generate", "--context-file", str(tmp_path / "missing.txt"), "-q", "what?")
+    assert result.returncode == 2 and "Traceback" not in result.stderr.decode()
+
+
+def test_directory_that_is_not_a_causal_lm(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model_type": "bert", "architectures": ["BertModel"], "hidden_size": 32, "num_hidden_layers": 1,
+         "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100}))
+    doc = tmp_path / "d.txt"
+    doc.write_text("hello there")
+    result = run("generate", "--model", str(tmp_path), "--context-file", str(doc), "-q", "what?")
+    assert result.returncode == 2 and "not a causal language model" in result.stderr.decode()
+
+
+def test_json_contract_on_the_real_model(doc):
+    result = run("generate", "--context-file", str(doc), "-q", "What is the secret passkey for the blue door?",
+                 "--answer-prefix", "The secret passkey for the blue door is", "--policy", "snapkv",
+                 "--budget", "0.5", "--chunk", "128", "--max-new-tokens", "6", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    payload = json.loads(result.stdout)
+    stats = payload["stats"]
+    for key in ("prefill_s", "decode_tok_s", "peak_rss_mb", "kv_bytes_full", "kv_bytes_kept", "kept_tokens"):
+        assert key in stats
+    assert "7294" in payload["answer"]
+    assert stats["kv_bytes_kept"] < stats["kv_bytes_full"]
+    assert len(stats["kept_tokens"]) == 30
