@@ -37,9 +37,10 @@ class Session:
     compress: bool = True  # False while feeding tokens that must not trigger eviction (a later question)
     capacity: dict[int, int] = field(default_factory=dict)
     evictions: int = 0
+    scratch: dict = field(default_factory=dict)  # per-sequence state of dynamic policies, keyed by layer
 
     def bind(self, cache: SieveCache) -> None:
-        self.cache, self.capacity = cache, {}
+        self.cache, self.capacity, self.scratch = cache, {}, {}
 
     def _capacities(self, seen: int) -> dict[int, int]:
         if not self.capacity:

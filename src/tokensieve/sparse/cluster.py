@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from tokensieve.core.policy import register
+from tokensieve.sparse.base import SelectPolicy
+
+
+def kmeans(points: Tensor, k: int, iterations: int = 6) -> tuple[Tensor, Tensor]:
+    """Batched k-means with cosine assignment: points [b, h, n, d] -> (centroids [b, h, k, d], labels [b, h, n])."""
+    n = points.shape[2]
+    start = torch.linspace(0, n - 1, k, device=points.device).long()
+    centroids = points[:, :, start].clone()
+    unit = torch.nn.functional.normalize(points, dim=-1)
+    for _ in range(iterations):
+        labels = torch.einsum("bhnd,bhkd->bhnk", unit, torch.nn.functional.normalize(centroids, dim=-1)).argmax(-1)
+        sums = torch.zeros_like(centroids).scatter_add_(2, labels.unsqueeze(-1).expand_as(points), points)
+        counts = torch.zeros(*centroids.shape[:3], device=points.device).scatter_add_(
+            2, labels, torch.ones_like(labels, dtype=torch.float32))
+        centroids = torch.where(counts.unsqueeze(-1) > 0, sums / counts.clamp(min=1).unsqueeze(-1), centroids)
+    return centroids, labels
+
+
+@register("cluster")
+@dataclass
+class Cluster(SelectPolicy):
+    """Clustered sparse attention (the Sparse VideoGen2 idea, applied to text): k-means groups
+    the cached keys into semantically close clusters once per sequence (tokens added later join the recent
+    window); each decode query ranks clusters by centroid score, takes clusters until their estimated softmax
+    mass reaches `top_p`, and keeps the best-budget tokens from them."""
+
+    cluster_size: int = 32
+    top_p: float = 0.95
+
+    def scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
+        def build():
+            n = keys.shape[2]
+            centroids, labels = kmeans(keys.float(), max(1, n // self.cluster_size))
+            return {"n": n, "centroids": centroids, "labels": labels}
+
+        memo = self.scratch(session, module, "clusters", build)
+        centroids, labels = memo["centroids"], memo["labels"]
+        sizes = torch.zeros(*centroids.shape[:3], device=keys.device).scatter_add_(
+            2, labels, torch.ones_like(labels, dtype=torch.float32))
+        logits = torch.einsum("bhgd,bhkd->bhgk", q.float(), centroids).amax(2) * module.scaling
+        mass = torch.softmax(logits + sizes.clamp(min=1).log(), -1)  # estimated share of attention per cluster
+        order = mass.sort(-1, descending=True)
+        within = (order.values.cumsum(-1) - order.values) < self.top_p  # clusters needed to reach top_p
+        allowed = torch.zeros_like(within).scatter(-1, order.indices, within)
+        token_score = logits.gather(-1, labels)
+        token_score = token_score.masked_fill(~allowed.gather(-1, labels), float("-inf"))
+        tail = keys.shape[2] - memo["n"]  # tokens decoded after clustering: always in the recent window
+        if tail > 0:
+            token_score = torch.cat([token_score, token_score.new_full((*token_score.shape[:2], tail), 1e9)], -1)
+        return token_score
