@@ -14,9 +14,10 @@ from tokensieve.sparse.base import BlockPool, SelectPolicy, ceil_div, grouped, p
 @dataclass
 class HISA(SelectPolicy):
     """HISA, hierarchical indexed sparse attention (a two-level refinement of DSA-style indexers): pooled block
-    representatives filter blocks first (`oversample` × the budget in blocks survive), then exact token-level top-k runs only inside the
-    surviving blocks. Blocks are ranked by the mean key, or with `representative="bound"` by an upper bound of
-    q·k from per-channel key min/max (Quest, arXiv 2406.10774); pools are extended as the cache grows."""
+    representatives filter blocks first (`oversample` x the budget in blocks survive), then exact token-level
+    top-k runs only inside the surviving blocks. Blocks are ranked by the mean key, or with
+    `representative="bound"` by an upper bound of q·k from per-channel key min/max (Quest, arXiv 2406.10774);
+    pools are extended as the cache grows."""
 
     block: int = 16
     oversample: float = 4.0
