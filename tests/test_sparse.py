@@ -79,3 +79,28 @@ def test_hisa_selection_overlaps_exact_topk(smollm2):
     mean_iou = sum(scores) / len(scores)
     print(f"HISA IoU vs exact top-k, 30 layers, 2k tokens, keep 1/8: mean {mean_iou:.3f}, min {min(scores):.3f}")
     assert mean_iou > 0.7  # measured 0.78 (block 16, 4x oversample); see docs/SPARSE.md
+
+
+def test_sparse_prefill_is_exact_when_the_budget_covers_everything():
+    from tokensieve.sparse.prefill import sparse_prefill
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 6, 700, 32), torch.randn(1, 2, 700, 32), torch.randn(1, 2, 700, 32)
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True).transpose(1, 2)
+    torch.testing.assert_close(sparse_prefill(q, k, v, 32**-0.5, 1.0, block=128), ref)
+    # a later chunk: 200 queries after 500 cached keys
+    torch.testing.assert_close(sparse_prefill(q[:, :, -200:], k, v, 32**-0.5, 1.0, block=64), ref[:, -200:])
+    sparse = sparse_prefill(q, k, v, 32**-0.5, 0.3, block=64)
+    torch.testing.assert_close(sparse[:, :128], ref[:, :128])  # the first two blocks only see local keys
+    assert not torch.allclose(sparse, ref), "a 30% budget must actually skip keys"
+
+
+def test_sparse_prefill_on_the_real_model_keeps_the_prompt_readable(smollm2):
+    case = needle_case(smollm2[1], 1200, 0.5)
+    dense = tokensieve.generate("smollm2-135m", case.context, case.question, "full", 1.0,
+                                answer_prefix=case.answer_prefix, max_new_tokens=4)
+    policy = tokensieve.make("hisa", 0.5, sparse_prefill=True, prefill_block=64)
+    sparse = tokensieve.generate("smollm2-135m", case.context, case.question, policy, 0.5,
+                                 answer_prefix=case.answer_prefix, max_new_tokens=4)
+    assert sparse.stats.prompt_tokens == dense.stats.prompt_tokens
+    assert sparse.token_ids[0] == dense.token_ids[0]

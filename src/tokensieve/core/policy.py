@@ -38,6 +38,22 @@ def make(name: str, budget: Budget | float = 1.0, **options) -> Policy:
     return cls(budget=budget, **options)
 
 
+def parse_options(pairs: list[str]) -> dict:
+    """['observe=64', 'sparse_prefill=true'] -> {'observe': 64, 'sparse_prefill': True} (JSON values, else str)."""
+    import json
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise TokensieveError(f"option '{pair}' is not key=value")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 @dataclass
 class Policy:
     """A method at one stage: subclasses say how tokens are scored; shared parts do the rest."""

@@ -72,7 +72,13 @@ class BlockPool:
 class SelectPolicy(Policy):
     """Base of the dynamic selectors. Prefill is dense; each decode step scores the cached tokens of every
     full-attention layer, keeps the `budget` best per KV head (sinks and recent window always) and attends
-    exactly over them. Subclasses implement `scores()` or override `choose()`."""
+    exactly over them. Subclasses implement `scores()` or override `choose()`.
+
+    sparse_prefill: prompt queries attend block-sparsely too (see sparse/prefill.py), so long prompts get faster.
+    """
+
+    sparse_prefill: bool = False
+    prefill_block: int = 128
 
     def scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
         """[batch, kv_heads, n] importance of every cached token for the grouped query q [b, kv, group, dim]."""
@@ -89,6 +95,12 @@ class SelectPolicy(Policy):
 
     def attend(self, session, module, query, key, value, attention_mask, **kwargs):
         keep = self.budget.tokens(key.shape[2])
+        if self.sparse_prefill and query.shape[2] > 1 and not self.budget.is_full \
+                and getattr(module, "sliding_window", None) is None:
+            from tokensieve.sparse.prefill import sparse_prefill  # prefill.py builds on this module
+
+            ratio = keep / key.shape[2]
+            return sparse_prefill(query, key, value, module.scaling, ratio, self.prefill_block), None
         if self.dense(query, key, attention_mask, keep, module):
             return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
         idx = self.choose(session, module, query, key, keep)

@@ -1,0 +1,99 @@
+"""Measured speed of dynamic selection against dense attention, same prompt, same process, interleaved runs.
+
+decode: one dense prefill of a long real-prose prompt, then `steps` greedy decode steps per method from a copy
+of that cache; median tokens/s over `repeats` and the ratio to full attention measured in the same run.
+prefill: dense sdpa vs block-sparse prefill on the same prompt; median seconds, and the perplexity of the
+prompt's last `score_tokens` tokens (teacher-forced) under each, so speed comes with its quality cost.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+
+import torch
+
+from tokensieve.core.cache import SieveCache
+from tokensieve.core.hooks import apply
+from tokensieve.core.memory import now
+from tokensieve.core.policy import make
+from tokensieve.data.corpus import haystack
+from tokensieve.generation import cached_load
+
+
+def _prompt(model_name: str, tokens: int, device: str):
+    model, tok = cached_load(model_name, device)
+    ids = tok(haystack(tok, tokens), return_tensors="pt").input_ids.to(model.device)
+    return model, ids
+
+
+@torch.inference_mode()
+def decode_speed(model_name: str, tokens: int, budget: float, methods: list[str], steps: int = 32,
+                 repeats: int = 3, device: str = "cpu") -> list[dict]:
+    model, ids = _prompt(model_name, tokens, device)
+    base = SieveCache(model.config)
+    with apply(model, make("full")):
+        logits = model(ids, past_key_values=base, logits_to_keep=1).logits[:, -1]
+    names = ["full", *[m for m in methods if m != "full"]]
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    policies = {name: make(name, budget if name != "full" else 1.0) for name in names}
+    answers: dict[str, list[int]] = {}
+    for _ in range(repeats):
+        for name in names:  # interleaved, so drift on a shared machine hits every method alike
+            cache, token, out = copy.deepcopy(base), int(logits.argmax()), []
+            with apply(model, policies[name]):
+                start = now()
+                for _ in range(steps):
+                    out.append(token)
+                    step = model(torch.tensor([[token]], device=model.device), past_key_values=cache)
+                    token = int(step.logits[0, -1].argmax())
+                elapsed = now() - start
+            rates[name].append(steps / elapsed)
+            answers[name] = out
+    full_rate = statistics.median(rates["full"])
+    rows = []
+    for name in names:
+        rate = statistics.median(rates[name])
+        agree = sum(a == b for a, b in zip(answers[name], answers["full"], strict=True)) / steps
+        row = {"method": name, "budget": 1.0 if name == "full" else budget, "context_tokens": ids.shape[1],
+               "decode_tok_s": round(rate, 2), "speedup": round(rate / full_rate, 3),
+               "token_agreement": round(agree, 3), "repeats": repeats, "steps": steps}
+        if hasattr(policies[name], "hit_rate"):
+            row["selection_cache_hit_rate"] = round(policies[name].hit_rate, 3)
+        rows.append(row)
+    return rows
+
+
+def _prefill(model, ids, policy, score_tokens: int) -> tuple[float, float]:
+    cache = SieveCache(model.config)
+    with apply(model, policy):
+        start = now()
+        logits = model(ids, past_key_values=cache, logits_to_keep=score_tokens + 1).logits
+        elapsed = now() - start
+    targets = ids[:, -score_tokens:]
+    nll = torch.nn.functional.cross_entropy(logits[0, :-1].float(), targets[0])
+    return elapsed, float(nll.exp())
+
+
+@torch.inference_mode()
+def prefill_speed(model_name: str, tokens: int, budget: float, methods: list[str], repeats: int = 3,
+                  score_tokens: int = 512, device: str = "cpu", block: int = 128) -> list[dict]:
+    model, ids = _prompt(model_name, tokens, device)
+    names = ["full", *[m for m in methods if m != "full"]]
+    policies = {"full": make("full")}
+    for name in names[1:]:
+        policies[name] = make(name, budget, sparse_prefill=True, prefill_block=block)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    ppl: dict[str, float] = {}
+    for _ in range(repeats):
+        for name in names:
+            elapsed, ppl[name] = _prefill(model, ids, policies[name], score_tokens)
+            times[name].append(elapsed)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    return [
+        {"method": name, "budget": 1.0 if name == "full" else budget, "prompt_tokens": ids.shape[1],
+         "prefill_s": round(median[name], 2), "speedup": round(median["full"] / median[name], 3),
+         "ppl_last_tokens": round(ppl[name], 3), "ppl_rise_pct": round(100 * (ppl[name] / ppl["full"] - 1), 2),
+         "repeats": repeats}
+        for name in names
+    ]
