@@ -8,8 +8,9 @@ from tokensieve.core.policy import REGISTRY, KVPolicy, Policy, make
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import Result, Stats, generate
 from tokensieve.models import load
+from tokensieve.prompt import Compressed, compress
 
 __all__ = [
-    "REGISTRY", "Budget", "KVPolicy", "Policy", "Result", "SieveCache", "Stats", "TokensieveError",
-    "apply", "generate", "load", "make", "parse_budget",
+    "REGISTRY", "Budget", "Compressed", "KVPolicy", "Policy", "Result", "SieveCache", "Stats", "TokensieveError",
+    "apply", "compress", "generate", "load", "make", "parse_budget",
 ]

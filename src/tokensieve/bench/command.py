@@ -1,0 +1,123 @@
+"""What `tokensieve bench` and `tokensieve report` do, kept out of cli.py."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from tokensieve.bench import peers, report, runner, suites
+from tokensieve.bench.store import Store
+from tokensieve.bench.summary import latest_version, summarise
+from tokensieve.errors import TokensieveError
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [p.strip() for p in text.split(",") if p.strip()] if text else None
+
+
+def _numbers(text: str | None, kind, what: str) -> list | None:
+    if not text:
+        return None
+    try:
+        return [kind(p) for p in _split(text)]
+    except ValueError:
+        raise TokensieveError(f"--{what} takes comma-separated numbers, got '{text}'") from None
+
+
+def plan(suite: str, models: str, methods: str | None, budgets: str | None, tasks: str | None,
+         lengths: str | None, depths: str | None, needles: str | None, repeats: int | None,
+         echo=print) -> list[runner.Cell]:
+    """Validate every choice (one clear error each) and expand the grid, before any model is loaded."""
+    from tokensieve import models as zoo
+    from tokensieve.bench.tasks import needle_cases
+
+    chosen = suites.suite(suite)
+    method_list = suites.check_methods(_split(methods)) if methods else list(chosen.methods)
+    budget_list = suites.parse_budgets(budgets) if budgets else chosen.budgets
+    cases = chosen.cases
+    if lengths or depths or needles:
+        base = [c for c in cases if c["task"] == "needle"]
+        cases = [c for c in cases if c["task"] != "needle"] + needle_cases(
+            _numbers(lengths, int, "lengths") or sorted({c["tokens"] for c in base}),
+            _numbers(depths, float, "depths") or sorted({c["depth"] for c in base}),
+            _numbers(needles, int, "needles") or sorted({c["needle"] for c in base}))
+    if tasks:
+        wanted = suites.check_tasks(_split(tasks))
+        cases = [c for c in cases if c["task"] in wanted]
+    for d in {c["depth"] for c in cases if c["task"] == "needle"}:
+        if not 0 <= d <= 1:
+            raise TokensieveError(f"depth {d} is outside [0, 1]")
+    for n in {c["tokens"] for c in cases if c["task"] == "needle"}:
+        if n < 64:
+            raise TokensieveError(f"needle length {n} is too short: use at least 64 tokens")
+    model_list = _split(models) or []
+    for m in model_list:
+        zoo.resolve(m)
+    if repeats is not None and repeats < 1:
+        raise TokensieveError("--repeats must be at least 1")
+    if not methods:
+        if peers.available():
+            method_list += chosen.peers
+        else:
+            echo(f"kvpress peers skipped: no venv at {peers.venv_dir()} (run `tokensieve peers setup`)")
+    return runner.grid(model_list, cases, method_list, budget_list, repeats or chosen.repeats)
+
+
+def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: str | None, console: Console,
+        err: Console) -> dict[str, Path]:
+    if executor not in ("local", "ray"):
+        raise TokensieveError(f"unknown executor '{executor}': choose local or ray")
+    if address and executor != "ray":
+        raise TokensieveError("--ray-address needs --executor ray")
+    if executor == "ray" and address:
+        from tokensieve.bench.ray_executor import check_reachable
+
+        check_reachable(address)
+    store = Store(db)
+    keys = [c.key() for c in cells]
+    columns = (TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("", total=len(cells))
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        def on_row(row: dict) -> None:
+            state = "" if row["status"] == "ok" else " [red]failed[/]"
+            bar.update(task, description=f"{row['case_id']} {row['method']}@{row['budget']:g}{state}")
+
+        ran = runner.sweep(cells, store, executor, address, progress, on_row)
+    store.set_meta("command", shlex.join(["tokensieve", *sys.argv[1:]]))  # only once its whole grid is done
+    rows = latest_version(store.rows(keys))
+    store.close()
+    err.print(f"{ran} cells run, {len(cells) - ran} already in {db}")
+    console.print(summary_table(rows))
+    paths = report.write(db, out, keys, command=f"tokensieve report --db {db} --out {out}")
+    err.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return paths
+
+
+def summary_table(rows: list[dict]) -> Table:
+    table = Table(title="quality kept vs cost (measured)")
+    for col in ("task", "method", "budget", "cases", "quality", "kept KV", "prefill s", "decode tok/s",
+                "peak RSS MB", "failed"):
+        table.add_column(col)
+    for ln in summarise(rows):
+        quality = ln.quality if ln.quality is not None else ln.extra.get("ppl")
+        table.add_row(ln.task, ln.method, f"{ln.budget:g}", str(ln.n), report._f(quality),
+                      report._f(ln.kv_frac, ".2f"), report._f(ln.prefill_s, ".2f"),
+                      report._f(ln.decode_tok_s, ".1f"), report._f(ln.peak_rss_mb, ".0f"), str(ln.failed))
+    return table

@@ -1,0 +1,85 @@
+"""Finished cells as rows in SQLite, keyed by a hash of their inputs and the code version.
+
+A row is written in one transaction only after its cell has finished, so a sweep killed at any instant
+(even SIGKILL) leaves only whole rows behind; rerunning skips them (INSERT OR IGNORE on the key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokensieve.errors import TokensieveError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cells (
+    key TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    model TEXT NOT NULL,
+    task TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    method TEXT NOT NULL,
+    budget REAL NOT NULL,
+    status TEXT NOT NULL,
+    quality REAL,
+    metrics TEXT NOT NULL,
+    created REAL NOT NULL DEFAULT (julianday('now'))
+)
+"""
+COLUMNS = ("key", "version", "model", "task", "case_id", "method", "budget", "status", "quality", "metrics")
+
+INSERT = f"INSERT OR IGNORE INTO cells ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+SELECT = f"SELECT {', '.join(COLUMNS)}, created FROM cells ORDER BY model, task, case_id, method, budget"
+
+
+def cell_key(inputs: dict, version: str) -> str:
+    blob = json.dumps({"inputs": inputs, "version": version}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=60)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(SCHEMA)
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.db.commit()
+        except (sqlite3.Error, OSError) as err:
+            raise TokensieveError(f"cannot open the results database {self.path}: {err}") from None
+
+    def done(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT key FROM cells")}
+
+    def put(self, row: dict) -> None:
+        values = [row[c] if c != "metrics" else json.dumps(row[c], sort_keys=True) for c in COLUMNS]
+        with self.db:
+            self.db.execute(INSERT, values)
+
+    def rows(self, keys: Iterable[str] | None = None) -> list[dict]:
+        cursor = self.db.execute(SELECT)
+        wanted = set(keys) if keys is not None else None
+        out = []
+        for values in cursor:
+            row = dict(zip((*COLUMNS, "created"), values, strict=True))
+            if wanted is not None and row["key"] not in wanted:
+                continue
+            row["metrics"] = json.loads(row["metrics"])
+            out.append(row)
+        return out
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def meta(self, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,80 @@
+"""Named grids: which cases, methods and budgets a suite runs, and the validation of user choices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tokensieve.bench import peers
+from tokensieve.bench.tasks import TASKS, needle_cases
+from tokensieve.core.budget import Budget
+from tokensieve.errors import TokensieveError
+
+TS_METHODS = ("full", "streaming_llm", "snapkv", "tova", "knorm", "h2o", "pyramid", "random", "window")
+
+
+@dataclass
+class Suite:
+    name: str
+    cases: list[dict]
+    methods: list[str]
+    budgets: list[float]
+    repeats: int = 1  # timed runs per cell (median); the process warms up once per model first
+    peers: list[str] = field(default_factory=list)  # added when the kvpress venv exists
+
+
+def quick() -> Suite:
+    cases = needle_cases([1024, 2048], [0.1, 0.5, 0.9], [0, 3])
+    cases.append({"task": "fidelity", "tokens": 1024, "continuation": 64, "offset": 3})
+    return Suite("quick", cases, ["full", "streaming_llm", "snapkv", "tova"], [0.25, 0.5],
+                 repeats=1, peers=["kvpress:snapkv", "kvpress:expected_attention"])
+
+
+def standard() -> Suite:
+    cases = needle_cases([1024, 2048, 4096, 8000], [0.0, 0.25, 0.5, 0.75, 1.0], [0, 1, 2, 3])
+    cases += [{"task": "fidelity", "tokens": t, "continuation": 128, "offset": o}
+              for t in (2048, 4096) for o in (3, 11)]
+    cases.append({"task": "streaming", "tokens": 3 * 8192, "chunk": 512, "window": 8192})
+    return Suite("standard", cases, list(TS_METHODS), [0.1, 0.25, 0.5], repeats=3,
+                 peers=[peers.PREFIX + p for p in peers.DEFAULT_PRESSES])
+
+
+SUITES = {"quick": quick, "standard": standard}
+
+
+def suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise TokensieveError(f"unknown suite '{name}': choose from {', '.join(SUITES)}")
+    return SUITES[name]()
+
+
+def parse_budgets(text: str) -> list[float]:
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise TokensieveError(f"budget '{part.strip()}' is not a number; give ratios in (0, 1]") from None
+        if not 0 < value <= 1:
+            raise TokensieveError(f"budget {part.strip()} is outside (0, 1]")
+        values.append(Budget(value).value)
+    return values
+
+
+def check_methods(methods: list[str]) -> list[str]:
+    from tokensieve.core.policy import REGISTRY
+    from tokensieve.kv import full  # noqa: F401  (registers the KV policies)
+
+    for m in methods:
+        if peers.is_peer(m):
+            peers.press_name(m)
+        elif m not in REGISTRY:
+            known = ", ".join(sorted(REGISTRY)) + ", kvpress:<" + "|".join(sorted(peers.PRESSES)) + ">"
+            raise TokensieveError(f"unknown method '{m}': choose from {known}")
+    return methods
+
+
+def check_tasks(tasks: list[str]) -> list[str]:
+    for t in tasks:
+        if t not in TASKS:
+            raise TokensieveError(f"unknown task '{t}': choose from {', '.join(TASKS)}")
+    return tasks

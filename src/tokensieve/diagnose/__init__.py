@@ -1,0 +1,5 @@
+"""Diagnostics: attention sinks (primary/secondary), massive activations, active/dormant heads."""
+
+from tokensieve.diagnose.report import Report, Settings, compare, inspect_text, load_report
+
+__all__ = ["Report", "Settings", "compare", "inspect_text", "load_report"]

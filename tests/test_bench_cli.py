@@ -1,0 +1,164 @@
+"""`tokensieve bench` / `report` end to end: SIGKILL and resume, bad input, and the HTML in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tokensieve.cli import app
+
+TINY = ["--model", "smollm2-135m", "--tasks", "needle", "--lengths", "128", "--depths", "0.1,0.9",
+        "--needles", "0,2", "--methods", "full,snapkv", "--budgets", "0.5"]
+CELLS = 8
+CLI = [sys.executable, "-c", "from tokensieve.cli import main; main()"]
+
+
+def _count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return con.execute("SELECT count(*) FROM cells").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _rows(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as con:
+        return sorted(con.execute("SELECT key, method, budget, case_id, status, quality, created FROM cells"))
+
+
+@pytest.mark.real
+def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path, smollm2):
+    db = tmp_path / "kill.sqlite"
+    args = CLI + ["bench", *TINY, "--db", str(db), "--out", str(tmp_path / "out")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while _count(db) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    before = _rows(db)
+    assert 2 <= len(before) < CELLS, "the kill must land mid-sweep"
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{CELLS - len(before)} cells run, {len(before)} already" in done.stderr
+    after = _rows(db)
+    assert len(after) == len({r[0] for r in after}) == CELLS
+    assert set(before) <= set(after)  # rows written before the kill are untouched
+    # the same final table as an uninterrupted sweep of the same grid
+    clean = tmp_path / "clean.sqlite"
+    result = CliRunner().invoke(app, ["bench", *TINY, "--db", str(clean), "--out", str(tmp_path / "clean")])
+    assert result.exit_code == 0, result.output
+    assert [r[:6] for r in _rows(clean)] == [r[:6] for r in after]
+    assert (tmp_path / "out" / "pareto.png").stat().st_size > 10_000
+    assert "<script" in (tmp_path / "out" / "results.html").read_text()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--tasks", "qa"], "unknown task 'qa'"),
+    (["--methods", "full,magic"], "unknown method 'magic'"),
+    (["--methods", "kvpress:magic"], "unknown kvpress press 'magic'"),
+    (["--budgets", "0"], "budget 0 is outside (0, 1]"),
+    (["--budgets", "0.5,1.5"], "budget 1.5 is outside (0, 1]"),
+    (["--suite", "huge"], "unknown suite 'huge'"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1", "--methods", "full"], "cannot reach the Ray cluster"),
+    (["--executor", "slurm", "--methods", "full"], "unknown executor 'slurm'"),
+])
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, extra, message):
+    result = CliRunner().invoke(app, ["bench", "--db", str(tmp_path / "b.sqlite"), *extra])
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+
+
+def test_report_without_a_database_is_one_clear_line(tmp_path):
+    result = CliRunner().invoke(app, ["report", "--db", str(tmp_path / "none.sqlite"), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no bench database" in result.output
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0"]
+
+
+def _chromium(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    profile = tmp / f"profile-{time.monotonic_ns()}"
+    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _console_errors(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if "CONSOLE" in ln and ("Error" in ln or "Uncaught" in ln)]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install -y chromium)")
+def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_path):
+    from tokensieve.bench import report
+    from tokensieve.bench.store import Store
+
+    store = Store(tmp_path / "r.sqlite")
+    for i, (method, budget, q, kv) in enumerate([("full", 1.0, 1.0, 1.0), ("snapkv", 0.5, 1.0, 0.5),
+                                                 ("kvpress:snapkv", 0.5, 0.0, 0.5)]):
+        store.put({"key": f"k{i}", "version": "v", "model": "smollm2-135m", "task": "needle",
+                   "case_id": "needle/256/d0.50/n0", "method": method, "budget": budget, "status": "ok",
+                   "quality": q, "metrics": {"kv_bytes_kept": kv * 100, "kv_bytes_full": 100, "prefill_s": 0.1 + i}})
+    store.close()
+    page = report.write(tmp_path / "r.sqlite", tmp_path / "out")["html"]
+    text = page.read_text()
+    assert "<script src=" not in text and "<link " not in text and page.stat().st_size > 1_000_000  # inline JS
+
+    shot = tmp_path / "shot.png"
+    run = _chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1280,1600",
+                    "--virtual-time-budget=5000")
+    assert shot.exists() and shot.stat().st_size > 20_000, run.stderr[-1500:]
+    assert _console_errors(run.stderr) == []
+    dom = _chromium(page, tmp_path, "--dump-dom", "--virtual-time-budget=5000")
+    assert "main-svg" in dom.stdout  # plotly ran and drew its SVG
+    assert _console_errors(dom.stderr) == []
+
+    broken = tmp_path / "broken.html"  # the detector itself must see a page that throws
+    broken.write_text("<html><body><script>throw new Error('boom')</script></body></html>")
+    assert _console_errors(_chromium(broken, tmp_path, "--dump-dom").stderr)
+
+
+def test_report_command_aggregates_rows_and_writes_all_three_files(tmp_path):
+    from tokensieve.bench.store import Store
+
+    store = Store(tmp_path / "r.sqlite")
+    store.set_meta("command", "tokensieve bench --suite quick")
+    cases = [("needle/256/d0.10/n0", "full", 1.0, 1.0, 100), ("needle/256/d0.90/n0", "full", 1.0, 1.0, 100),
+             ("needle/256/d0.10/n0", "snapkv", 0.5, 1.0, 50), ("needle/256/d0.90/n0", "snapkv", 0.5, 0.0, 50),
+             ("needle/512/d0.10/n0", "snapkv", 0.5, 0.0, 50)]
+    for i, (case, method, budget, q, kv) in enumerate(cases):
+        store.put({"key": f"k{i}", "version": "v", "model": "smollm2-135m", "task": "needle", "case_id": case,
+                   "method": method, "budget": budget, "status": "ok", "quality": q,
+                   "metrics": {"kv_bytes_kept": kv, "kv_bytes_full": 100, "prefill_s": 1.0 + i}})
+    store.put({"key": "bad", "version": "v", "model": "smollm2-135m", "task": "needle",
+               "case_id": "needle/512/d0.90/n0", "method": "snapkv", "budget": 0.5, "status": "failed",
+               "quality": None, "metrics": {"error": "RuntimeError: boom"}})
+    store.close()
+    out = tmp_path / "docs"
+    result = CliRunner().invoke(app, ["report", "--db", str(tmp_path / "r.sqlite"), "--out", str(out),
+                                      "--note", "A reduced grid."])
+    assert result.exit_code == 0, result.output
+    text = (out / "RESULTS.md").read_text()
+    head = text.splitlines()[:8]
+    assert any("tokensieve report --db" in ln and "--note 'A reduced grid.'" in ln for ln in head)
+    assert "tokensieve bench --suite quick" in text and "A reduced grid." in text
+    snap = next(ln for ln in text.splitlines() if ln.startswith("| smollm2-135m | snapkv | 0.5 |"))
+    cells = [c.strip() for c in snap.strip("|").split("|")]
+    assert cells[3:6] == ["3", "0.333", "0.50"]  # 3 ok cases, 1 hit of 3, half the KV
+    assert "1 (RuntimeError: boom)" in snap
+    assert "| snapkv | 0.5 | 1/2 | 0/1 |" in text  # hits by context length: 256 and 512 tokens
+    assert (out / "pareto.png").stat().st_size > 10_000 and (out / "results.html").stat().st_size > 1_000_000

@@ -1,0 +1,106 @@
+"""Bench harness parts that need no model: store, grid, metrics, FLOPs, Pareto, input validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tokensieve.bench import metrics, suites
+from tokensieve.bench.cost import Shape, attention_flops, median_timed
+from tokensieve.bench.ray_executor import check_reachable
+from tokensieve.bench.report import pareto
+from tokensieve.bench.runner import Cell, grid
+from tokensieve.bench.store import Store
+from tokensieve.errors import TokensieveError
+
+
+def _row(key: str, quality: float) -> dict:
+    return {"key": key, "version": "v", "model": "m", "task": "needle", "case_id": "c", "method": "x",
+            "budget": 0.5, "status": "ok", "quality": quality, "metrics": {"a": 1}}
+
+
+def test_store_keeps_the_first_row_of_a_key_and_survives_reopen(tmp_path):
+    store = Store(tmp_path / "b.sqlite")
+    store.put(_row("k1", 1.0))
+    store.put(_row("k1", 0.0))  # a rerun of a finished cell must not duplicate or overwrite it
+    store.put(_row("k2", 0.0))
+    store.close()
+    again = Store(tmp_path / "b.sqlite")
+    rows = again.rows()
+    assert [(r["key"], r["quality"]) for r in rows] == [("k1", 1.0), ("k2", 0.0)]
+    assert again.done() == {"k1", "k2"}
+
+
+def test_cell_key_depends_on_every_input_and_the_code_version():
+    base = Cell("m", (("task", "needle"), ("tokens", 256)), "snapkv", 0.5)
+    others = [Cell("m2", base.case, "snapkv", 0.5), Cell("m", (("task", "needle"), ("tokens", 512)), "snapkv", 0.5),
+              Cell("m", base.case, "tova", 0.5), Cell("m", base.case, "snapkv", 0.25)]
+    keys = {base.key("v1"), base.key("v2"), *(c.key("v1") for c in others)}
+    assert len(keys) == 6
+    assert base.key("v1") == Cell("m", base.case, "snapkv", 0.5).key("v1")
+
+
+def test_grid_runs_full_once_per_case_and_keeps_peers_off_streaming():
+    cases = [{"task": "needle", "tokens": 256, "depth": 0.5, "needle": 0},
+             {"task": "streaming", "tokens": 1024, "chunk": 128, "window": 256}]
+    cells = grid(["m"], cases, ["full", "snapkv", "kvpress:snapkv"], [0.25, 0.5])
+    needle = [c for c in cells if c.case_dict["task"] == "needle"]
+    stream = [c for c in cells if c.case_dict["task"] == "streaming"]
+    assert sorted((c.method, c.budget) for c in needle) == [
+        ("full", 1.0), ("kvpress:snapkv", 0.25), ("kvpress:snapkv", 0.5), ("snapkv", 0.25), ("snapkv", 0.5)]
+    assert sorted((c.method, c.budget) for c in stream) == [("full", 1.0), ("snapkv", 0.25), ("snapkv", 0.5)]
+
+
+@pytest.mark.parametrize("text", ["0", "1.5", "-0.2", "abc", "0.5,nan"])
+def test_budgets_outside_unit_interval_are_one_clear_error(text):
+    with pytest.raises(TokensieveError, match="budget"):
+        suites.parse_budgets(text)
+
+
+def test_unknown_method_task_and_suite_name_the_choices():
+    with pytest.raises(TokensieveError, match="unknown method 'nope'.*snapkv"):
+        suites.check_methods(["full", "nope"])
+    with pytest.raises(TokensieveError, match="unknown kvpress press 'nope'"):
+        suites.check_methods(["kvpress:nope"])
+    with pytest.raises(TokensieveError, match="unknown task 'qa'"):
+        suites.check_tasks(["needle", "qa"])
+    with pytest.raises(TokensieveError, match="unknown suite"):
+        suites.suite("huge")
+
+
+def test_unreachable_ray_address_is_one_clear_error():
+    with pytest.raises(TokensieveError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
+        check_reachable("127.0.0.1:1", timeout=2)
+    with pytest.raises(TokensieveError, match="not host:port"):
+        check_reachable("nonsense")
+
+
+def test_fidelity_metrics_are_zero_for_identical_and_positive_for_different_logits():
+    torch.manual_seed(0)
+    ref = torch.randn(8, 50)
+    target = torch.randint(0, 50, (8,))
+    same = metrics.fidelity(ref, ref.clone(), target)
+    assert same["kl"] == pytest.approx(0, abs=1e-6) and same["top1"] == 1.0 and same["ppl_ratio"] == pytest.approx(1)
+    other = metrics.fidelity(ref, torch.randn(8, 50), target)
+    assert other["kl"] > 0.1 and other["top1"] < 1.0
+
+
+def test_attention_flops_shrink_with_the_kept_cache_and_grow_with_the_prompt():
+    shape = Shape(layers=30, q_heads=9, head_dim=64)
+    full = attention_flops(shape, 1000, [1000] * 30, 20)
+    kept = attention_flops(shape, 1000, [250] * 30, 20)
+    assert kept < full
+    assert attention_flops(shape, 2000, [2000] * 30, 20) > 3.9 * attention_flops(shape, 1000, [1000] * 30, 1)
+    chunked = attention_flops(shape, 1000, [250] * 30, 1, chunk=100)
+    assert chunked < attention_flops(shape, 1000, [250] * 30, 1)
+
+
+def test_median_timed_warms_up_then_takes_the_median():
+    calls = iter([{"prefill_s": 100.0}, {"prefill_s": 3.0}, {"prefill_s": 1.0}, {"prefill_s": 2.0}])
+    first, timing = median_timed(lambda: next(calls), repeats=3, warmup=1)
+    assert first == {"prefill_s": 3.0}
+    assert timing["prefill_s"] == 2.0 and timing["prefill_s_all"] == [3.0, 1.0, 2.0]
+
+
+def test_pareto_front_drops_dominated_points():
+    assert pareto([(1, 0.5), (2, 0.4), (0.5, 0.1), (3, 0.9), (3, 0.2)]) == [(0.5, 0.1), (1, 0.5), (3, 0.9)]
