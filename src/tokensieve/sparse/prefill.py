@@ -16,7 +16,7 @@ from tokensieve.sparse.base import BlockPool, gather_tokens
 
 
 def sparse_prefill(query: Tensor, key: Tensor, value: Tensor, scaling: float, keep_ratio: float,
-                   block: int = 128) -> Tensor:
+                   block: int = 128, dense_tail: bool = True) -> Tensor:
     """query [b, hq, q, d] for the last q positions of key/value [b, hkv, n, d] -> output [b, q, hq, d]."""
     batch, q_heads, q_len, dim = query.shape
     kv_heads, n = key.shape[1], key.shape[2]
@@ -30,8 +30,8 @@ def sparse_prefill(query: Tensor, key: Tensor, value: Tensor, scaling: float, ke
         start_local = max(0, (offset + lo) // block * block - block)  # previous block + own block
         far_blocks = start_local // block  # complete key blocks entirely before the local span
         budget_blocks = int(keep_ratio * (offset + hi) / block)
-        if far_blocks <= 1 or budget_blocks >= far_blocks:
-            idx = None  # dense for this query block
+        if far_blocks <= 1 or budget_blocks >= far_blocks or (dense_tail and hi == q_len):
+            idx = None  # dense for this query block (and for the prompt's last block: the question reads all)
         else:
             qg = q_blk.reshape(batch, kv_heads, group, hi - lo, dim)
             # a key block is as good as the best score any query of this block gives its mean key
