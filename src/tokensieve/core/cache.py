@@ -19,6 +19,26 @@ from transformers.cache_utils import (
 )
 
 
+def _append(stored: Tensor | None, new: Tensor) -> Tensor:
+    """`stored` (a view on the token axis, dim 2, of a larger buffer) extended by `new`, returned as a view.
+
+    The buffer grows by 25 % + 64 tokens when full, so decoding n tokens copies O(n) data in total instead of the
+    O(n^2) of concatenating the whole cache at every step."""
+    if stored is None:
+        return new.contiguous()
+    length, extra = stored.shape[2], new.shape[2]
+    base = stored.as_strided(stored.shape[:2] + (stored.stride(1) // stored.stride(2),) + stored.shape[3:],
+                             stored.stride()) if stored.dim() == 4 else None
+    if base is None:  # positions [batch, heads, n]: small, plain concatenation
+        return torch.cat([stored, new], 2)
+    if base.shape[2] < length + extra:
+        grown = base.new_empty(*base.shape[:2], int((length + extra) * 1.25) + 64, base.shape[3])
+        grown[:, :, :length] = stored
+        base = grown
+    base[:, :, length : length + extra] = new
+    return base[:, :, : length + extra]
+
+
 class SieveLayer(DynamicLayer):
     """A DynamicLayer that knows the absolute position of every stored token and can keep a subset."""
 
@@ -29,13 +49,19 @@ class SieveLayer(DynamicLayer):
         self.state: dict[str, Tensor] = {}  # per-token policy state aligned with positions (e.g. H2O scores)
 
     def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        """Append into spare capacity (no full copy per decode step, unlike torch.cat on every token)."""
         batch, heads, new, _ = key_states.shape
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.keys = self.values = None
         fresh = torch.arange(self.seen, self.seen + new, device=key_states.device).expand(batch, heads, new)
-        self.positions = fresh.clone() if self.positions is None else torch.cat([self.positions, fresh], -1)
+        self.keys = _append(self.keys, key_states)
+        self.values = _append(self.values, value_states)
+        self.positions = _append(self.positions, fresh)
         for name, value in self.state.items():
             self.state[name] = torch.cat([value, value.new_zeros(batch, heads, new)], -1)
         self.seen += new
-        return super().update(key_states, value_states, *args, **kwargs)
+        return self.keys, self.values
 
     @property
     def stored(self) -> int:
