@@ -240,10 +240,11 @@ def _speed_table(rows: list[dict], title: str, as_json: bool) -> None:
         print(json.dumps(rows))
         return
     table = Table(title=title)
-    for col in rows[0]:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
+        table.add_row(*(str(row.get(col, "")) for col in columns))
     out.print(table)
 
 

@@ -14,23 +14,15 @@ def protected(positions: Tensor, seen: int, sinks: int, window: int) -> Tensor:
 def topk_keep(scores: Tensor, keep: int, protect: Tensor | None = None) -> Tensor:
     """Indices of the `keep` best tokens along the last dim, protected ones first, returned sorted.
 
-    scores: [..., n]; protect: bool [..., n]. Ties break towards earlier tokens (deterministic).
+    scores: [..., n]; protect: bool [..., n]. A partial top-k (not a full sort): this runs at every decode step.
     """
     n = scores.shape[-1]
     if keep >= n:
         return torch.arange(n, device=scores.device).expand(scores.shape).contiguous()
-    ranked = scores.float().clone()
-    ranked = torch.nan_to_num(ranked, nan=float("-inf"))
+    ranked = scores.float().nan_to_num(nan=float("-inf"))
     if protect is not None:
         ranked = ranked.masked_fill(protect, float("inf"))
-    order = torch.sort(ranked, dim=-1, descending=True, stable=True).indices
-    return order[..., :keep].sort(dim=-1).values
-
-
-def keep_recent(positions: Tensor, keep: int) -> Tensor:
-    """Scores that rank tokens by recency, for window-style selectors."""
-    del keep
-    return positions.float()
+    return ranked.topk(keep, dim=-1, sorted=False).indices.sort(dim=-1).values
 
 
 def vote(scores: Tensor, group: int) -> Tensor:
