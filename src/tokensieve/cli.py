@@ -109,20 +109,27 @@ def cost_table(results) -> Table:
 @guarded
 def demo(
     model: Model = "smollm2-135m",
-    policy: Annotated[str, typer.Option("--policy", "-p")] = "snapkv",
+    policies: Annotated[str, typer.Option(help="Comma-separated policies run after the full cache.")]
+    = "snapkv,tokenselect",
     budget: str = "0.25",
     tokens: Annotated[int, typer.Option(help="Length of the essay haystack.")] = 2000,
     depth: Annotated[float, typer.Option(help="Where the fact is planted, 0..1.")] = 0.5,
     chunk: int | None = 512,
     device: Device = "cpu",
 ) -> None:
-    """The main job: a planted fact in Paul Graham essays, full cache vs one policy, answers and cost."""
+    """The main job: a planted fact in Paul Graham essays; full cache vs an eviction policy vs a dynamic
+    selector at the same budget — answers and measured cost side by side."""
+    from tokensieve.core.budget import parse_budget
+    from tokensieve.core.policy import make
     from tokensieve.data.needle import needle_case
     from tokensieve.generation import cached_load
     from tokensieve.generation import generate as run
 
     if not 0 <= depth <= 1:
         raise TokensieveError(f"depth {depth} is outside [0, 1]")
+    chosen = [("full", "1.0")] + [(name.strip(), budget) for name in policies.split(",") if name.strip()]
+    for name, b in chosen:
+        make(name, parse_budget(b))  # fail on a bad name or budget before any model work
     _, tokenizer = cached_load(model, device)
     case = needle_case(tokenizer, tokens, depth)
     out.print(f"[bold]{tokens}-token haystack[/] of Paul Graham essays, fact planted at {depth:.0%}: "
@@ -130,7 +137,7 @@ def demo(
     results = [
         run(model, case.context, case.question, name, b, chunk=chunk, answer_prefix=case.answer_prefix,
             max_new_tokens=12, device=device, stop_at_newline=True)
-        for name, b in (("full", "1.0"), (policy, budget))
+        for name, b in chosen
     ]
     out.print(cost_table(results))
     for r in results:
