@@ -104,3 +104,13 @@ def test_sparse_prefill_on_the_real_model_keeps_the_prompt_readable(smollm2):
                                  answer_prefix=case.answer_prefix, max_new_tokens=4)
     assert sparse.stats.prompt_tokens == dense.stats.prompt_tokens
     assert sparse.token_ids[0] == dense.token_ids[0]
+
+
+@pytest.mark.parametrize("policy", ["hisa", "snapkv"])
+def test_a_model_without_hookable_attention_is_refused_clearly(policy):
+    from transformers import MambaConfig, MambaForCausalLM
+
+    mamba = MambaForCausalLM(MambaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1))
+    with pytest.raises(tokensieve.TokensieveError, match="supported: Llama-family"), \
+            tokensieve.apply(mamba, tokensieve.make(policy, 0.5)):
+        pass
