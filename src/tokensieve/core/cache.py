@@ -27,10 +27,12 @@ def _append(stored: Tensor | None, new: Tensor) -> Tensor:
     if stored is None:
         return new.contiguous()
     length, extra = stored.shape[2], new.shape[2]
-    base = stored.as_strided(stored.shape[:2] + (stored.stride(1) // stored.stride(2),) + stored.shape[3:],
-                             stored.stride()) if stored.dim() == 4 else None
-    if base is None:  # positions [batch, heads, n]: small, plain concatenation
+    laid_out = stored.dim() == 4 and stored.stride(3) == 1 and stored.stride(2) == stored.shape[3] \
+        and stored.stride(0) == stored.shape[1] * stored.stride(1)
+    if not laid_out:  # positions [batch, heads, n] (small) or a tensor we did not allocate: concatenate
         return torch.cat([stored, new], 2)
+    capacity = stored.stride(1) // stored.stride(2)  # the view's rows per head = its buffer's capacity
+    base = stored.as_strided(stored.shape[:2] + (capacity,) + stored.shape[3:], stored.stride())
     if base.shape[2] < length + extra:
         grown = base.new_empty(*base.shape[:2], int((length + extra) * 1.25) + 64, base.shape[3])
         grown[:, :, :length] = stored
