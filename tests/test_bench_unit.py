@@ -104,3 +104,13 @@ def test_median_timed_warms_up_then_takes_the_median():
 
 def test_pareto_front_drops_dominated_points():
     assert pareto([(1, 0.5), (2, 0.4), (0.5, 0.1), (3, 0.9), (3, 0.2)]) == [(0.5, 0.1), (1, 0.5), (3, 0.9)]
+
+
+def test_code_version_follows_the_method_files_only():
+    from tokensieve.bench.runner import _method_files, code_version
+
+    assert code_version("snapkv") == code_version("snapkv")
+    assert len({code_version("snapkv"), code_version("hisa"), code_version("kvpress:snapkv")}) == 3
+    names = {p.name for p in _method_files("pyramid")}
+    assert {"pyramid.py", "snapkv.py"} <= names and "tova.py" not in names
+    assert {"rectified.py", "hisa.py", "base.py"} <= {p.name for p in _method_files("rectified")}

@@ -46,8 +46,7 @@ def run_ray(cells: list, record: Callable[[dict], None], address: str | None = N
         except (ConnectionError, RuntimeError) as err:
             raise TokensieveError(f"cannot start or join the Ray cluster: {str(err).splitlines()[0]}") from None
     remote = ray.remote(num_cpus=1, max_retries=0)(run_cell)
-    version = code_version()
-    futures = [remote.remote(cell, version) for cell in cells]
+    futures = [remote.remote(cell, code_version(cell.method)) for cell in cells]
     while futures:
         ready, futures = ray.wait(futures, num_returns=1)
         record(ray.get(ready[0]))

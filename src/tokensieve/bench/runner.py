@@ -7,6 +7,7 @@ at any moment and rerun ends with the same table, without lost or duplicated row
 from __future__ import annotations
 
 import hashlib
+import inspect
 import time
 import traceback
 from collections.abc import Callable
@@ -20,19 +21,38 @@ from tokensieve.bench.tasks import case_id
 from tokensieve.errors import TokensieveError
 
 ROOT = Path(__file__).resolve().parents[1]
-VERSIONED = ("core", "kv", "data", "bench/tasks.py", "bench/cost.py", "bench/metrics.py", "bench/peers.py",
-             "bench/peer_worker.py", "generation.py", "models.py")
+SHARED = ("core", "data", "bench/tasks.py", "bench/cost.py", "bench/metrics.py", "generation.py", "models.py")
+PEER_FILES = ("bench/peers.py", "bench/peer_worker.py", "peer_venv.py")
+
+
+def _method_files(method: str | None) -> list[Path]:
+    """The files that define `method`: its class and every tokensieve base class (pyramid -> snapkv), or the
+    peer adapter; all method files when `method` is None."""
+    if method is None:
+        return sorted((ROOT / "kv").rglob("*.py")) + sorted((ROOT / "sparse").rglob("*.py"))
+    if peers.is_peer(method):
+        return [ROOT / f for f in PEER_FILES]
+    from tokensieve.core.policy import REGISTRY
+
+    if method not in REGISTRY:
+        return []
+    files = {Path(inspect.getsourcefile(c)).resolve() for c in REGISTRY[method].__mro__
+             if c.__module__.startswith(("tokensieve.kv", "tokensieve.sparse"))}
+    if any("sparse" in f.parts for f in files):
+        files.add(ROOT / "sparse" / "base.py")
+    return sorted(files)
 
 
 @cache
-def code_version() -> str:
-    """Hash of the sources that can change a cell's numbers (not the report, runner or CLI)."""
+def code_version(method: str | None = None) -> str:
+    """Hash of the sources that can change a cell's numbers: the shared engine and the method's own files, so
+    adding or editing one policy does not invalidate every other method's cells."""
     digest = hashlib.sha256()
-    for entry in VERSIONED:
-        path = ROOT / entry
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(ROOT).as_posix().encode())
-            digest.update(file.read_bytes())
+    shared = [p for entry in SHARED for p in
+              (sorted((ROOT / entry).rglob("*.py")) if (ROOT / entry).is_dir() else [ROOT / entry])]
+    for file in shared + _method_files(method):
+        digest.update(file.relative_to(ROOT).as_posix().encode())
+        digest.update(file.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -53,7 +73,7 @@ class Cell:
                 "repeats": self.repeats}
 
     def key(self, version: str | None = None) -> str:
-        return cell_key(self.inputs(), version or code_version())
+        return cell_key(self.inputs(), version or code_version(self.method))
 
 
 def grid(models: list[str], cases: list[dict], methods: list[str], budgets: list[float],
@@ -91,7 +111,7 @@ def run_cell(cell: Cell, version: str | None = None) -> dict:
     """Run one cell and return its row; any failure of the method is a failed row, not an exception."""
     from tokensieve.bench.tasks import run_local
 
-    version = version or code_version()
+    version = version or code_version(cell.method)
     case = cell.case_dict
     start = time.perf_counter()
     status, quality, metrics = "ok", None, {}
