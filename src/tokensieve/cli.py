@@ -77,7 +77,6 @@ def generate(
     from tokensieve.core.budget import parse_budget
     from tokensieve.core.policy import make, parse_options
     from tokensieve.generation import generate as run
-    from tokensieve.kv import full  # noqa: F401
 
     context = read_text(context_file, "the context file")
     policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
@@ -242,6 +241,17 @@ app.add_typer(speed_app, name="speed")
 Methods = Annotated[str, typer.Option(help="Comma-separated policies to compare with full attention.")]
 
 
+def _speed_methods(methods: str, budget: float) -> list[str]:
+    """Comma-separated policy names, each checked (with the budget) before any model work."""
+    from tokensieve.core.budget import parse_budget
+    from tokensieve.core.policy import make
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    for name in names:
+        make(name, parse_budget(budget))
+    return names
+
+
 def _speed_table(rows: list[dict], title: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows))
@@ -268,12 +278,9 @@ def speed_decode(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Decode tokens/s of each dynamic selector vs full attention after one long dense prefill."""
-    from tokensieve.core.budget import parse_budget
     from tokensieve.sparse.speed import decode_speed
 
-    parse_budget(budget)
-    rows = decode_speed(model, tokens, budget, [m.strip() for m in methods.split(",") if m.strip()], steps,
-                        repeats, device)
+    rows = decode_speed(model, tokens, budget, _speed_methods(methods, budget), steps, repeats, device)
     _speed_table(rows, f"decode speed, median of {repeats}", as_json)
 
 
@@ -290,12 +297,9 @@ def speed_prefill(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Prefill seconds and perplexity: dense sdpa vs block-sparse prefill on the same prompt."""
-    from tokensieve.core.budget import parse_budget
     from tokensieve.sparse.speed import prefill_speed
 
-    parse_budget(budget)
-    rows = prefill_speed(model, tokens, budget, [m.strip() for m in methods.split(",") if m.strip()], repeats,
-                         device=device, block=block)
+    rows = prefill_speed(model, tokens, budget, _speed_methods(methods, budget), repeats, device=device, block=block)
     _speed_table(rows, f"prefill speed, median of {repeats}", as_json)
 
 
@@ -303,7 +307,6 @@ def speed_prefill(
 def policies() -> None:
     """List the registered policies with the paper each implements."""
     from tokensieve.core.policy import REGISTRY
-    from tokensieve.kv import full  # noqa: F401
 
     table = Table(title="policies")
     table.add_column("name")
