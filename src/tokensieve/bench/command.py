@@ -39,27 +39,19 @@ def _numbers(text: str | None, kind, what: str) -> list | None:
 def plan(suite: str, models: str, methods: str | None, budgets: str | None, tasks: str | None,
          lengths: str | None, depths: str | None, needles: str | None, repeats: int | None,
          echo=print) -> list[runner.Cell]:
-    """Validate every choice (one clear error each) and expand the grid, before any model is loaded."""
+    """Validate every choice (one clear error each) and expand the suite's grids, before any model is loaded.
+    Each option replaces that dimension in every part of the suite."""
     from tokensieve import models as zoo
-    from tokensieve.bench.tasks import needle_cases
 
     chosen = suites.suite(suite)
-    method_list = suites.check_methods(_split(methods)) if methods else list(chosen.methods)
-    budget_list = suites.parse_budgets(budgets) if budgets else chosen.budgets
-    cases = chosen.cases
-    if lengths or depths or needles:
-        base = [c for c in cases if c["task"] == "needle"]
-        cases = [c for c in cases if c["task"] != "needle"] + needle_cases(
-            _numbers(lengths, int, "lengths") or sorted({c["tokens"] for c in base}),
-            _numbers(depths, float, "depths") or sorted({c["depth"] for c in base}),
-            _numbers(needles, int, "needles") or sorted({c["needle"] for c in base}))
-    if tasks:
-        wanted = suites.check_tasks(_split(tasks))
-        cases = [c for c in cases if c["task"] in wanted]
-    for d in {c["depth"] for c in cases if c["task"] == "needle"}:
+    method_list = suites.check_methods(_split(methods)) if methods else None
+    budget_list = suites.parse_budgets(budgets) if budgets else None
+    wanted = suites.check_tasks(_split(tasks)) if tasks else None
+    numbers = (_numbers(lengths, int, "lengths"), _numbers(depths, float, "depths"), _numbers(needles, int, "needles"))
+    for d in numbers[1] or []:
         if not 0 <= d <= 1:
             raise TokensieveError(f"depth {d} is outside [0, 1]")
-    for n in {c["tokens"] for c in cases if c["task"] == "needle"}:
+    for n in numbers[0] or []:
         if n < 64:
             raise TokensieveError(f"needle length {n} is too short: use at least 64 tokens")
     model_list = _split(models) or []
@@ -67,12 +59,30 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
         zoo.resolve(m)
     if repeats is not None and repeats < 1:
         raise TokensieveError("--repeats must be at least 1")
-    if not methods:
-        if peers.available():
-            method_list += chosen.peers
-        else:
-            echo(f"kvpress peers skipped: no venv at {peers.venv_dir()} (run `tokensieve peers setup`)")
-    return runner.grid(model_list, cases, method_list, budget_list, repeats or chosen.repeats)
+    with_peers = not methods and peers.available()
+    if not methods and not with_peers and any(p.peers for p in chosen.parts):
+        echo(f"kvpress peers skipped: no venv at {peers.venv_dir()} (run `tokensieve peers setup`)")
+    cells: list[runner.Cell] = []
+    for part in chosen.parts:
+        cases = _override_needles(part.cases, *numbers)
+        if wanted:
+            cases = [c for c in cases if c["task"] in wanted]
+        part_methods = method_list or list(part.methods) + (part.peers if with_peers else [])
+        cells += runner.grid(model_list, cases, part_methods, budget_list or part.budgets, repeats or part.repeats)
+    return list(dict.fromkeys(cells))
+
+
+def _override_needles(cases: list[dict], lengths, depths, needles) -> list[dict]:
+    """Replace a part's needle cases by the product of the given lengths, depths and needles (each defaulting
+    to the values the part had)."""
+    from tokensieve.bench.tasks import needle_cases
+
+    base = [c for c in cases if c["task"] == "needle"]
+    if not base or not (lengths or depths or needles):
+        return cases
+    return [c for c in cases if c["task"] != "needle"] + needle_cases(
+        lengths or sorted({c["tokens"] for c in base}), depths or sorted({c["depth"] for c in base}),
+        needles or sorted({c["needle"] for c in base}))
 
 
 def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: str | None, console: Console,

@@ -10,11 +10,14 @@ from tokensieve.core.budget import Budget
 from tokensieve.errors import TokensieveError
 
 TS_METHODS = ("full", "streaming_llm", "snapkv", "tova", "knorm", "h2o", "pyramid", "random", "window")
+DYNAMIC_METHODS = ("tokenselect", "fasa", "indexer_topk", "hisa", "rectified", "cluster")
 
 
 @dataclass
-class Suite:
-    name: str
+class Part:
+    """One grid of a suite: every case x method x budget. A suite is several parts, so that the expensive
+    cases (8k needles, a long stream) run only the methods worth their cost."""
+
     cases: list[dict]
     methods: list[str]
     budgets: list[float]
@@ -22,20 +25,39 @@ class Suite:
     peers: list[str] = field(default_factory=list)  # added when the kvpress venv exists
 
 
+@dataclass
+class Suite:
+    name: str
+    parts: list[Part]
+
+
+def diagonal_needles(lengths, pairs) -> list[dict]:
+    """Needle cases at every length for each (depth, needle) pair: each needle and depth is still covered,
+    at a third of the cost of the full depth x needle product."""
+    return [c for t in lengths for d, n in pairs for c in needle_cases([t], [d], [n])]
+
+
 def quick() -> Suite:
     cases = needle_cases([1024, 2048], [0.1, 0.5, 0.9], [0, 3])
     cases.append({"task": "fidelity", "tokens": 1024, "continuation": 64, "offset": 3})
-    return Suite("quick", cases, ["full", "streaming_llm", "snapkv", "tova"], [0.25, 0.5],
-                 repeats=1, peers=["kvpress:snapkv", "kvpress:expected_attention"])
+    return Suite("quick", [Part(cases, ["full", "streaming_llm", "snapkv", "tova"], [0.25, 0.5],
+                                peers=["kvpress:snapkv", "kvpress:expected_attention"])])
 
 
 def standard() -> Suite:
-    cases = needle_cases([1024, 2048, 4096, 8000], [0.0, 0.25, 0.5, 0.75, 1.0], [0, 1, 2, 3])
-    cases += [{"task": "fidelity", "tokens": t, "continuation": 128, "offset": o}
-              for t in (2048, 4096) for o in (3, 11)]
-    cases.append({"task": "streaming", "tokens": 3 * 8192, "chunk": 512, "window": 8192})
-    return Suite("standard", cases, list(TS_METHODS), [0.1, 0.25, 0.5], repeats=3,
-                 peers=[peers.PREFIX + p for p in peers.DEFAULT_PRESSES])
+    """The published suite (docs/RESULTS.md), sized to about an hour on 2 CPU cores."""
+    pairs = [(0.1, 0), (0.5, 1), (0.9, 2)]
+    all_presses = [peers.PREFIX + p for p in peers.DEFAULT_PRESSES]
+    breadth = diagonal_needles([1024, 2048, 4096], pairs)
+    breadth += [{"task": "fidelity", "tokens": 2048, "continuation": 128, "offset": o} for o in (3, 11)]
+    long_needles = diagonal_needles([8000], pairs)
+    stream = [{"task": "streaming", "tokens": 3 * 8192, "chunk": 512, "window": 8192}]
+    return Suite("standard", [
+        Part(breadth, [*TS_METHODS, *DYNAMIC_METHODS], [0.125, 0.5], peers=all_presses),
+        Part(long_needles, ["full", "streaming_llm", "snapkv", "tova", "tokenselect", "hisa", "fasa"], [0.125],
+             peers=["kvpress:snapkv", "kvpress:streaming_llm", "kvpress:tova"]),
+        Part(stream, ["full", "streaming_llm", "snapkv", "tova", "knorm", "h2o"], [0.125]),
+    ])
 
 
 SUITES = {"quick": quick, "standard": standard}
