@@ -26,6 +26,20 @@ def test_sparse_attend_equals_masked_dense_attention():
     torch.testing.assert_close(out, ref.reshape(1, 6, 1, 16).transpose(1, 2))
 
 
+def test_gather_tokens_matches_gather_on_cache_views_and_plain_tensors():
+    """The fast row gather reads a strided view of the cache's growable buffer correctly (and falls back to
+    torch.gather for a layout it cannot read as rows)."""
+    from tokensieve.core.cache import _append
+
+    torch.manual_seed(0)
+    stored = _append(_append(None, torch.randn(2, 3, 40, 8)), torch.randn(2, 3, 5, 8))  # a view with spare rows
+    assert stored.stride(1) > stored.shape[2] * stored.shape[3], "test needs a view with spare capacity"
+    idx = torch.randint(0, 45, (2, 3, 17))
+    for tensor in (stored, stored.contiguous(), stored.transpose(2, 3).contiguous().transpose(2, 3)):
+        expected = tensor.gather(2, idx.unsqueeze(-1).expand(-1, -1, -1, 8))
+        torch.testing.assert_close(gather_tokens(tensor, idx), expected, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("policy", SPARSE)
 def test_budget_one_is_dense_and_small_budget_still_answers(policy, smollm2):
     model, tok = smollm2

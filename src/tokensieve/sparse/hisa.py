@@ -6,8 +6,15 @@ import torch
 from torch import Tensor
 
 from tokensieve.core.policy import register
-from tokensieve.core.select import topk_keep
-from tokensieve.sparse.base import BlockPool, SelectPolicy, ceil_div, grouped, protected_indices
+from tokensieve.sparse.base import (
+    BlockPool,
+    SelectPolicy,
+    ceil_div,
+    gather_tokens,
+    grouped,
+    protected_indices,
+    top_tokens,
+)
 
 
 @register("hisa")
@@ -24,11 +31,16 @@ class HISA(SelectPolicy):
     representative: str = "mean"  # measured on SmolLM2 at 2k: mean pooling ranks blocks better than the bound
 
     def candidates(self, session, module, q: Tensor, keys: Tensor, keep: int) -> Tensor:
-        """Token indices [batch, kv_heads, m] inside the best blocks, plus the unfinished last block."""
+        """Token indices [batch, kv_heads, m] inside the best blocks, plus the unfinished last block. The blocks
+        holding the sinks and the recent window always survive, so every protected token is a candidate."""
         block_scores = self.block_scores(session, module, q, keys)
         n, blocks = keys.shape[2], block_scores.shape[-1]
-        take = min(blocks, ceil_div(int(keep * self.oversample), self.block))
-        best = block_scores.topk(take, dim=-1).indices.sort(-1).values
+        forced = torch.zeros(blocks, dtype=torch.bool, device=keys.device)
+        forced[: ceil_div(self.budget.sinks, self.block)] = True
+        forced[max(0, n - self.budget.window) // self.block :] = True
+        block_scores = block_scores.masked_fill(forced, float("inf"))
+        take = min(blocks, max(ceil_div(int(keep * self.oversample), self.block), int(forced.sum())))
+        best = block_scores.topk(take, dim=-1, sorted=False).indices
         tokens = (best.unsqueeze(-1) * self.block + torch.arange(self.block, device=keys.device)).flatten(-2)
         tail = torch.arange(blocks * self.block, n, device=keys.device).expand(*tokens.shape[:2], -1)
         return torch.cat([tokens, tail], -1)
@@ -47,23 +59,6 @@ class HISA(SelectPolicy):
     def choose(self, session, module, query: Tensor, keys: Tensor, keep: int) -> Tensor:
         q = grouped(query, keys.shape[1])
         cand = self.candidates(session, module, q, keys, keep)
-        sub = keys.gather(2, cand.unsqueeze(-1).expand(-1, -1, -1, keys.shape[-1]))
-        scores = torch.einsum("bhgd,bhnd->bhgn", q, sub).amax(2)
+        scores = torch.einsum("bhgd,bhnd->bhgn", q, gather_tokens(keys, cand)).amax(2)
         guard = protected_indices(keys.shape[2], self.budget.sinks, self.budget.window, keys.device)[cand]
-        scores = scores.masked_fill(guard, float("inf"))
-        # sinks outside the surviving blocks are added back explicitly
-        sinks = torch.arange(min(self.budget.sinks, keys.shape[2]), device=keys.device).expand(*cand.shape[:2], -1)
-        pool_idx = torch.cat([sinks, cand], -1)
-        pool_scores = torch.cat([torch.full(sinks.shape, float("inf"), device=keys.device), scores], -1)
-        pool_scores = pool_scores.masked_fill(_duplicates(pool_idx), float("-inf"))
-        chosen = topk_keep(pool_scores, min(keep, pool_idx.shape[-1]))
-        return pool_idx.gather(-1, chosen).sort(-1).values
-
-
-def _duplicates(idx: Tensor) -> Tensor:
-    """True for every repeat of an index already seen earlier along the last dim."""
-    order = idx.sort(dim=-1, stable=True)
-    repeat = torch.zeros_like(idx, dtype=torch.bool)
-    repeat[..., 1:] = order.values[..., 1:] == order.values[..., :-1]
-    out = torch.zeros_like(repeat)
-    return out.scatter(-1, order.indices, repeat)
+        return cand.gather(-1, top_tokens(scores, min(keep, cand.shape[-1]), guard))

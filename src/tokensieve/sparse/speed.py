@@ -4,21 +4,40 @@ decode: one dense prefill of a long real-prose prompt, then `steps` greedy decod
 of that cache; median tokens/s over `repeats` and the ratio to full attention measured in the same run.
 prefill: dense sdpa vs block-sparse prefill on the same prompt; median seconds, and the perplexity of the
 prompt's last `score_tokens` tokens (teacher-forced) under each, so speed comes with its quality cost.
+
+Both add a `bound:no-attention` row: the same run with every attention output replaced by zeros (projections,
+cache writes, MLPs and the LM head unchanged). No sparse kernel, however well compiled, can beat its speed-up.
 """
 
 from __future__ import annotations
 
 import copy
 import statistics
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import now
-from tokensieve.core.policy import make
+from tokensieve.core.policy import Policy, make
 from tokensieve.data.corpus import haystack
 from tokensieve.generation import cached_load
+
+BOUND = "bound:no-attention"
+
+
+@dataclass
+class NoAttention(Policy):
+    """Not a method: attention costs nothing and returns zeros. Its speed is what the rest of the model costs,
+    so `full / no-attention` bounds the speed-up of any attention kernel on this model and context."""
+
+    name: ClassVar[str] = BOUND
+
+    def attend(self, session, module, query, key, value, attention_mask, **kwargs):
+        batch, heads, length, _ = query.shape
+        return query.new_zeros(batch, length, heads, value.shape[-1]), None
 
 
 def _prompt(model_name: str, tokens: int, device: str):
@@ -34,9 +53,10 @@ def decode_speed(model_name: str, tokens: int, budget: float, methods: list[str]
     base = SieveCache(model.config)
     with apply(model, make("full")):
         logits = model(ids, past_key_values=base, logits_to_keep=1).logits[:, -1]
-    names = ["full", *[m for m in methods if m != "full"]]
+    names = ["full", *[m for m in methods if m != "full"], BOUND]
     rates: dict[str, list[float]] = {name: [] for name in names}
-    policies = {name: make(name, budget if name != "full" else 1.0) for name in names}
+    policies = {name: make(name, budget if name != "full" else 1.0) for name in names[:-1]}
+    policies[BOUND] = NoAttention()
     answers: dict[str, list[int]] = {}
     for _ in range(repeats):
         for name in names:  # interleaved, so drift on a shared machine hits every method alike
@@ -57,7 +77,7 @@ def decode_speed(model_name: str, tokens: int, budget: float, methods: list[str]
         agree = sum(a == b for a, b in zip(answers[name], answers["full"], strict=True)) / steps
         row = {"method": name, "budget": 1.0 if name == "full" else budget, "context_tokens": ids.shape[1],
                "decode_tok_s": round(rate, 2), "speedup": round(rate / full_rate, 3),
-               "token_agreement": round(agree, 3), "repeats": repeats, "steps": steps}
+               "token_agreement": None if name == BOUND else round(agree, 3), "repeats": repeats, "steps": steps}
         if hasattr(policies[name], "hit_rate"):
             row["selection_cache_hit_rate"] = round(policies[name].hit_rate, 3)
         rows.append(row)
@@ -79,9 +99,9 @@ def _prefill(model, ids, policy, score_tokens: int) -> tuple[float, float]:
 def prefill_speed(model_name: str, tokens: int, budget: float, methods: list[str], repeats: int = 3,
                   score_tokens: int = 512, device: str = "cpu", block: int = 128) -> list[dict]:
     model, ids = _prompt(model_name, tokens, device)
-    names = ["full", *[m for m in methods if m != "full"]]
-    policies = {"full": make("full")}
-    for name in names[1:]:
+    names = ["full", *[m for m in methods if m != "full"], BOUND]
+    policies: dict[str, Policy] = {"full": make("full"), BOUND: NoAttention()}
+    for name in names[1:-1]:
         policies[name] = make(name, budget, sparse_prefill=True, prefill_block=block)
     times: dict[str, list[float]] = {name: [] for name in names}
     ppl: dict[str, float] = {}
@@ -90,10 +110,11 @@ def prefill_speed(model_name: str, tokens: int, budget: float, methods: list[str
             elapsed, ppl[name] = _prefill(model, ids, policies[name], score_tokens)
             times[name].append(elapsed)
     median = {name: statistics.median(values) for name, values in times.items()}
+    quality = {name: (round(ppl[name], 3), round(100 * (ppl[name] / ppl["full"] - 1), 2)) for name in names[:-1]}
     return [
         {"method": name, "budget": 1.0 if name == "full" else budget, "prompt_tokens": ids.shape[1],
          "prefill_s": round(median[name], 2), "speedup": round(median["full"] / median[name], 3),
-         "ppl_last_tokens": round(ppl[name], 3), "ppl_rise_pct": round(100 * (ppl[name] / ppl["full"] - 1), 2),
+         "ppl_last_tokens": quality.get(name, (None,))[0], "ppl_rise_pct": quality.get(name, (None, None))[1],
          "repeats": repeats}
         for name in names
     ]
