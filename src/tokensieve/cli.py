@@ -303,6 +303,28 @@ def speed_prefill(
     _speed_table(rows, f"prefill speed, median of {repeats}", as_json)
 
 
+@speed_app.command("kernel")
+@guarded
+def speed_kernel(
+    model: Model = "smollm2-135m",
+    tokens: Annotated[int, typer.Option(help="Cached tokens the decode query attends over.")] = 8000,
+    budget: Annotated[float, typer.Option(help="Ratio of the cached tokens each query attends to.")] = 0.125,
+    methods: Methods = "tokenselect,fasa,indexer_topk,hisa,rectified",
+    repeats: int = 50,
+    compiled: Annotated[bool, typer.Option("--compile", help="Also time each method through torch.compile.")]
+    = False,
+    device: Device = "cpu",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One layer's decode attention alone: dense sdpa vs each selector (eager, and compiled with --compile)."""
+    from tokensieve.sparse.kernel_speed import kernel_speed
+
+    if repeats < 1 or tokens < 64:
+        raise TokensieveError("--repeats must be >= 1 and --tokens >= 64")
+    rows = kernel_speed(model, tokens, budget, _speed_methods(methods, budget), repeats, compiled, device)
+    _speed_table(rows, f"one layer's decode attention, median of {repeats}", as_json)
+
+
 @app.command()
 def policies() -> None:
     """List the registered policies with the paper each implements."""

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+from tokensieve.core.cache import _append
 from tokensieve.core.policy import Policy
 
 
@@ -85,6 +86,23 @@ class BlockPool:
             self.keys = new_k if self.keys is None else torch.cat([self.keys, new_k], 2)
             self.values = new_v if self.values is None else torch.cat([self.values, new_v], 2)
         return self.keys, self.values
+
+
+@dataclass
+class KeyChannels:
+    """A contiguous copy of a fixed set of channels per KV head (`dims` [kv_heads, c]) of every cached key,
+    extended as the cache grows: scoring with it reads c/dim of the key bytes instead of all of them."""
+
+    dims: Tensor
+    keys: Tensor | None = None  # [batch, kv_heads, n, c]
+
+    def update(self, keys: Tensor) -> Tensor:
+        done = 0 if self.keys is None else self.keys.shape[2]
+        if keys.shape[2] > done:
+            fresh = keys[:, :, done:]
+            index = self.dims[None, :, None, :].expand(fresh.shape[0], -1, fresh.shape[2], -1)
+            self.keys = _append(self.keys, fresh.gather(-1, index))
+        return self.keys
 
 
 @dataclass

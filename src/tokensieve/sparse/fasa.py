@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from tokensieve.core.policy import register
-from tokensieve.sparse.base import SelectPolicy
+from tokensieve.sparse.base import KeyChannels, SelectPolicy
 
 
 def chunk_contributions(q: Tensor, k: Tensor) -> Tensor:
@@ -51,6 +51,6 @@ class FASA(SelectPolicy):
     def scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
         pairs = self.dominant(module, q, keys)
         dims = torch.cat([pairs, pairs + q.shape[-1] // 2], -1)  # [kv_heads, 2*chunks]
+        k_part = self.scratch(session, module, "fasa", lambda: KeyChannels(dims)).update(keys)
         q_part = q.gather(-1, dims[None, :, None, :].expand(q.shape[0], -1, q.shape[2], -1))
-        k_part = keys.gather(-1, dims[None, :, None, :].expand(keys.shape[0], -1, keys.shape[2], -1))
         return torch.einsum("bhgd,bhnd->bhgn", q_part, k_part).amax(2)
