@@ -104,6 +104,8 @@ def test_median_timed_warms_up_then_takes_the_median():
 
 def test_pareto_front_drops_dominated_points():
     assert pareto([(1, 0.5), (2, 0.4), (0.5, 0.1), (3, 0.9), (3, 0.2)]) == [(0.5, 0.1), (1, 0.5), (3, 0.9)]
+    # tokens/s: more is better
+    assert pareto([(10, 0.5), (20, 0.4), (5, 0.9), (20, 0.1)], higher_x=True) == [(20, 0.4), (10, 0.5), (5, 0.9)]
 
 
 def test_code_version_follows_the_method_files_only():
@@ -114,3 +116,30 @@ def test_code_version_follows_the_method_files_only():
     names = {p.name for p in _method_files("pyramid")}
     assert {"pyramid.py", "snapkv.py"} <= names and "tova.py" not in names
     assert {"rectified.py", "hisa.py", "base.py"} <= {p.name for p in _method_files("rectified")}
+
+
+def test_summary_never_pools_context_lengths():
+    from tokensieve.bench.summary import summarise
+
+    def row(case_id, quality, prefill):
+        return {"model": "m", "task": "needle", "case_id": case_id, "method": "snapkv", "budget": 0.5,
+                "status": "ok", "quality": quality, "metrics": {"prefill_s": prefill}}
+
+    lines = summarise([row("needle/1024/d0.10/n0", 1.0, 1.0), row("needle/1024/d0.50/n1", 0.0, 3.0),
+                       row("needle/8000/d0.10/n0", 0.0, 30.0)])
+    assert [(ln.tokens, ln.n, ln.quality, ln.prefill_s) for ln in lines] == [(1024, 2, 0.5, 2.0), (8000, 1, 0.0, 30.0)]
+
+
+def test_standard_suite_runs_the_long_cases_for_a_subset_and_options_replace_dimensions():
+    from tokensieve.bench.command import plan
+
+    cells = plan("standard", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None)
+    assert len(cells) == len(set(cells))
+    by_length: dict[int, set[str]] = {}
+    for c in cells:
+        by_length.setdefault(c.case_dict["tokens"], set()).add(c.method)
+    assert {"full", "snapkv", "hisa", "random", "cluster"} <= by_length[1024]
+    assert "random" not in by_length[8000] and {"full", "snapkv", "tokenselect"} <= by_length[8000]
+    assert all(c.method in suites.TS_METHODS for c in cells if c.case_dict["task"] == "streaming")
+    small = plan("standard", "smollm2-135m", "full,hisa", "0.25", "needle", "1024", "0.5", "0", None)
+    assert {(c.method, c.budget, c.case_dict["tokens"]) for c in small} == {("full", 1.0, 1024), ("hisa", 0.25, 1024)}

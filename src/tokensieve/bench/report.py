@@ -10,7 +10,8 @@ from tokensieve.bench.store import Store
 from tokensieve.bench.summary import Line, latest_version, needle_by_length, summarise
 
 QUALITY = {"needle": "needle accuracy", "fidelity": "top-1 agreement with full cache"}
-COSTS = (("kv_frac", "kept KV (fraction of full)"), ("prefill_s", "prefill seconds (median)"))
+COSTS = {"needle": (("kv_frac", "kept KV (fraction of full)"), ("decode_tok_s", "decode tokens/s (median)")),
+         "fidelity": (("kv_frac", "kept KV (fraction of full)"), ("prefill_s", "prefill seconds (median)"))}
 
 
 def _f(value, fmt: str = ".3g") -> str:
@@ -44,17 +45,17 @@ def _streaming(chosen: list[Line]) -> tuple[list[str], list[list[str]]]:
 
 
 def _quality(task: str, chosen: list[Line]) -> tuple[list[str], list[list[str]]]:
-    head = ["model", "method", "budget", "cases", QUALITY[task], "kept KV", "KV MB", "prefill s",
+    head = ["model", "tokens", "method", "budget", "cases", QUALITY[task], "kept KV", "KV MB", "prefill s",
             "decode tok/s", "peak RSS MB", "attn GFLOPs", "failed"]
     if task == "fidelity":
-        head[5:5] = ["KL", "ppl ratio"]
+        head[6:6] = ["KL", "ppl ratio"]
     body = []
-    for ln in chosen:
-        row = [ln.model, ln.method, f"{ln.budget:g}", str(ln.n), _f(ln.quality), _f(ln.kv_frac, ".2f"),
-               _f(ln.kv_mb, ".1f"), _f(ln.prefill_s, ".2f"), _f(ln.decode_tok_s, ".1f"),
+    for ln in sorted(chosen, key=lambda ln: (ln.model, ln.tokens, ln.method, ln.budget)):
+        row = [ln.model, str(ln.tokens), ln.method, f"{ln.budget:g}", str(ln.n), _f(ln.quality),
+               _f(ln.kv_frac, ".2f"), _f(ln.kv_mb, ".1f"), _f(ln.prefill_s, ".2f"), _f(ln.decode_tok_s, ".1f"),
                _f(ln.peak_rss_mb, ".0f"), _f(ln.gflops, ".1f"), _failed(ln)]
         if task == "fidelity":
-            row[5:5] = [_f(ln.extra.get("kl")), _f(ln.extra.get("ppl_ratio"), ".3f")]
+            row[6:6] = [_f(ln.extra.get("kl")), _f(ln.extra.get("ppl_ratio"), ".3f")]
         body.append(row)
     return head, body
 
@@ -79,23 +80,30 @@ def _html_table(head: list[str], body: list[list[str]]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
-def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not dominated (lower cost, higher quality), sorted by cost."""
+def pareto(points: list[tuple[float, float]], higher_x: bool = False) -> list[tuple[float, float]]:
+    """Points not dominated (lower cost, or higher x when `higher_x` such as tokens/s; higher quality),
+    ordered from the best x to the worst."""
     front, best = [], float("-inf")
-    for cost, quality in sorted(points, key=lambda p: (p[0], -p[1])):
+    for x, quality in sorted(points, key=lambda p: (-p[0] if higher_x else p[0], -p[1])):
         if quality > best:
-            front.append((cost, quality))
+            front.append((x, quality))
             best = quality
     return front
 
 
+HIGHER_IS_BETTER = {"decode_tok_s"}
+
+
 def _panels(lines: list[Line]) -> list[tuple[str, str, str, list[Line]]]:
+    """(title, cost attribute, axis label, lines): per task and context length, quality against each cost."""
     panels = []
     for task in ("needle", "fidelity"):
-        chosen = [ln for ln in lines if ln.task == task and ln.quality is not None]
-        for attr, label in COSTS:
-            if chosen:
-                panels.append((task, attr, label, [ln for ln in chosen if getattr(ln, attr) is not None]))
+        for tokens in sorted({ln.tokens for ln in lines if ln.task == task}):
+            chosen = [ln for ln in lines if ln.task == task and ln.tokens == tokens and ln.quality is not None]
+            for attr, label in COSTS[task]:
+                mine = [ln for ln in chosen if getattr(ln, attr) is not None]
+                if mine:
+                    panels.append((f"{task} at {tokens} tokens", attr, label, mine))
     return panels
 
 
@@ -113,25 +121,32 @@ def png(lines: list[Line], path: Path) -> None:
     fig, axes = plt.subplots(rows_n, cols, figsize=(12, 4.5 * rows_n), squeeze=False)
     methods = sorted({ln.method for _, _, _, chosen in panels for ln in chosen})
     colors = {m: plt.cm.tab20(i % 20) for i, m in enumerate(methods)}
-    for ax, (task, attr, label, chosen) in zip(axes.flat, panels, strict=False):
+    for ax, (title, attr, label, chosen) in zip(axes.flat, panels, strict=False):
         for method in methods:
-            pts = [(getattr(ln, attr), ln.quality) for ln in chosen if ln.method == method]
-            if pts:
+            mine = [ln for ln in chosen if ln.method == method]
+            if mine:
                 marker = "*" if method == "full" else ("s" if method.startswith("kvpress:") else "o")
-                ax.scatter(*zip(*pts, strict=True), label=method, color=colors[method], marker=marker,
-                           s=140 if method == "full" else 45)
-        front = pareto([(getattr(ln, attr), ln.quality) for ln in chosen])
+                ax.scatter([getattr(ln, attr) for ln in mine], [ln.quality for ln in mine], label=method,
+                           color=colors[method], marker=marker, s=140 if method == "full" else 45)
+                for ln in mine:  # which budget a point is
+                    if method != "full":
+                        ax.annotate(f"{ln.budget:g}", (getattr(ln, attr), ln.quality), fontsize=6, alpha=0.6,
+                                    xytext=(4, 3), textcoords="offset points")
+        front = pareto([(getattr(ln, attr), ln.quality) for ln in chosen], attr in HIGHER_IS_BETTER)
         if front:
             ax.step(*zip(*front, strict=True), where="post", color="grey", lw=1, ls="--", label="Pareto front")
         ax.set_xlabel(label)
-        ax.set_ylabel(QUALITY[task])
-        ax.set_title(f"{task}: quality vs {label.split(' (')[0]}")
+        ax.set_ylabel(QUALITY[title.split()[0]])
+        ax.set_title(f"{title}: quality vs {label.split(' (')[0]}")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    legend: dict[str, object] = {}
+    for ax in axes.flat:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(6, len(legend)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.04 + 0.012 * (len(legend) // 6), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -146,12 +161,13 @@ def html_page(lines: list[Line], rows: list[dict], path: Path, title: str, comma
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p><code>{html.escape(command)}</code></p>"]
     if panels:
         rows_n = (len(panels) + 1) // 2
-        fig = make_subplots(rows=rows_n, cols=2, subplot_titles=[f"{t}: quality vs {lab}" for t, _, lab, _ in panels])
+        titles = [f"{t}: quality vs {lab.split(' (')[0]}" for t, _, lab, _ in panels]
+        fig = make_subplots(rows=rows_n, cols=2, subplot_titles=titles)
         shown: set[str] = set()
         palette = pc.qualitative.Dark24
         every = sorted({ln.method for _, _, _, chosen in panels for ln in chosen})
         color = {m: palette[i % len(palette)] for i, m in enumerate(every)}
-        for i, (task, attr, label, chosen) in enumerate(panels):
+        for i, (title_, attr, label, chosen) in enumerate(panels):
             r, c = i // 2 + 1, i % 2 + 1
             for method in sorted({ln.method for ln in chosen}):
                 mine = [ln for ln in chosen if ln.method == method]
@@ -163,13 +179,13 @@ def html_page(lines: list[Line], rows: list[dict], path: Path, title: str, comma
                     text=[f"{method} @ {ln.budget:g}<br>n={ln.n} failed={ln.failed}" for ln in mine],
                     hovertemplate="%{text}<br>x=%{x:.3g}<br>y=%{y:.3g}<extra></extra>"), row=r, col=c)
                 shown.add(method)
-            front = pareto([(getattr(ln, attr), ln.quality) for ln in chosen])
+            front = pareto([(getattr(ln, attr), ln.quality) for ln in chosen], attr in HIGHER_IS_BETTER)
             fig.add_trace(go.Scatter(x=[p[0] for p in front], y=[p[1] for p in front], mode="lines",
                                      line={"shape": "hv", "dash": "dash", "color": "grey"}, name="Pareto front",
                                      legendgroup="pareto", showlegend="pareto" not in shown), row=r, col=c)
             shown.add("pareto")
             fig.update_xaxes(title_text=label, row=r, col=c)
-            fig.update_yaxes(title_text=QUALITY[task], row=r, col=c)
+            fig.update_yaxes(title_text=QUALITY[title_.split()[0]], row=r, col=c)
         fig.update_layout(height=450 * rows_n, template="plotly_white")
         parts.append(pio.to_html(fig, include_plotlyjs="inline", full_html=False, div_id="pareto"))
     for title, head, body in sections(lines, rows):

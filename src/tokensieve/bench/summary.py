@@ -1,5 +1,6 @@
-"""Rows -> one summary line per (model, task, method, budget): quality and cost, aggregated honestly
-(means of per-case quality, medians of timings, failed cells counted)."""
+"""Rows -> one summary line per (model, task, context length, method, budget): quality and cost, aggregated
+honestly (means of per-case quality, medians of timings, failed cells counted). Lengths are never pooled: cost
+grows with the context, and a suite may run its longest cases for only some methods."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 class Line:
     model: str
     task: str
+    tokens: int
     method: str
     budget: float
     n: int = 0
@@ -54,13 +56,13 @@ def latest_version(rows: list[dict]) -> list[dict]:
 def summarise(rows: list[dict]) -> list[Line]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
-        groups[(row["model"], row["task"], row["method"], row["budget"])].append(row)
+        groups[(row["model"], row["task"], context_tokens(row), row["method"], row["budget"])].append(row)
     lines = []
-    for (model, task, method, budget), group in sorted(groups.items()):
+    for (model, task, tokens, method, budget), group in sorted(groups.items()):
         ok = [r for r in group if r["status"] == "ok"]
         bad = [r for r in group if r["status"] != "ok"]
         m = [r["metrics"] for r in ok]
-        line = Line(model, task, method, budget, n=len(ok), failed=len(bad),
+        line = Line(model, task, tokens, method, budget, n=len(ok), failed=len(bad),
                     error=bad[0]["metrics"].get("error", "")[:120] if bad else "")
         if m:
             line.quality = _mean([r["quality"] for r in ok])
@@ -84,13 +86,18 @@ def summarise(rows: list[dict]) -> list[Line]:
     return lines
 
 
+def context_tokens(row: dict) -> int:
+    """The context length of a row's case, from its id: needle/1024/..., fidelity/2048+128/..., streaming/24576/..."""
+    return int(row["case_id"].split("/")[1].split("+")[0])
+
+
 def needle_by_length(rows: list[dict]) -> dict[tuple[str, float], dict[int, tuple[int, int]]]:
     """(method, budget) -> {context tokens: (hits, cases)} for the needle grid."""
     out: dict[tuple[str, float], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for row in rows:
         if row["task"] != "needle" or row["status"] != "ok":
             continue
-        tokens = int(row["case_id"].split("/")[1])
+        tokens = context_tokens(row)
         cell = out[(row["method"], row["budget"])][tokens]
         cell[0] += int(row["quality"] or 0)
         cell[1] += 1
