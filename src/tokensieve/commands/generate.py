@@ -1,0 +1,134 @@
+"""Answering with a KV policy: generate · demo · haystack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tokensieve.commands.common import Device, Model, err, guarded, out, read_text
+from tokensieve.errors import TokensieveError
+
+
+@guarded
+def generate(
+    question: Annotated[str, typer.Option("--question", "-q", help="The question asked about the context.")],
+    context_file: Annotated[Path, typer.Option("--context-file", "-c", help="UTF-8 text file ('-' = stdin).")],
+    model: Model = "smollm2-135m",
+    policy: Annotated[str, typer.Option("--policy", "-p", help="KV policy (see `tokensieve policies`).")] = "snapkv",
+    budget: Annotated[str, typer.Option(help="Ratio in (0, 1] of the prompt, or a token count per layer.")] = "0.25",
+    chunk: Annotated[int | None, typer.Option(help="Prefill in chunks of N tokens, evicting after each.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate at most.")] = 32,
+    answer_prefix: Annotated[str, typer.Option(help="Text the answer starts with (completion style).")] = "",
+    query_agnostic: Annotated[bool, typer.Option(help="Compress the context before the question is seen.")] = False,
+    sinks: Annotated[int, typer.Option(help="Leading tokens always kept (attention sinks).")] = 4,
+    window: Annotated[int, typer.Option(help="Most recent tokens always kept.")] = 32,
+    device: Device = "cpu",
+    option: Annotated[list[str] | None, typer.Option("--set", help="Policy option key=value (repeatable), "
+                                                     "e.g. --set observe=64 --set sparse_prefill=true")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer and stats.")] = False,
+) -> None:
+    """Answer a question about a long document with a KV policy, and report what it cost."""
+    from tokensieve.core.budget import parse_budget
+    from tokensieve.core.policy import make, parse_options
+    from tokensieve.generation import generate as run
+
+    context = read_text(context_file, "the context file")
+    policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
+    result = run(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
+                 query_aware=not query_agnostic, answer_prefix=answer_prefix, sinks=sinks, window=window,
+                 device=device)
+    if as_json:
+        print(json.dumps(result.to_dict()))
+        return
+    out.print(f"[bold]answer:[/] {result.answer}")
+    out.print(cost_table([result]))
+
+
+def cost_table(results) -> Table:
+    table = Table(title="cost (measured)")
+    for col in ("policy", "budget", "answer", "prompt tok", "kept tok/layer", "KV MB", "prefill s",
+                "decode tok/s", "peak RSS MB"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        s = r.stats
+        kept = sum(s.kept_tokens) / max(len(s.kept_tokens), 1)
+        table.add_row(s.policy, f"{s.budget:g}", r.answer[:40], str(s.prompt_tokens), f"{kept:.0f}",
+                      f"{s.kv_bytes_kept / 2**20:.1f} / {s.kv_bytes_full / 2**20:.1f}", f"{s.prefill_s:.2f}",
+                      f"{s.decode_tok_s:.1f}", f"{s.peak_rss_mb:.0f}")
+    return table
+
+
+@guarded
+def demo(
+    model: Model = "smollm2-135m",
+    policies: Annotated[str, typer.Option(help="Comma-separated policies run after the full cache.")]
+    = "snapkv,tokenselect",
+    budget: str = "0.25",
+    tokens: Annotated[int, typer.Option(help="Length of the essay haystack.")] = 2000,
+    depth: Annotated[float, typer.Option(help="Where the fact is planted, 0..1.")] = 0.5,
+    chunk: int | None = 512,
+    device: Device = "cpu",
+) -> None:
+    """The main job: a planted fact in Paul Graham essays; full cache vs an eviction policy vs a dynamic
+    selector at the same budget — answers and measured cost side by side."""
+    from tokensieve.core.budget import parse_budget
+    from tokensieve.core.policy import make
+    from tokensieve.data.needle import needle_case
+    from tokensieve.generation import cached_load
+    from tokensieve.generation import generate as run
+
+    if not 0 <= depth <= 1:
+        raise TokensieveError(f"depth {depth} is outside [0, 1]")
+    chosen = [("full", "1.0")] + [(name.strip(), budget) for name in policies.split(",") if name.strip()]
+    for name, b in chosen:
+        make(name, parse_budget(b))  # fail on a bad name or budget before any model work
+    _, tokenizer = cached_load(model, device)
+    case = needle_case(tokenizer, tokens, depth)
+    out.print(f"[bold]{tokens}-token haystack[/] of Paul Graham essays, fact planted at {depth:.0%}: "
+              f"[italic]{case.question}[/] (expected: {case.expected})")
+    results = [
+        run(model, case.context, case.question, name, b, chunk=chunk, answer_prefix=case.answer_prefix,
+            max_new_tokens=12, device=device, stop_at_newline=True)
+        for name, b in chosen
+    ]
+    out.print(cost_table(results))
+    for r in results:
+        hit = case.expected in r.answer
+        out.print(f"{r.stats.policy:>14} @ {r.stats.budget:g}: {'found' if hit else 'MISSED'} the fact")
+
+
+@guarded
+def haystack(
+    tokens: Annotated[int, typer.Option(help="Approximate length in the model's tokens.")] = 8000,
+    depth: Annotated[float, typer.Option(help="Where the fact is planted, 0..1 (negative: no fact).")] = 0.5,
+    needle: Annotated[int, typer.Option(help="Which built-in fact to plant.")] = 0,
+    model: Model = "smollm2-135m",
+) -> None:
+    """Print a long document of Paul Graham essays with a planted fact (and its question on stderr)."""
+    from tokensieve.data.corpus import haystack as essays
+    from tokensieve.data.needle import needle_case
+    from tokensieve.models import resolve
+
+    if tokens < 1:
+        raise TokensieveError("tokens must be positive")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve(model))
+    if depth < 0:
+        print(essays(tokenizer, tokens))
+        return
+    if depth > 1:
+        raise TokensieveError(f"depth {depth} is outside [0, 1]")
+    case = needle_case(tokenizer, tokens, depth, needle)
+    print(case.context)
+    err.print(f"question: {case.question}\nanswer prefix: {case.answer_prefix}\nexpected: {case.expected}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(generate)
+    app.command()(demo)
+    app.command()(haystack)

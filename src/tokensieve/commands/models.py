@@ -1,0 +1,42 @@
+"""What there is to run: policies · models list."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from tokensieve.commands.common import out
+
+models_app = typer.Typer(no_args_is_help=True, help="The offline model zoo.")
+
+
+def policies() -> None:
+    """List the registered policies with the paper each implements."""
+    from tokensieve.core.policy import REGISTRY
+
+    table = Table(title="policies")
+    table.add_column("name")
+    table.add_column("stage")
+    table.add_column("method")
+    for name, cls in sorted(REGISTRY.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        table.add_row(name, cls.__module__.split(".")[1], doc)
+    out.print(table)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Packaged models, whether installed, and whether the fast safetensors copy exists."""
+    from tokensieve import models
+
+    table = Table(title=f"model zoo (cache: {models.cache_root()})")
+    for col in ("name", "package", "installed", "converted", "description"):
+        table.add_column(col)
+    for name, spec in models.ZOO.items():
+        table.add_row(name, spec.package, "yes" if models.installed(name) else "no",
+                      "yes" if (models.converted_dir(name) / "config.json").exists() else "no", spec.description)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(policies)
