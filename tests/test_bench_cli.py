@@ -113,9 +113,14 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_pat
         store.put({"key": f"k{i}", "version": "v", "model": "smollm2-135m", "task": "needle",
                    "case_id": "needle/256/d0.50/n0", "method": method, "budget": budget, "status": "ok",
                    "quality": q, "metrics": {"kv_bytes_kept": kv * 100, "kv_bytes_full": 100, "prefill_s": 0.1 + i}})
+    trace = [{"tokens": t, "rss_mb": 900.0 + t / 100, "kv_bytes": min(t, 1024) * 2**12} for t in (512, 4096, 8192)]
+    store.put({"key": "s", "version": "v", "model": "smollm2-135m", "task": "streaming",
+               "case_id": "streaming/8192/c512/w4096", "method": "streaming_llm", "budget": 0.25, "status": "ok",
+               "quality": None, "metrics": {"ppl": 20.0, "memory": trace, "kv_bytes_kept": 2**22}})
     store.close()
     page = report.write(tmp_path / "r.sqlite", tmp_path / "out")["html"]
     text = page.read_text()
+    assert 'id="streaming"' in text and 'id="pareto"' in text
     assert "<script src=" not in text and "<link " not in text and page.stat().st_size > 1_000_000  # inline JS
 
     shot = tmp_path / "shot.png"

@@ -107,17 +107,29 @@ def _panels(lines: list[Line]) -> list[tuple[str, str, str, list[Line]]]:
     return panels
 
 
+def _streams(lines: list[Line]) -> list[tuple[str, list[int], list[float], list[float]]]:
+    """(label, tokens read, kept KV MB, RSS MB) sampled along each streaming run."""
+    out = []
+    for ln in lines:
+        trace = ln.extra.get("memory") if ln.task == "streaming" else None
+        if trace:
+            label = ln.method if ln.method == "full" else f"{ln.method} @ {ln.budget:g}"
+            out.append((label, [p["tokens"] for p in trace], [p["kv_bytes"] / 2**20 for p in trace],
+                        [p["rss_mb"] for p in trace]))
+    return out
+
+
 def png(lines: list[Line], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = _panels(lines)
-    if not panels:
+    panels, streams = _panels(lines), _streams(lines)
+    if not panels and not streams:
         return
     cols = 2
-    rows_n = (len(panels) + 1) // 2
+    rows_n = (len(panels) + bool(streams) + 1) // 2
     fig, axes = plt.subplots(rows_n, cols, figsize=(12, 4.5 * rows_n), squeeze=False)
     methods = sorted({ln.method for _, _, _, chosen in panels for ln in chosen})
     colors = {m: plt.cm.tab20(i % 20) for i, m in enumerate(methods)}
@@ -139,7 +151,16 @@ def png(lines: list[Line], path: Path) -> None:
         ax.set_ylabel(QUALITY[title.split()[0]])
         ax.set_title(f"{title}: quality vs {label.split(' (')[0]}")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    if streams:
+        ax = axes.flat[len(panels)]
+        for label, tokens, kv_mb, _ in streams:
+            ax.plot(tokens, kv_mb, label=label)
+        ax.set_xlabel("stream tokens read")
+        ax.set_ylabel("kept KV MB")
+        ax.set_title("streaming: KV memory along the stream")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels) + bool(streams):]:
         ax.axis("off")
     legend: dict[str, object] = {}
     for ax in axes.flat:
@@ -188,6 +209,16 @@ def html_page(lines: list[Line], rows: list[dict], path: Path, title: str, comma
             fig.update_yaxes(title_text=QUALITY[title_.split()[0]], row=r, col=c)
         fig.update_layout(height=450 * rows_n, template="plotly_white")
         parts.append(pio.to_html(fig, include_plotlyjs="inline", full_html=False, div_id="pareto"))
+    streams = _streams(lines)
+    if streams:
+        fig = go.Figure([go.Scatter(x=tokens, y=kv_mb, mode="lines+markers", name=label,
+                                    customdata=rss, hovertemplate="%{x} tokens<br>KV %{y:.1f} MB"
+                                    "<br>RSS %{customdata:.0f} MB<extra>" + label + "</extra>")
+                         for label, tokens, kv_mb, rss in streams])
+        fig.update_layout(title="streaming: KV memory along the stream", xaxis_title="stream tokens read",
+                          yaxis_title="kept KV MB", template="plotly_white", height=420)
+        parts.append(pio.to_html(fig, include_plotlyjs=False if panels else "inline", full_html=False,
+                                 div_id="streaming"))
     for title, head, body in sections(lines, rows):
         parts.append(f"<h2>{html.escape(title)}</h2>" + _html_table(head, body))
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
