@@ -59,6 +59,15 @@ def test_a_smaller_budget_really_drops_kv_and_moves_the_distribution(smollm2):
 
 
 @pytest.mark.real
+def test_fidelity_scores_a_dynamic_selector_at_decode_not_a_dense_fallback(smollm2):
+    """Fed as one block, the teacher-forced continuation would attend densely; it must go step by step."""
+    rows = {r["budget"]: r for r in (run_cell(c) for c in grid([MODEL], [FIDELITY], ["hisa"], [1.0, 0.25]))}
+    assert rows[1.0]["metrics"]["kl"] < 1e-4 and rows[1.0]["quality"] == 1.0
+    assert rows[0.25]["metrics"]["kl"] > 1e-4, "a quarter of the keys per query must move the distribution"
+    assert rows[0.25]["metrics"]["kv_bytes_kept"] == rows[0.25]["metrics"]["kv_bytes_full"]  # nothing evicted
+
+
+@pytest.mark.real
 def test_streaming_keeps_the_cache_bounded_while_full_grows(smollm2):
     case = {"task": "streaming", "tokens": 512, "chunk": 64, "window": 128}
     rows = {r["method"]: r for r in (run_cell(c) for c in grid([MODEL], [case], ["full", "streaming_llm"], [0.5]))}

@@ -143,3 +143,14 @@ def test_standard_suite_runs_the_long_cases_for_a_subset_and_options_replace_dim
     assert all(c.method in suites.TS_METHODS for c in cells if c.case_dict["task"] == "streaming")
     small = plan("standard", "smollm2-135m", "full,hisa", "0.25", "needle", "1024", "0.5", "0", None)
     assert {(c.method, c.budget, c.case_dict["tokens"]) for c in small} == {("full", 1.0, 1024), ("hisa", 0.25, 1024)}
+
+
+def test_only_keeps_the_suite_cells_of_the_named_methods():
+    from tokensieve.bench.command import plan
+
+    every = plan("standard", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None)
+    hisa = plan("standard", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None,
+                only="hisa")
+    assert hisa == [c for c in every if c.method == "hisa"] and any(c.case_dict["tokens"] == 8000 for c in hisa)
+    with pytest.raises(TokensieveError, match="no cells"):
+        plan("quick", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None, only="h2o")

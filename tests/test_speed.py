@@ -20,6 +20,7 @@ def test_decode_speed_compares_with_full_and_the_bound(smollm2):
     assert list(rows) == ["full", "hisa", BOUND]
     assert rows["full"]["speedup"] == 1.0 and rows["full"]["token_agreement"] == 1.0
     assert 0 <= rows["hisa"]["token_agreement"] <= 1 and rows[BOUND]["token_agreement"] is None
+    assert rows[BOUND]["budget"] is None and rows["hisa"]["budget"] == 0.25
     assert all(r["decode_tok_s"] > 0 and r["context_tokens"] == rows["full"]["context_tokens"] for r in rows.values())
 
 

@@ -38,9 +38,10 @@ def _numbers(text: str | None, kind, what: str) -> list | None:
 
 def plan(suite: str, models: str, methods: str | None, budgets: str | None, tasks: str | None,
          lengths: str | None, depths: str | None, needles: str | None, repeats: int | None,
-         echo=print) -> list[runner.Cell]:
+         echo=print, only: str | None = None) -> list[runner.Cell]:
     """Validate every choice (one clear error each) and expand the suite's grids, before any model is loaded.
-    Each option replaces that dimension in every part of the suite."""
+    Each option replaces that dimension in every part of the suite; `only` instead keeps the suite's cells of
+    those methods (e.g. to re-run one method after changing it)."""
     from tokensieve import models as zoo
 
     chosen = suites.suite(suite)
@@ -69,6 +70,11 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
             cases = [c for c in cases if c["task"] in wanted]
         part_methods = method_list or list(part.methods) + (part.peers if with_peers else [])
         cells += runner.grid(model_list, cases, part_methods, budget_list or part.budgets, repeats or part.repeats)
+    if only:
+        keep = set(suites.check_methods(_split(only)))
+        cells = [c for c in cells if c.method in keep]
+        if not cells:
+            raise TokensieveError(f"--only {only}: the suite has no cells of these methods")
     return list(dict.fromkeys(cells))
 
 

@@ -37,9 +37,11 @@ def sections(lines: list[Line], rows: list[dict]) -> list[tuple[str, list[str], 
 
 
 def _streaming(chosen: list[Line]) -> tuple[list[str], list[list[str]]]:
-    head = ["model", "method", "budget", "tokens", "ppl", "kept KV MB (end)", "peak RSS MB", "tok/s", "failed"]
+    head = ["model", "method", "budget", "tokens", "ppl", "kept KV MB (end)", "RSS MB (first sample)",
+            "peak RSS MB", "tok/s", "failed"]
     body = [[ln.model, ln.method, f"{ln.budget:g}", str(ln.extra.get("tokens", "—")), _f(ln.extra.get("ppl")),
-             _f(ln.kv_mb, ".1f"), _f(ln.peak_rss_mb, ".0f"), _f(ln.extra.get("tok_s"), ".1f"), _failed(ln)]
+             _f(ln.kv_mb, ".1f"), _f((ln.extra.get("memory") or [{}])[0].get("rss_mb"), ".0f"),
+             _f(ln.peak_rss_mb, ".0f"), _f(ln.extra.get("tok_s"), ".1f"), _failed(ln)]
             for ln in chosen]
     return head, body
 

@@ -100,7 +100,9 @@ def _fidelity_ids(model: str, case: dict) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def continuation_logits(model: str, case: dict, method: str, budget: float) -> tuple[torch.Tensor, dict]:
-    """Compress the context with `method`, then teacher-force the continuation without further eviction."""
+    """Compress the context with `method`, then teacher-force the continuation without further eviction. A dynamic
+    selector sees the continuation as decode steps, so its selection is what gets scored (fed as one block, it
+    would attend densely like any multi-token forward)."""
     net, _ = cached_load(model)
     ctx, cont = _fidelity_ids(model, case)
     cache_ = SieveCache(net.config)
@@ -112,7 +114,11 @@ def continuation_logits(model: str, case: dict, method: str, budget: float) -> t
         stats = {"kv_bytes_kept": cache_.kv_bytes(), "kv_bytes_full": _full_kv_bytes(cache_),
                  "kept_tokens": cache_.stored_tokens()}
         session.compress = False
-        rest = net(input_ids=cont[:, :-1], past_key_values=cache_, use_cache=True).logits
+        if hasattr(policy, "attend"):  # dynamic selectors choose per decode query: one token at a time
+            rest = torch.cat([net(input_ids=cont[:, i : i + 1], past_key_values=cache_, use_cache=True).logits
+                              for i in range(cont.shape[1] - 1)], 1)
+        else:  # evicted caches are attended densely: one forward gives the same logits
+            rest = net(input_ids=cont[:, :-1], past_key_values=cache_, use_cache=True).logits
     logits = torch.cat([last, rest], 1)[0]
     return logits, {**stats, "prefill_s": prefill_s, "peak_rss_mb": round(peak.rss_mb, 1)}
 

@@ -18,6 +18,8 @@ def bench(
     = "smollm2-135m",
     methods: Annotated[str | None, typer.Option(help="Comma-separated: policies and kvpress:<press> peers "
                                                      "(default: the suite's, peers if their venv exists).")] = None,
+    only: Annotated[str | None, typer.Option(help="Keep only the suite's cells of these methods (comma-separated), "
+                                                  "e.g. to re-run one method after changing it.")] = None,
     budgets: Annotated[str | None, typer.Option(help="Comma-separated ratios in (0, 1].")] = None,
     tasks: Annotated[str | None, typer.Option(help="Only these tasks: needle, fidelity, streaming.")] = None,
     lengths: Annotated[str | None, typer.Option(help="Needle context lengths in tokens, comma-separated.")] = None,
@@ -36,7 +38,7 @@ def bench(
     from tokensieve.bench import command
 
     cells = command.plan(suite, model, methods, budgets, tasks, lengths, depths, needles, repeats,
-                         echo=lambda m: err.print(m, highlight=False))
+                         echo=lambda m: err.print(m, highlight=False), only=only)
     command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err)
 
 

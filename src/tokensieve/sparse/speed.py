@@ -40,6 +40,10 @@ class NoAttention(Policy):
         return query.new_zeros(batch, length, heads, value.shape[-1]), None
 
 
+def _budget_of(name: str, budget: float) -> float | None:
+    return 1.0 if name == "full" else None if name == BOUND else budget
+
+
 def _prompt(model_name: str, tokens: int, device: str):
     model, tok = cached_load(model_name, device)
     ids = tok(haystack(tok, tokens), return_tensors="pt").input_ids.to(model.device)
@@ -75,7 +79,7 @@ def decode_speed(model_name: str, tokens: int, budget: float, methods: list[str]
     for name in names:
         rate = statistics.median(rates[name])
         agree = sum(a == b for a, b in zip(answers[name], answers["full"], strict=True)) / steps
-        row = {"method": name, "budget": 1.0 if name == "full" else budget, "context_tokens": ids.shape[1],
+        row = {"method": name, "budget": _budget_of(name, budget), "context_tokens": ids.shape[1],
                "decode_tok_s": round(rate, 2), "speedup": round(rate / full_rate, 3),
                "token_agreement": None if name == BOUND else round(agree, 3), "repeats": repeats, "steps": steps}
         if hasattr(policies[name], "hit_rate"):
@@ -112,7 +116,7 @@ def prefill_speed(model_name: str, tokens: int, budget: float, methods: list[str
     median = {name: statistics.median(values) for name, values in times.items()}
     quality = {name: (round(ppl[name], 3), round(100 * (ppl[name] / ppl["full"] - 1), 2)) for name in names[:-1]}
     return [
-        {"method": name, "budget": 1.0 if name == "full" else budget, "prompt_tokens": ids.shape[1],
+        {"method": name, "budget": _budget_of(name, budget), "prompt_tokens": ids.shape[1],
          "prefill_s": round(median[name], 2), "speedup": round(median["full"] / median[name], 3),
          "ppl_last_tokens": quality.get(name, (None,))[0], "ppl_rise_pct": quality.get(name, (None, None))[1],
          "repeats": repeats}
