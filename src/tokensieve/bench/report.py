@@ -134,7 +134,8 @@ def png(lines: list[Line], path: Path) -> None:
     rows_n = (len(panels) + bool(streams) + 1) // 2
     fig, axes = plt.subplots(rows_n, cols, figsize=(12, 4.5 * rows_n), squeeze=False)
     methods = sorted({ln.method for _, _, _, chosen in panels for ln in chosen})
-    colors = {m: plt.cm.tab20(i % 20) for i, m in enumerate(methods)}
+    palette = [*plt.cm.tab20.colors, *plt.cm.Dark2.colors, *plt.cm.Set1.colors]  # 37 distinct colours
+    colors = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
     for ax, (title, attr, label, chosen) in zip(axes.flat, panels, strict=False):
         for method in methods:
             mine = [ln for ln in chosen if ln.method == method]
@@ -165,7 +166,7 @@ def png(lines: list[Line], path: Path) -> None:
     for ax in list(axes.flat)[len(panels) + bool(streams):]:
         ax.axis("off")
     legend: dict[str, object] = {}
-    for ax in axes.flat:
+    for ax in list(axes.flat)[: len(panels)]:  # the streaming panel has its own legend
         for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(name, handle)
     fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(6, len(legend)), fontsize=8)
