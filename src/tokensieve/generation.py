@@ -5,35 +5,45 @@ load model -> apply policy -> prefill (whole, or in chunks with eviction after e
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from functools import cache
+import threading
+import weakref
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
 from tokensieve import models
 from tokensieve.core.budget import Budget, parse_budget
-from tokensieve.core.cache import SieveCache, SieveLayer
+from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, now
-from tokensieve.core.policy import Policy, make
+from tokensieve.core.policy import KVPolicy, Policy, make
 from tokensieve.errors import TokensieveError
 
 
 @dataclass
 class Stats:
-    """The JSON contract of `tokensieve generate --json` (`stats`)."""
+    """The JSON contract of `tokensieve generate --json` (`stats`). In a batch, timings, bytes, attended tokens
+    and fallbacks are the whole batch's; token counts are the sequence's own."""
 
     policy: str
     budget: float
     prompt_tokens: int
     new_tokens: int
     prefill_s: float
-    decode_tok_s: float
+    decode_tok_s: float  # decode steps per second (a step yields one token per sequence)
     peak_rss_mb: float
     kv_bytes_full: int  # what an unmodified cache holds after the prompt
-    kv_bytes_kept: int  # what this policy's cache holds after the prompt
+    kv_bytes_kept: int  # what this policy's cache really allocates after the prompt (spare rows included)
+    kv_bytes_end: int = 0  # what it really allocates after decode
     kept_tokens: list[int] = field(default_factory=list)  # stored tokens per layer after the prompt
+    kept_tokens_end: list[int] = field(default_factory=list)  # stored tokens per layer after decode
+    attended_tokens: dict = field(default_factory=lambda: {"mean": 0.0, "max": 0})  # per decode step and layer
+    dense_fallbacks: int = 0  # layer-forwards read densely although the budget was smaller
+    dense_fallbacks_decode: int = 0  # of which in decode steps
+    evictions: int = 0
     chunk: int | None = None
+    evict_every: int = 0
+    batch: int = 1
     query_aware: bool = True
     device: str = "cpu"
     peak_device_mb: float | None = None
@@ -49,9 +59,24 @@ class Result:
         return {"answer": self.answer, "token_ids": self.token_ids, "stats": asdict(self.stats)}
 
 
-@cache
+_LOAD_LOCK = threading.Lock()
+_LOADED: dict[tuple, tuple] = {}
+_MODEL_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def cached_load(name: str, device: str = "cpu", dtype: str = "float32"):
-    return models.load(name, device=device, dtype=dtype)
+    """One (model, tokenizer) per (name, device, dtype) per process, loaded once even under threads."""
+    key = (name, device, dtype)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = models.load(name, device=device, dtype=dtype)
+        return _LOADED[key]
+
+
+def model_lock(model) -> threading.Lock:
+    """Threads sharing a model take turns: a policy owns the model for a whole generation."""
+    with _LOAD_LOCK:
+        return _MODEL_LOCKS.setdefault(model, threading.Lock())
 
 
 def completion_prompt(context: str, question: str, answer_prefix: str = "") -> tuple[str, str]:
@@ -59,28 +84,46 @@ def completion_prompt(context: str, question: str, answer_prefix: str = "") -> t
     return context, f"\n\nQuestion: {question}\nAnswer:" + (f" {answer_prefix}" if answer_prefix else "")
 
 
-def _full_kv_bytes(cache_: SieveCache) -> int:
-    """Bytes an unmodified cache would hold now: every seen token on full layers, as stored on the others."""
-    total = 0
-    for layer in cache_.layers:
-        if layer.keys is None:
-            continue
-        per_token = layer.keys.shape[0] * layer.keys.shape[1] * layer.keys.shape[3] * layer.keys.element_size() * 2
-        tokens = layer.seen if isinstance(layer, SieveLayer) else layer.keys.shape[-2]
-        total += per_token * tokens
-    return total
+@dataclass
+class Batch:
+    """Left-padded prompts: ids [batch, n], mask (None without padding) and RoPE positions per sequence."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor | None
+    positions: torch.Tensor
+    lengths: list[int]
+
+    @classmethod
+    def left_padded(cls, rows: list[list[int]], pad_id: int, device) -> Batch:
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], dtype=torch.long, device=device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long, device=device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return cls(ids, None if bool(mask.all()) else mask, positions, [len(r) for r in rows])
+
+    def forward(self, model, cache_: SieveCache, start: int, end: int) -> torch.Tensor:
+        mask = None if self.mask is None else self.mask[:, :end]
+        return _forward(model, self.ids[:, start:end], cache_, mask, self.positions[:, start:end])
+
+    def extend(self, tokens: torch.Tensor) -> None:
+        """Append one decoded token per sequence (ids [batch, 1])."""
+        self.ids = torch.cat([self.ids, tokens], 1)
+        self.positions = torch.cat([self.positions, self.positions[:, -1:] + 1], 1)
+        if self.mask is not None:
+            self.mask = torch.cat([self.mask, torch.ones_like(tokens)], 1)
 
 
-def _forward(model, ids: torch.Tensor, cache_: SieveCache) -> torch.Tensor:
-    out = model(input_ids=ids, past_key_values=cache_, use_cache=True, logits_to_keep=1)
+def _forward(model, ids, cache_: SieveCache, mask, positions) -> torch.Tensor:
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache_,
+                use_cache=True, logits_to_keep=1)
     return out.logits[:, -1, :]
 
 
-def _feed(model, ids: torch.Tensor, cache_: SieveCache, chunk: int | None) -> torch.Tensor:
-    step = chunk or ids.shape[1]
+def _feed(model, batch: Batch, cache_: SieveCache, start: int, end: int, chunk: int | None) -> torch.Tensor:
+    step = chunk or end - start
     logits = None
-    for start in range(0, ids.shape[1], step):
-        logits = _forward(model, ids[:, start : start + step], cache_)
+    for lo in range(start, end, step):
+        logits = batch.forward(model, cache_, lo, min(end, lo + step))
     return logits
 
 
@@ -93,10 +136,21 @@ def _validate(prompt_len: int, context_len: int, max_new_tokens: int, limit: int
         )
 
 
+def _policy(policy: str | Policy, budget: Budget, evict_every: int | None) -> Policy:
+    policy_obj = policy if isinstance(policy, Policy) else make(policy, budget=budget)
+    if evict_every is None:
+        return policy_obj
+    if not isinstance(policy_obj, KVPolicy):
+        raise TokensieveError(f"--evict-every applies to KV policies; '{policy_obj.name}' evicts nothing")
+    if evict_every < 0:
+        raise TokensieveError(f"evict_every must be >= 0 (0 = off), got {evict_every}")
+    return replace(policy_obj, evict_every=evict_every)
+
+
 def generate(
     model: str = models.DEFAULT_MODEL,
-    context: str = "",
-    question: str = "",
+    context: str | list[str] = "",
+    question: str | list[str] = "",
     policy: str | Policy = "snapkv",
     budget: float | str | Budget = 0.25,
     *,
@@ -106,68 +160,111 @@ def generate(
     answer_prefix: str = "",
     sinks: int = 4,
     window: int = 32,
+    evict_every: int | None = None,
     device: str = "cpu",
     dtype: str = "float32",
     stop_at_newline: bool = False,
-) -> Result:
+) -> Result | list[Result]:
     """Answer `question` about `context` with `policy` at `budget`, and measure what it cost.
 
+    A list of contexts (with one question, or one per context) runs as one left-padded batch and returns one
+    Result per sequence; each sequence gets the budget of its own prompt length.
     query_aware: the question is inside the scored prompt (compression sees it); otherwise the context is
     compressed first and the question is appended afterwards without further eviction.
     chunk: feed the prompt `chunk` tokens at a time, evicting after each, so peak memory ~ budget + chunk.
+    evict_every: for KV policies, evict during decode whenever a layer holds capacity + N (None = the policy's
+    default: off, except streaming_llm).
     """
     if chunk is not None and chunk < 1:
         raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
     if max_new_tokens < 1:
         raise TokensieveError("max_new_tokens must be at least 1")
+    contexts = [context] if isinstance(context, str) else list(context)
+    questions = [question] * len(contexts) if isinstance(question, str) else list(question)
+    if not contexts or len(questions) != len(contexts):
+        raise TokensieveError(f"{len(contexts)} contexts but {len(questions)} questions: give one or one each")
     if not isinstance(budget, Budget):
         budget = parse_budget(budget, sinks=sinks, window=window)
-    policy_obj = policy if isinstance(policy, Policy) else make(policy, budget=budget)
+    policy_obj = _policy(policy, budget, evict_every)
     net, tokenizer = cached_load(model, device, dtype)
-    context_text, question_text = completion_prompt(context, question, answer_prefix)
-    ctx_ids = tokenizer(context_text, return_tensors="pt").input_ids if context.strip() else torch.empty(1, 0)
-    q_ids = tokenizer(question_text, add_special_tokens=False, return_tensors="pt").input_ids
     limit = getattr(net.config.get_text_config(), "max_position_embeddings", None)
-    _validate(ctx_ids.shape[1] + q_ids.shape[1], ctx_ids.shape[1] if context.strip() else 0,
-              max_new_tokens, limit)
-    ctx_ids, q_ids = ctx_ids.long().to(net.device), q_ids.to(net.device)
-    prompt_len = ctx_ids.shape[1] + q_ids.shape[1]
+    ctx_rows, q_rows = [], []
+    for ctx, qst in zip(contexts, questions, strict=True):
+        context_text, question_text = completion_prompt(ctx, qst, answer_prefix)
+        ctx_ids = tokenizer(context_text).input_ids if ctx.strip() else []
+        q_ids = tokenizer(question_text, add_special_tokens=False).input_ids
+        _validate(len(ctx_ids) + len(q_ids), len(ctx_ids), max_new_tokens, limit)
+        ctx_rows.append(ctx_ids)
+        q_rows.append(q_ids)
+    if not query_aware and len({len(q) for q in q_rows}) > 1:
+        raise TokensieveError("a query-agnostic batch needs questions of equal token length (padding goes left)")
     eos = set(_as_list(net.generation_config.eos_token_id) + _as_list(tokenizer.eos_token_id))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos or {0})
+    batch = Batch.left_padded([c + q for c, q in zip(ctx_rows, q_rows, strict=True)], pad_id, net.device)
+    width, question_len = batch.ids.shape[1], len(q_rows[0])
+    prompt_lens = batch.lengths
+    budget_base = prompt_lens if query_aware else [n - question_len for n in prompt_lens]
 
     cache_ = SieveCache(net.config)
-    generated: list[int] = []
-    budget_base = prompt_len if query_aware else ctx_ids.shape[1]
-    with torch.inference_mode(), PeakMemory(net.device) as peak, apply(net, policy_obj, budget_base) as session:
+    generated: list[list[int]] = [[] for _ in contexts]
+    done = [False] * len(contexts)
+    steps = 0
+    with model_lock(net), torch.inference_mode(), PeakMemory(net.device) as peak, \
+            apply(net, policy_obj, budget_base) as session:
         start = now()
         if query_aware:
-            logits = _feed(net, torch.cat([ctx_ids, q_ids], 1), cache_, chunk)
+            logits = _feed(net, batch, cache_, 0, width, chunk)
         else:
-            _feed(net, ctx_ids, cache_, chunk)
+            _feed(net, batch, cache_, 0, width - question_len, chunk)
             session.compress = False
-            logits = _feed(net, q_ids, cache_, chunk)
+            logits = _feed(net, batch, cache_, width - question_len, width, chunk)
+            session.compress = True
         _sync(net.device)
         prefill_s = now() - start
-        kv_full, kv_kept, kept = _full_kv_bytes(cache_), cache_.kv_bytes(), cache_.stored_tokens()
-        session.compress = False
+        kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
+        kept = [_real_tokens(cache_, b) for b in range(len(contexts))]
         start = now()
-        for step in range(max_new_tokens):
-            token = int(logits.argmax(-1)[0])
-            generated.append(token)
-            newline = stop_at_newline and "\n" in tokenizer.decode([token])
-            if token in eos or newline or step == max_new_tokens - 1:
+        while True:
+            tokens = logits.argmax(-1)
+            for b, token in enumerate(tokens.tolist()):
+                if done[b]:
+                    continue
+                generated[b].append(token)
+                newline = stop_at_newline and "\n" in tokenizer.decode([token])
+                done[b] = token in eos or newline or len(generated[b]) == max_new_tokens
+            if all(done):
                 break
-            logits = _forward(net, torch.tensor([[token]], device=net.device), cache_)
+            batch.extend(tokens.unsqueeze(-1))
+            logits = batch.forward(net, cache_, batch.ids.shape[1] - 1, batch.ids.shape[1])
+            steps += 1
         _sync(net.device)
         decode_s = now() - start
-    steps = max(len(generated) - 1, 0)
-    stats = Stats(
-        policy=policy_obj.name, budget=budget.value, prompt_tokens=prompt_len, new_tokens=len(generated),
-        prefill_s=round(prefill_s, 4), decode_tok_s=round(steps / decode_s, 3) if steps and decode_s else 0.0,
-        peak_rss_mb=round(peak.rss_mb, 1), kv_bytes_full=kv_full, kv_bytes_kept=kv_kept, kept_tokens=kept,
-        chunk=chunk, query_aware=query_aware, device=str(net.device), peak_device_mb=peak.device_mb,
-    )
-    answer = tokenizer.decode([t for t in generated if t not in eos], skip_special_tokens=True)
-    return Result(answer=answer.strip(), token_ids=generated, stats=stats)
+        kv_end = cache_.kv_bytes()
+        kept_end = [_real_tokens(cache_, b) for b in range(len(contexts))]
+    usage = session.usage
+    results = []
+    for b, tokens in enumerate(generated):
+        stats = Stats(
+            policy=policy_obj.name, budget=budget.value, prompt_tokens=prompt_lens[b], new_tokens=len(tokens),
+            prefill_s=round(prefill_s, 4), decode_tok_s=round(steps / decode_s, 3) if steps and decode_s else 0.0,
+            peak_rss_mb=round(peak.rss_mb, 1), kv_bytes_full=kv_full, kv_bytes_kept=kv_kept, kv_bytes_end=kv_end,
+            kept_tokens=kept[b], kept_tokens_end=kept_end[b], attended_tokens=usage.attended_summary(),
+            dense_fallbacks=usage.dense_fallbacks, dense_fallbacks_decode=usage.dense_decode,
+            evictions=session.evictions, chunk=chunk, evict_every=getattr(policy_obj, "evict_every", 0),
+            batch=len(contexts), query_aware=query_aware, device=str(net.device), peak_device_mb=peak.device_mb,
+        )
+        answer = tokenizer.decode([t for t in tokens if t not in eos], skip_special_tokens=True)
+        results.append(Result(answer=answer.strip(), token_ids=tokens, stats=stats))
+    return results[0] if isinstance(context, str) else results
+
+
+def _real_tokens(cache_: SieveCache, b: int) -> list[int]:
+    """Tokens sequence b really stores per layer (its padding slots not counted)."""
+    out = []
+    for layer, stored in zip(cache_.layers, cache_.stored_tokens(), strict=True):
+        pads = getattr(layer, "pad_slots", None)
+        out.append(stored - pads[b] if pads else stored)
+    return out
 
 
 def _as_list(value) -> list[int]:

@@ -41,11 +41,19 @@ class Budget:
         return self.value == 1.0
 
     def tokens(self, n: int) -> int:
-        """Tokens kept out of `n`; never fewer than the protected sinks + window, never more than `n`."""
+        """Tokens kept (or attended) out of `n`: ceil(ratio x n), or the token count; never more than `n`.
+
+        Sinks and the recent window are charged to this number, not added to it (see `protect`)."""
         if self.is_full:
             return n
         keep = math.ceil(self.value * n) if self.is_ratio else int(self.value)
-        return min(n, max(keep, self.sinks + self.window))
+        return max(0, min(n, keep))
+
+    def protect(self, keep: int) -> tuple[int, int]:
+        """(sinks, window) protected inside a budget of `keep` tokens: a budget too small for both shrinks the
+        window first, then the sinks, so the protected tokens never push the total past `keep`."""
+        sinks = min(self.sinks, keep)
+        return sinks, min(self.window, keep - sinks)
 
 
 def parse_budget(text: str | float, sinks: int = 4, window: int = 32) -> Budget:

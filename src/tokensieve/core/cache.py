@@ -1,10 +1,11 @@
 """SieveCache: a transformers Cache whose evictions really shrink the stored key/value tensors.
 
-Each full-attention layer stores, per KV head, the kept tokens' keys, values and absolute positions. Keys keep
-the RoPE rotation of their original position; new tokens continue at the true position because the layer
-reports the number of tokens *seen*, not stored, as its sequence length. For the mask it reports the stored
-tokens as the `stored` positions just before the current query, so every kept token stays visible and the
-current chunk stays causal. Sliding-window layers (Gemma 3) keep transformers' own bounded layer.
+Each full-attention layer stores, per sequence and KV head, the kept tokens' keys, values and cache positions
+(the index at which each token entered the cache; equal for every sequence of a batch). Keys keep the RoPE
+rotation of their true position; new tokens continue at the true position because the layer reports the
+tokens *seen*, not stored, as its sequence length. A left-padded batch records each sequence's padding
+(`pads`): a sequence's real position is its cache position minus its padding, and slots below it are padding,
+never attended. Sliding-window layers (Gemma 3) keep transformers' own bounded layer.
 """
 
 from __future__ import annotations
@@ -18,37 +19,22 @@ from transformers.cache_utils import (
     get_layer_types_and_kwargs,
 )
 
-
-def _append(stored: Tensor | None, new: Tensor) -> Tensor:
-    """`stored` (a view on the token axis, dim 2, of a larger buffer) extended by `new`, returned as a view.
-
-    The buffer grows by 25 % + 64 tokens when full, so decoding n tokens copies O(n) data in total instead of the
-    O(n^2) of concatenating the whole cache at every step."""
-    if stored is None:
-        return new.contiguous()
-    length, extra = stored.shape[2], new.shape[2]
-    laid_out = stored.dim() == 4 and stored.stride(3) == 1 and stored.stride(2) == stored.shape[3] \
-        and stored.stride(0) == stored.shape[1] * stored.stride(1)
-    if not laid_out:  # positions [batch, heads, n] (small) or a tensor we did not allocate: concatenate
-        return torch.cat([stored, new], 2)
-    capacity = stored.stride(1) // stored.stride(2)  # the view's rows per head = its buffer's capacity
-    base = stored.as_strided(stored.shape[:2] + (capacity,) + stored.shape[3:], stored.stride())
-    if base.shape[2] < length + extra:
-        grown = base.new_empty(*base.shape[:2], int((length + extra) * 1.25) + 64, base.shape[3])
-        grown[:, :, :length] = stored
-        base = grown
-    base[:, :, length : length + extra] = new
-    return base[:, :, : length + extra]
+from tokensieve.core.tensors import append_rows, gather_rows, storage_bytes, with_room
 
 
 class SieveLayer(DynamicLayer):
-    """A DynamicLayer that knows the absolute position of every stored token and can keep a subset."""
+    """A DynamicLayer that knows the cache position of every stored token and can keep a subset."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.positions: Tensor | None = None  # [batch, kv_heads, stored], long
+        self._positions: Tensor | None = None  # [batch, kv_heads, stored, 1] long (a growable buffer)
         self.seen = 0
         self.state: dict[str, Tensor] = {}  # per-token policy state aligned with positions (e.g. H2O scores)
+        self.pad_slots: list[int] = []  # stored padding slots per sequence (left padding, fillers after evictions)
+
+    @property
+    def positions(self) -> Tensor | None:
+        return None if self._positions is None else self._positions.squeeze(-1)
 
     def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
         """Append into spare capacity (no full copy per decode step, unlike torch.cat on every token)."""
@@ -56,10 +42,10 @@ class SieveLayer(DynamicLayer):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
             self.keys = self.values = None
-        fresh = torch.arange(self.seen, self.seen + new, device=key_states.device).expand(batch, heads, new)
-        self.keys = _append(self.keys, key_states)
-        self.values = _append(self.values, value_states)
-        self.positions = _append(self.positions, fresh)
+        fresh = torch.arange(self.seen, self.seen + new, device=key_states.device)
+        self.keys = append_rows(self.keys, key_states)
+        self.values = append_rows(self.values, value_states)
+        self._positions = append_rows(self._positions, fresh.view(1, 1, new, 1).expand(batch, heads, new, 1))
         for name, value in self.state.items():
             self.state[name] = torch.cat([value, value.new_zeros(batch, heads, new)], -1)
         self.seen += new
@@ -67,7 +53,11 @@ class SieveLayer(DynamicLayer):
 
     @property
     def stored(self) -> int:
-        return 0 if self.positions is None else self.positions.shape[-1]
+        return 0 if self._positions is None else self._positions.shape[2]
+
+    @property
+    def evicted(self) -> bool:
+        return self.stored < self.seen
 
     def get_seq_length(self) -> int:
         return self.seen
@@ -75,20 +65,25 @@ class SieveLayer(DynamicLayer):
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         return self.stored + query_length, self.seen - self.stored
 
-    def keep(self, indices: Tensor) -> None:
-        """Keep only `indices` [batch, kv_heads, k] (sorted) along the token axis; the rest is freed."""
-        gather = indices.unsqueeze(-1).expand(-1, -1, -1, self.keys.shape[-1])
-        self.keys = self.keys.gather(2, gather).contiguous()
-        self.values = self.values.gather(2, gather).contiguous()
-        self.positions = self.positions.gather(2, indices)
+    def keep(self, indices: Tensor, spare: int = 0, pad_slots: list[int] | None = None) -> None:
+        """Keep only `indices` [batch, kv_heads, k] along the token axis; the rest is freed. The new buffers hold
+        exactly k rows plus `spare` rows for the tokens expected before the next eviction."""
+        self.keys = with_room(gather_rows(self.keys, indices), spare)
+        self.values = with_room(gather_rows(self.values, indices), spare)
+        self._positions = with_room(gather_rows(self._positions, indices), spare)
         self.state = {name: value.gather(2, indices) for name, value in self.state.items()}
+        if pad_slots is not None:
+            self.pad_slots = pad_slots
+
+    def allocated_bytes(self) -> int:
+        return storage_bytes([self.keys, self.values, self._positions, *self.state.values()])
 
     def crop(self, tokens_to_remove: int) -> None:
         raise NotImplementedError("SieveCache layers cannot be cropped (assisted decoding is not supported)")
 
     def reset(self) -> None:
         super().reset()
-        self.positions, self.seen, self.state = None, 0, {}
+        self._positions, self.seen, self.state, self.pad_slots = None, 0, {}, []
 
 
 class SieveCache(Cache):
@@ -102,20 +97,50 @@ class SieveCache(Cache):
             for kind, kw in zip(layer_types, kwargs, strict=True)
         ]
         super().__init__(layers=layers)
+        self.pads: Tensor | None = None  # [batch] left padding per sequence; None = no padding
+
+    def set_padding(self, attention_mask: Tensor | None) -> None:
+        """Record each sequence's left padding from the first forward's 2D mask (1 = token, 0 = padding)."""
+        from tokensieve.errors import TokensieveError
+
+        if attention_mask is None or attention_mask.dim() != 2 or bool(attention_mask.all()):
+            return
+        mask = attention_mask.bool()
+        pads = (~mask).sum(-1)
+        left = torch.arange(mask.shape[1], device=mask.device)[None, :] >= pads[:, None]
+        if not torch.equal(left, mask):
+            raise TokensieveError("tokensieve supports left padding only (tokenizer.padding_side = 'left')")
+        self.pads = pads
+        counts = pads.tolist()
+        for layer in self.sieve_layers.values():
+            layer.pad_slots = list(counts)
 
     @property
     def sieve_layers(self) -> dict[int, SieveLayer]:
         return {i: layer for i, layer in enumerate(self.layers) if isinstance(layer, SieveLayer)}
 
     def kv_bytes(self) -> int:
-        """Bytes held by stored keys and values across all layers."""
+        """Bytes really allocated for the cache: key/value buffers with their spare rows, plus the positions and
+        per-token policy state that a SieveLayer keeps (each storage counted once)."""
         total = 0
         for layer in self.layers:
-            for tensor in (layer.keys, layer.values):
-                if tensor is not None:
-                    total += tensor.numel() * tensor.element_size()
+            if isinstance(layer, SieveLayer):
+                total += layer.allocated_bytes()
+            else:
+                total += storage_bytes([layer.keys, layer.values] if layer.is_initialized else [])
+        return total
+
+    def full_kv_bytes(self) -> int:
+        """Bytes an unmodified DynamicCache would hold now: every seen token on full layers, as stored on others."""
+        total = 0
+        for layer in self.layers:
+            if layer.keys is None or not layer.is_initialized:
+                continue
+            batch, heads, _, dim = layer.keys.shape
+            tokens = layer.seen if isinstance(layer, SieveLayer) else layer.keys.shape[-2]
+            total += 2 * batch * heads * dim * layer.keys.element_size() * tokens
         return total
 
     def stored_tokens(self) -> list[int]:
-        """Tokens stored per layer (per KV head; every head keeps the same count)."""
+        """Tokens stored per layer (per KV head; every head keeps the same count; padding slots included)."""
         return [0 if layer.keys is None or layer.keys.numel() == 0 else layer.keys.shape[-2] for layer in self.layers]

@@ -1,75 +1,33 @@
-"""The one hook: a transformers attention implementation that runs sdpa and lets the active policy act.
+"""The one hook: a transformers attention implementation that attends, then lets the active policy act.
 
 Registered once through AttentionInterface (and its mask through AttentionMaskInterface) under the name
 "tokensieve", so any model built on transformers' attention functions is supported without per-model patches.
 `apply(model, policy)` switches a model to it, attaches a Session to every attention module and makes sure the
-model runs on a SieveCache; leaving the context restores the model exactly.
+model runs on a SieveCache; leaving the context restores the model exactly. Dense attention is the model's own
+previous implementation (sdpa, eager, ...). One session owns a model at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from tokensieve.core.cache import SieveCache, SieveLayer
-from tokensieve.core.policy import KVPolicy, Policy
-from tokensieve.core.view import LayerView
+from tokensieve.core.policy import DynamicPolicy, Policy
+from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
 
 NAME = "tokensieve"
 SESSION_ATTR = "_tokensieve_session"
-
-
-@dataclass
-class Session:
-    """The state of one policy applied to one model: the cache it acts on and its per-layer budgets."""
-
-    policy: Policy
-    cache: SieveCache | None = None
-    prompt_tokens: int | None = None  # budget base; None = the tokens seen at the first compression point
-    compress: bool = True  # False while feeding tokens that must not trigger eviction (a later question)
-    capacity: dict[int, int] = field(default_factory=dict)
-    evictions: int = 0
-    scratch: dict = field(default_factory=dict)  # per-sequence state of dynamic policies, keyed by layer
-
-    def bind(self, cache: SieveCache) -> None:
-        self.cache, self.capacity, self.scratch = cache, {}, {}
-
-    def _capacities(self, seen: int) -> dict[int, int]:
-        if not self.capacity:
-            layers = sorted(self.cache.sieve_layers)
-            caps = self.policy.capacities(self.prompt_tokens or seen, len(layers))
-            self.capacity = dict(zip(layers, caps, strict=True))
-        return self.capacity
-
-    def after_attention(self, module: torch.nn.Module, query: Tensor) -> None:
-        """Called after a layer attended: evict down to the layer's capacity at a compression point."""
-        policy = self.policy
-        if not (isinstance(policy, KVPolicy) and self.compress and query.shape[-2] > 1 and self.cache):
-            return
-        if policy.budget.is_full:
-            return
-        layer = self.cache.layers[module.layer_idx]
-        if not isinstance(layer, SieveLayer):
-            return  # sliding-window layers are bounded already
-        capacity = self._capacities(layer.seen)[module.layer_idx]
-        if layer.stored <= capacity:
-            return
-        ranks = sorted(self.capacity)
-        view = LayerView(
-            layer_idx=module.layer_idx, layer_rank=ranks.index(module.layer_idx), n_layers=len(ranks),
-            queries=query, keys=layer.keys, values=layer.values, positions=layer.positions,
-            seen=layer.seen, scaling=module.scaling, state=layer.state,
-        )
-        layer.keep(policy.select(view, capacity))
-        self.evictions += 1
+_OWNERS_LOCK = threading.Lock()
 
 
 def _fit_mask(mask: Tensor | None, kv_len: int) -> Tensor | None:
@@ -85,17 +43,32 @@ def _fit_mask(mask: Tensor | None, kv_len: int) -> Tensor | None:
     return torch.cat([pad, mask], dim=-1)
 
 
+def padded_mask(layer: SieveLayer, pads: Tensor, q_len: int, group: int) -> Tensor:
+    """bool [batch, q_heads, q, stored] for a left-padded batch after eviction, read from the stored positions:
+    a real query sees the real tokens at or before it; a padding query sees what precedes it (never nothing)."""
+    positions = layer.positions[:, :, None, :]  # [batch, kv_heads, 1, stored]
+    query_pos = torch.arange(layer.seen - q_len, layer.seen, device=positions.device)[None, None, :, None]
+    causal = positions <= query_pos
+    real_key = positions >= pads.view(-1, 1, 1, 1)
+    real_query = query_pos >= pads.view(-1, 1, 1, 1)
+    return (causal & (real_key | ~real_query)).repeat_interleave(group, dim=1)
+
+
 def sieve_attention(module, query, key, value, attention_mask, **kwargs):
-    """sdpa, then the policy's eviction for this layer. Identical to sdpa when no policy acts."""
-    attention_mask = _fit_mask(attention_mask, key.shape[-2])
+    """The policy's attention for this layer (dense = the model's own implementation), then its eviction."""
     session: Session | None = getattr(module, SESSION_ATTR, None)
-    attend = getattr(session.policy, "attend", None) if session else None
-    if attend is not None:
-        output = attend(session, module, query, key, value, attention_mask, **kwargs)
+    if session is None:
+        raise TokensieveError("the tokensieve attention ran outside tokensieve.apply()")
+    layer = session.cache.layers[module.layer_idx] if session.cache is not None else None
+    if isinstance(layer, SieveLayer) and layer.evicted and session.pads is not None:
+        attention_mask = padded_mask(layer, session.pads, query.shape[-2], module.num_key_value_groups)
     else:
-        output = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    if session is not None:
-        session.after_attention(module, query)
+        attention_mask = _fit_mask(attention_mask, key.shape[-2])
+    if isinstance(session.policy, DynamicPolicy):
+        output = session.policy.attend(session, module, query, key, value, attention_mask, **kwargs)
+    else:
+        output = session.dense(module, query, key, value, attention_mask, **kwargs)
+    session.after_attention(module, query)
     return output
 
 
@@ -115,39 +88,70 @@ def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
     return found
 
 
+def dense_attention(module: torch.nn.Module, implementation: str | None) -> Callable:
+    """The attention function `implementation` names; eager is the model file's own `eager_attention_forward`,
+    fed an additive float mask (tokensieve's masks are boolean, as sdpa's are)."""
+    if implementation and implementation != "eager":
+        return ALL_ATTENTION_FUNCTIONS[implementation]
+    eager = sys.modules[type(module).__module__].eager_attention_forward
+
+    def eager_forward(module, query, key, value, attention_mask, **kwargs):
+        if attention_mask is not None and attention_mask.dtype == torch.bool:
+            blocked = torch.finfo(query.dtype).min
+            attention_mask = torch.zeros_like(attention_mask, dtype=query.dtype).masked_fill(~attention_mask, blocked)
+        return eager(module, query, key, value, attention_mask, **kwargs)
+
+    return eager_forward
+
+
 def _ensure_sieve_cache(session: Session, model: torch.nn.Module):
     def pre_hook(_module, args, kwargs):
         cache = kwargs.get("past_key_values")
         if isinstance(cache, SieveCache):
             if cache is not session.cache:
                 session.bind(cache)
-            return args, kwargs
-        if cache is not None and cache.get_seq_length() > 0:
+        elif cache is not None and cache.get_seq_length() > 0:
             raise TokensieveError("tokensieve.apply needs a fresh cache or a SieveCache, got a filled cache")
-        if kwargs.get("use_cache") is False:
+        elif kwargs.get("use_cache") is False:
             return args, kwargs
-        fresh = SieveCache(model.config)
-        session.bind(fresh)
-        kwargs["past_key_values"] = fresh
+        else:
+            cache = SieveCache(model.config)
+            session.bind(cache)
+            kwargs["past_key_values"] = cache
+        if cache.get_seq_length() == 0:
+            cache.set_padding(kwargs.get("attention_mask"))
         return args, kwargs
 
     return model.register_forward_pre_hook(pre_hook, with_kwargs=True)
 
 
 @contextmanager
-def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | None = None) -> Iterator[Session]:
-    """Run `model` (forward or generate) under `policy` inside the block; the model is restored after it."""
+def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int] | None = None) -> Iterator[Session]:
+    """Run `model` (forward or generate) under `policy` inside the block; the model is restored after it.
+
+    A model has one owner at a time: a nested or concurrent apply() on the same model is refused."""
     modules = attention_modules(model)
-    previous = model.config._attn_implementation
-    session = Session(policy=policy, prompt_tokens=prompt_tokens)
-    model.set_attn_implementation(NAME)
-    for module in modules:
-        setattr(module, SESSION_ATTR, session)
-    handle = _ensure_sieve_cache(session, model)
+    with _OWNERS_LOCK:
+        if getattr(model, SESSION_ATTR, None) is not None:
+            raise TokensieveError(
+                "this model is already inside tokensieve.apply() (nested or in another thread); one policy per "
+                "model at a time: leave the first block or load a second model")
+        previous = model.config._attn_implementation
+        session = Session(policy=policy, dense=dense_attention(modules[0], previous), prompt_tokens=prompt_tokens)
+        setattr(model, SESSION_ATTR, session)
     try:
-        yield session
-    finally:
-        handle.remove()
+        policy.prepare(session, model)
+        model.set_attn_implementation(NAME)
         for module in modules:
-            delattr(module, SESSION_ATTR)
-        model.set_attn_implementation(previous)
+            setattr(module, SESSION_ATTR, session)
+        handle = _ensure_sieve_cache(session, model)
+        try:
+            yield session
+        finally:
+            handle.remove()
+            for module in modules:
+                delattr(module, SESSION_ATTR)
+            model.set_attn_implementation(previous)
+    finally:
+        with _OWNERS_LOCK:
+            delattr(model, SESSION_ATTR)

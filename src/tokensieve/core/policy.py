@@ -61,27 +61,47 @@ class Policy:
     name: ClassVar[str] = "policy"
     budget: Budget = field(default_factory=lambda: Budget(1.0))
 
+    def prepare(self, session, model) -> None:
+        """Called by apply() before the first forward: a policy that needs model-specific tables builds them
+        here, into `session.prepared` (never inside the forward pass). Nothing by default."""
+
 
 @dataclass
 class KVPolicy(Policy):
     """Scores cached tokens at each compression point and keeps the best `budget` per layer and KV head.
 
-    Sinks and the recent window are always kept; everything else competes on `score()`. Subclasses override
-    `score(view) -> [batch, kv_heads, stored]` (higher = keep) and may set `allocation`.
+    Sinks and the recent window are always kept and charged to the budget; everything else competes on
+    `score()`. Subclasses override `score(view) -> [batch, kv_heads, stored]` (higher = keep) and may set
+    `allocation`. `evict_every` N > 0 also evicts during decode: whenever a layer holds capacity + N tokens it is
+    brought back to capacity (kvpress's DecodingPress does the same), so a long generation stays bounded.
     """
 
     allocation: Allocation = "uniform"
+    evict_every: int = 0
+
+    def __post_init__(self) -> None:
+        if self.evict_every < 0:
+            raise TokensieveError(f"evict_every must be >= 0 (0 = off), got {self.evict_every}")
 
     def score(self, view: LayerView) -> Tensor:
         raise NotImplementedError
 
     def capacities(self, prompt_tokens: int, n_layers: int) -> list[int]:
         keep = self.budget.tokens(prompt_tokens)
-        floor = min(keep, self.budget.sinks + self.budget.window)
-        return allocate(keep, n_layers, self.allocation, floor=floor)
+        return allocate(keep, n_layers, self.allocation, floor=sum(self.budget.protect(keep)))
 
-    def select(self, view: LayerView, capacity: int) -> Tensor:
-        """Indices [batch, kv_heads, capacity] of the tokens that stay, sorted by position."""
-        scores = self.score(view)
-        keep = protected(view.positions, view.seen, self.budget.sinks, self.budget.window)
-        return topk_keep(scores, capacity, keep)
+    def select(self, view: LayerView, capacity: int | list[int]) -> Tensor:
+        """Indices [batch, kv_heads, max(capacity)] of the tokens that stay, sorted by position; `capacity` is
+        one count or one per sequence (a shorter sequence fills its row with its own padding slots)."""
+        caps = [capacity] * view.keys.shape[0] if isinstance(capacity, int) else list(capacity)
+        guard = [self.budget.protect(c) for c in caps]
+        keep = protected(view.positions, view.seen, [g[0] for g in guard], [g[1] for g in guard], view.pads)
+        return topk_keep(self.score(view), caps, keep, view.valid)
+
+
+@dataclass
+class DynamicPolicy(Policy):
+    """Nothing is evicted: the policy attends each query to its own selection of the cache (`attend`)."""
+
+    def attend(self, session, module, query: Tensor, key: Tensor, value: Tensor, attention_mask, **kwargs):
+        raise NotImplementedError

@@ -20,6 +20,12 @@ class LayerView:
     seen: int  # tokens seen so far, including this forward's
     scaling: float
     state: dict[str, Tensor]  # per-token policy state, kept aligned with `positions` by the cache
+    pads: Tensor | None = None  # [batch] left padding per sequence (None = no padding)
+
+    @property
+    def valid(self) -> Tensor | None:
+        """bool [batch, kv_heads, stored]: False on padding slots; None when the batch has no padding."""
+        return None if self.pads is None else self.positions >= self.pads.view(-1, 1, 1)
 
     @property
     def group(self) -> int:
@@ -31,8 +37,8 @@ class LayerView:
         return torch.cat(list(self._attention_blocks(last, block)), dim=-2)
 
     def attention_mass(self, last: int | None = None, block: int = 256) -> Tensor:
-        """Attention each stored token receives, summed over the chosen queries: [batch, q_heads_grouped...]
-        returned as [batch, kv_heads, group, stored], computed block by block so memory stays bounded."""
+        """Attention each stored token receives, summed over the chosen queries (padding queries excluded):
+        [batch, kv_heads, group, stored], computed block by block so memory stays bounded."""
         total = None
         for probs in self._attention_blocks(last, block):
             part = probs.sum(-2)
@@ -45,9 +51,15 @@ class LayerView:
         start = 0 if last is None else max(0, q_len - last)
         query_pos = torch.arange(self.seen - q_len, self.seen, device=self.keys.device)
         grouped = self.queries.reshape(batch, kv_heads, self.group, q_len, dim)
+        valid = self.valid
         for lo in range(start, q_len, block):
             hi = min(q_len, lo + block)
             logits = torch.einsum("bhgqd,bhsd->bhgqs", grouped[..., lo:hi, :].float(), self.keys.float())
-            future = self.positions[:, :, None, None, :] > query_pos[lo:hi][None, None, None, :, None]
-            logits = logits.mul_(self.scaling).masked_fill_(future, float("-inf"))
-            yield torch.softmax(logits, dim=-1)
+            hidden = self.positions[:, :, None, None, :] > query_pos[lo:hi][None, None, None, :, None]
+            if valid is not None:  # padding keys are hidden from real queries; padding queries count for nothing
+                real_query = query_pos[lo:hi][None, :] >= self.pads[:, None]  # [batch, q]
+                hidden = hidden | (~valid[:, :, None, None, :] & real_query[:, None, None, :, None])
+            probs = torch.softmax(logits.mul_(self.scaling).masked_fill_(hidden, float("-inf")), dim=-1)
+            if valid is not None:
+                probs = probs * real_query[:, None, None, :, None]
+            yield probs

@@ -72,6 +72,8 @@ class AutoKV(KVPolicy):
     def __post_init__(self) -> None:
         from tokensieve.diagnose.report import load_report
 
+        super().__post_init__()
+
         if not self.report:
             raise TokensieveError("policy 'auto' needs report=PATH, a report saved by `tokensieve inspect --out`")
         if not 0 <= self.mix <= 1:
@@ -95,6 +97,6 @@ class AutoKV(KVPolicy):
                 "inspect the same model"
             )
         keep = self.budget.tokens(prompt_tokens)
-        floor = min(keep, self.budget.sinks + self.budget.window)
+        floor = sum(self.budget.protect(keep))
         weights = [1 - self.mix * self.plan.dormancy[i] for i in self.plan.layers]
         return weighted_split(keep, weights, floor, max(keep, prompt_tokens))

@@ -14,6 +14,7 @@ class Full(KVPolicy):
     """The unmodified model: keeps every token whatever budget it is given (the baseline of every table)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.budget = Budget(1.0, self.budget.sinks, self.budget.window)
 
     def score(self, view: LayerView) -> Tensor:

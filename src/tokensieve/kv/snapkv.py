@@ -5,6 +5,11 @@ from torch import Tensor
 
 from tokensieve.core.policy import KVPolicy, register
 from tokensieve.core.view import LayerView
+from tokensieve.errors import TokensieveError
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @register("snapkv")
@@ -14,7 +19,16 @@ class SnapKV(KVPolicy):
     neighbours (`kernel`) so that kept tokens bring their context, summed over each KV head's query group."""
 
     observe: int = 32
-    kernel: int = 7
+    kernel: int = 7  # odd: the pooling window is centred on each token (kernel // 2 neighbours each side)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not _whole(self.kernel) or self.kernel < 1 or self.kernel % 2 == 0:
+            hint = f"; use {self.kernel - 1} or {self.kernel + 1}" if _whole(self.kernel) and self.kernel > 1 else ""
+            raise TokensieveError(f"policy '{self.name}': option kernel={self.kernel!r} must be an odd whole number "
+                                  f">= 1 (the pooling window is centred on each token){hint}")
+        if not _whole(self.observe) or self.observe < 1:
+            raise TokensieveError(f"policy '{self.name}': option observe={self.observe!r} must be a whole number >= 1")
 
     def score(self, view: LayerView) -> Tensor:
         mass = view.attention_mass(last=self.observe).sum(2)  # [batch, kv_heads, stored]

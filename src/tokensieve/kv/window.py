@@ -13,6 +13,7 @@ class Window(KVPolicy):
     """Sliding window (Longformer/Mistral-style local attention, arXiv 2004.05150): only the most recent tokens."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.budget = Budget(self.budget.value, sinks=0, window=self.budget.window)
 
     def score(self, view: LayerView) -> Tensor:

@@ -1,4 +1,10 @@
-"""Shared parts of the dynamic selectors: the decode-time attend step, block pooling, sparse attention."""
+"""Shared parts of the dynamic selectors: the decode-time attend step, block pooling, sparse attention.
+
+Budgets are per sequence and everything is charged: sinks, recent window, reused selections and any extra
+entries a selector attends (rectified's pooled blocks) count against `budget.tokens(n)`. A forward that reads
+every key although the budget is smaller (a prompt forward without sparse prefill, a sliding-window layer) is
+counted in `session.usage` as a dense fallback.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from tokensieve.core.cache import _append
-from tokensieve.core.policy import Policy
+from tokensieve.core.policy import DynamicPolicy
+from tokensieve.core.select import protected, topk_keep
+from tokensieve.core.tensors import gather_rows
+from tokensieve.sparse.pools import BlockPool, KeyChannels  # noqa: F401  (re-exported for the selectors)
+from tokensieve.sparse.prefill import sparse_prefill
 
 
 def grouped(query: Tensor, kv_heads: int) -> Tensor:
@@ -20,20 +28,7 @@ def grouped(query: Tensor, kv_heads: int) -> Tensor:
     return query.reshape(batch, kv_heads, q_heads // kv_heads, dim)
 
 
-def gather_tokens(tensor: Tensor, idx: Tensor) -> Tensor:
-    """[batch, heads, n, dim] gathered at idx [batch, heads, k] -> [batch, heads, k, dim].
-
-    Token rows are copied whole with one `index_select` over the rows of the underlying buffer (the cache's
-    growable buffer is a strided view): ~10x faster on CPU than `gather` with an index expanded per channel."""
-    batch, heads, _, dim = tensor.shape
-    s0, s1, s2, s3 = tensor.stride()
-    if s3 != 1 or s2 != dim or s1 % dim or s0 % dim:
-        return tensor.gather(2, idx.unsqueeze(-1).expand(-1, -1, -1, dim))
-    starts = (torch.arange(batch, device=idx.device).view(-1, 1, 1) * (s0 // dim)
-              + torch.arange(heads, device=idx.device).view(1, -1, 1) * (s1 // dim))
-    rows_total = (batch - 1) * (s0 // dim) + (heads - 1) * (s1 // dim) + tensor.shape[2]
-    rows = tensor.as_strided((rows_total, dim), (dim, 1))
-    return rows.index_select(0, (starts + idx).flatten()).view(batch, heads, idx.shape[-1], dim)
+gather_tokens = gather_rows  # the selectors' name for it
 
 
 def sparse_attend(query: Tensor, keys: Tensor, values: Tensor, scaling: float, bias: Tensor | None = None):
@@ -48,68 +43,46 @@ def sparse_attend(query: Tensor, keys: Tensor, values: Tensor, scaling: float, b
     return out.reshape(batch, q_heads, 1, values.shape[-1]).transpose(1, 2).contiguous()
 
 
-def top_tokens(scores: Tensor, keep: int, protect: Tensor) -> Tensor:
-    """Indices of the `keep` best tokens along the last dim, protected ones first, in no particular order:
-    core's `topk_keep` without its final sort, which costs more than the top-k itself on CPU at every step."""
-    if keep >= scores.shape[-1]:
-        return torch.arange(scores.shape[-1], device=scores.device).expand(scores.shape).contiguous()
+@dataclass
+class Selection:
+    """What one decode step of one layer attends to: `indices` [batch, kv_heads, width] into the cache, with
+    `hidden` [batch, kv_heads, width] True on entries a sequence does not use (padding, or a shorter budget than the
+    batch's widest), and `keeps`, the tokens each sequence really attends."""
+
+    indices: Tensor
+    keeps: list[int]
+    hidden: Tensor | None = None
+
+    def bias(self, dtype) -> Tensor | None:
+        if self.hidden is None:
+            return None
+        return torch.zeros(self.hidden.shape, dtype=dtype, device=self.hidden.device).masked_fill(
+            self.hidden, float("-inf")).unsqueeze(2)
+
+
+def pick(scores: Tensor, keeps: list[int], protect: Tensor, valid: Tensor | None) -> Selection:
+    """The `keeps[b]` best tokens of each sequence (protected first) from scores [batch, heads, n]. Without
+    padding: core's partial top-k, unordered. With padding: a sorted top-k, so that entries past a sequence's
+    own budget (and any padding) are marked hidden rather than attended."""
+    if valid is None and len(set(keeps)) == 1:
+        return Selection(topk_keep(scores, keeps[0], protect, ordered=False), keeps)
+    width = min(max(keeps), scores.shape[-1])
     ranked = scores.float().nan_to_num(nan=float("-inf")).masked_fill(protect, float("inf"))
-    return ranked.topk(keep, dim=-1, sorted=False).indices
-
-
-def protected_indices(n: int, sinks: int, window: int, device) -> Tensor:
-    arange = torch.arange(n, device=device)
-    return (arange < sinks) | (arange >= n - window)
-
-
-@dataclass
-class BlockPool:
-    """Per complete block of `size` tokens, pooled statistics of keys and values (mean by default; "min"/"max"
-    per channel for Quest-style score bounds), extended incrementally as the cache grows."""
-
-    size: int
-    reduce: str = "mean"
-    keys: Tensor | None = None  # [batch, kv_heads, blocks, dim]
-    values: Tensor | None = None
-
-    def _pool(self, x: Tensor, n_blocks: int) -> Tensor:
-        blocks = x.unflatten(2, (n_blocks, self.size))
-        return getattr(blocks, self.reduce)(3) if self.reduce == "mean" else getattr(blocks, "a" + self.reduce)(3)
-
-    def update(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
-        done = 0 if self.keys is None else self.keys.shape[2]
-        complete = keys.shape[2] // self.size
-        if complete > done:
-            lo, hi = done * self.size, complete * self.size
-            new_k = self._pool(keys[:, :, lo:hi], complete - done)
-            new_v = self._pool(values[:, :, lo:hi], complete - done)
-            self.keys = new_k if self.keys is None else torch.cat([self.keys, new_k], 2)
-            self.values = new_v if self.values is None else torch.cat([self.values, new_v], 2)
-        return self.keys, self.values
+    if valid is not None:
+        ranked = ranked.masked_fill(~valid, float("-inf"))
+    order = ranked.topk(width, dim=-1, sorted=True)
+    rank = torch.arange(width, device=scores.device)[None, :]
+    hidden = rank >= torch.tensor(keeps, device=scores.device)[:, None]
+    hidden = hidden[:, None, :] | order.values.isneginf()  # padding never attended, even inside a budget
+    return Selection(order.indices, keeps, hidden)
 
 
 @dataclass
-class KeyChannels:
-    """A contiguous copy of a fixed set of channels per KV head (`dims` [kv_heads, c]) of every cached key,
-    extended as the cache grows: scoring with it reads c/dim of the key bytes instead of all of them."""
-
-    dims: Tensor
-    keys: Tensor | None = None  # [batch, kv_heads, n, c]
-
-    def update(self, keys: Tensor) -> Tensor:
-        done = 0 if self.keys is None else self.keys.shape[2]
-        if keys.shape[2] > done:
-            fresh = keys[:, :, done:]
-            index = self.dims[None, :, None, :].expand(fresh.shape[0], -1, fresh.shape[2], -1)
-            self.keys = _append(self.keys, fresh.gather(-1, index))
-        return self.keys
-
-
-@dataclass
-class SelectPolicy(Policy):
-    """Base of the dynamic selectors. Prefill is dense; each decode step scores the cached tokens of every
-    full-attention layer, keeps the `budget` best per KV head (sinks and recent window always) and attends
-    exactly over them. Subclasses implement `scores()` or override `choose()`.
+class SelectPolicy(DynamicPolicy):
+    """Base of the dynamic selectors. Prefill is dense (counted as a dense fallback) unless `sparse_prefill`;
+    each decode step scores the cached tokens of every full-attention layer, keeps each sequence's `budget`
+    best per KV head (sinks and recent window included) and attends exactly over them. Subclasses implement
+    `scores()` or override `choose()`.
 
     sparse_prefill: prompt queries attend block-sparsely too (see sparse/prefill.py), so long prompts get faster.
     """
@@ -121,28 +94,63 @@ class SelectPolicy(Policy):
         """[batch, kv_heads, n] importance of every cached token for the grouped query q [b, kv, group, dim]."""
         raise NotImplementedError
 
-    def choose(self, session, module, query: Tensor, keys: Tensor, keep: int) -> Tensor:
-        """Indices [batch, kv_heads, keep] of the tokens to attend to, in no particular order."""
-        q = grouped(query, keys.shape[1])
-        guard = protected_indices(keys.shape[2], self.budget.sinks, self.budget.window, keys.device)
-        return top_tokens(self.scores(session, module, q, keys), keep, guard.expand(keys.shape[:3]))
+    def extra_entries(self, n: int) -> int:
+        """Entries attended besides the selected tokens (charged to the budget); none by default."""
+        return 0
 
-    def dense(self, query: Tensor, keys: Tensor, mask, keep: int, module) -> bool:
-        return (query.shape[2] > 1 or keep >= keys.shape[2] or self.budget.is_full
-                or getattr(module, "sliding_window", None) is not None)
+    def budgets(self, session, n: int, batch: int) -> list[int]:
+        """Tokens each sequence may attend among the n cached: its budget less any extra entries."""
+        return [max(0, self.budget.tokens(real) - self.extra_entries(n)) for real in session.real_lengths(n, batch)]
+
+    @staticmethod
+    def valid(session, keys: Tensor) -> Tensor | None:
+        """bool [batch, 1, n]: False on padding slots; None without padding."""
+        if session.pads is None:
+            return None
+        return torch.arange(keys.shape[2], device=keys.device)[None, None, :] >= session.pads.view(-1, 1, 1)
+
+    def guard(self, session, keys: Tensor, keeps: list[int], slots: Tensor | None = None) -> Tensor:
+        """Protected sinks + recent window per sequence, charged inside each budget: bool like `slots`
+        (cache positions [batch, heads, m]; all n positions when None)."""
+        n = keys.shape[2]
+        if slots is None:
+            slots = torch.arange(n, device=keys.device).expand(keys.shape[0], 1, n)
+        sizes = [self.budget.protect(k) for k in keeps]
+        return protected(slots, n, [s for s, _ in sizes], [w for _, w in sizes], session.pads)
+
+    def choose(self, session, module, query: Tensor, keys: Tensor, keeps: list[int]) -> Selection:
+        q = grouped(query, keys.shape[1])
+        scores = self.scores(session, module, q, keys)
+        guard = self.guard(session, keys, keeps).expand_as(scores)
+        valid = self.valid(session, keys)
+        return pick(scores, keeps, guard, None if valid is None else valid.expand_as(scores))
 
     def attend(self, session, module, query, key, value, attention_mask, **kwargs):
-        keep = self.budget.tokens(key.shape[2])
-        if self.sparse_prefill and query.shape[2] > 1 and not self.budget.is_full \
-                and getattr(module, "sliding_window", None) is None:
-            from tokensieve.sparse.prefill import sparse_prefill  # prefill.py builds on this module
+        n, batch, decode = key.shape[2], query.shape[0], query.shape[2] == 1
+        sliding = getattr(module, "sliding_window", None) is not None
+        if self.budget.is_full:
+            return session.dense(module, query, key, value, attention_mask, **kwargs)
+        if sliding:  # a sliding layer reads its whole window, whatever the budget
+            session.usage.dense(decode)
+            return session.dense(module, query, key, value, attention_mask, **kwargs)
+        keeps = self.budgets(session, n, batch)
+        if not decode:
+            if self.sparse_prefill:
+                return sparse_prefill(session, query, key, value, module.scaling, self.budget,
+                                      self.prefill_block), None
+            session.usage.dense(decode=False)
+            return session.dense(module, query, key, value, attention_mask, **kwargs)
+        if all(keep >= real for keep, real in zip(keeps, session.real_lengths(n, batch), strict=True)):
+            session.usage.attended(session.real_lengths(n, batch))  # the budget covers every token: dense is exact
+            return session.dense(module, query, key, value, attention_mask, **kwargs)
+        selection = self.choose(session, module, query, key, keeps)
+        session.usage.attended([k + self.extra_entries(n) for k in selection.keeps])
+        return self.attend_selected(session, module, query, key, value, selection), None
 
-            ratio = keep / key.shape[2]
-            return sparse_prefill(query, key, value, module.scaling, ratio, self.prefill_block), None
-        if self.dense(query, key, attention_mask, keep, module):
-            return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-        idx = self.choose(session, module, query, key, keep)
-        return sparse_attend(query, gather_tokens(key, idx), gather_tokens(value, idx), module.scaling), None
+    def attend_selected(self, session, module, query, key, value, selection: Selection) -> Tensor:
+        idx = selection.indices
+        return sparse_attend(query, gather_rows(key, idx), gather_rows(value, idx), module.scaling,
+                             selection.bias(query.dtype))
 
     @staticmethod
     def scratch(session, module, name: str, make):

@@ -28,31 +28,39 @@ def kmeans(points: Tensor, k: int, iterations: int = 6) -> tuple[Tensor, Tensor]
 @dataclass
 class Cluster(SelectPolicy):
     """Clustered sparse attention (the Sparse VideoGen2 idea, applied to text): k-means groups
-    the cached keys into semantically close clusters once per sequence (tokens added later join the recent
-    window); each decode query ranks clusters by centroid score, takes clusters until their estimated softmax
+    the cached keys into semantically close clusters once per sequence (tokens decoded later compete on their exact
+    score); each decode query ranks clusters by centroid score, takes clusters until their estimated softmax
     mass reaches `top_p`, and keeps the best-budget tokens from them."""
 
     cluster_size: int = 32
     top_p: float = 0.95
 
     def scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
-        def build():
+        pads = session.pad_counts(keys.shape[0])
+
+        def build():  # per sequence, over its own tokens only (padding never joins a cluster)
             n = keys.shape[2]
-            centroids, labels = kmeans(keys.float(), max(1, n // self.cluster_size))
-            return {"n": n, "centroids": centroids, "labels": labels}
+            parts = [kmeans(keys[b : b + 1, :, pad:].float(), max(1, (n - pad) // self.cluster_size))
+                     for b, pad in enumerate(pads)]
+            return {"n": n, "parts": parts}
 
         memo = self.scratch(session, module, "clusters", build)
-        centroids, labels = memo["centroids"], memo["labels"]
-        sizes = torch.zeros(*centroids.shape[:3], device=keys.device).scatter_add_(
+        rows = []
+        for b, ((centroids, labels), pad) in enumerate(zip(memo["parts"], pads, strict=True)):
+            clustered = self._cluster_scores(q[b : b + 1], centroids, labels, module.scaling)
+            # tokens decoded after clustering belong to no cluster: they compete on their exact score
+            tail = torch.einsum("bhgd,bhnd->bhgn", q[b : b + 1].float(), keys[b : b + 1, :, memo["n"]:].float())
+            hidden = clustered.new_full((1, clustered.shape[1], pad), float("-inf"))
+            rows.append(torch.cat([hidden, clustered, tail.amax(2) * module.scaling], -1))
+        return torch.cat(rows, 0)
+
+    def _cluster_scores(self, q: Tensor, centroids: Tensor, labels: Tensor, scaling: float) -> Tensor:
+        """[1, kv_heads, clustered]: a token's cluster score, -inf outside the clusters holding `top_p` mass."""
+        sizes = torch.zeros(*centroids.shape[:3], device=q.device).scatter_add_(
             2, labels, torch.ones_like(labels, dtype=torch.float32))
-        logits = torch.einsum("bhgd,bhkd->bhgk", q.float(), centroids).amax(2) * module.scaling
+        logits = torch.einsum("bhgd,bhkd->bhgk", q.float(), centroids).amax(2) * scaling
         mass = torch.softmax(logits + sizes.clamp(min=1).log(), -1)  # estimated share of attention per cluster
         order = mass.sort(-1, descending=True)
         within = (order.values.cumsum(-1) - order.values) < self.top_p  # clusters needed to reach top_p
         allowed = torch.zeros_like(within).scatter(-1, order.indices, within)
-        token_score = logits.gather(-1, labels)
-        token_score = token_score.masked_fill(~allowed.gather(-1, labels), float("-inf"))
-        tail = keys.shape[2] - memo["n"]  # tokens decoded after clustering: always in the recent window
-        if tail > 0:
-            token_score = torch.cat([token_score, token_score.new_full((*token_score.shape[:2], tail), 1e9)], -1)
-        return token_score
+        return logits.gather(-1, labels).masked_fill(~allowed.gather(-1, labels), float("-inf"))

@@ -6,15 +6,8 @@ import torch
 from torch import Tensor
 
 from tokensieve.core.policy import register
-from tokensieve.sparse.base import (
-    BlockPool,
-    SelectPolicy,
-    ceil_div,
-    gather_tokens,
-    grouped,
-    protected_indices,
-    top_tokens,
-)
+from tokensieve.core.tensors import gather_rows
+from tokensieve.sparse.base import BlockPool, Selection, SelectPolicy, ceil_div, grouped, pick
 
 
 @register("hisa")
@@ -32,15 +25,21 @@ class HISA(SelectPolicy):
 
     def candidates(self, session, module, q: Tensor, keys: Tensor, keep: int) -> Tensor:
         """Token indices [batch, kv_heads, m] inside the best blocks, plus the unfinished last block. The blocks
-        holding the sinks and the recent window always survive, so every protected token is a candidate."""
+        holding a sequence's sinks and the recent window always survive, so every protected token is a
+        candidate; blocks of padding never do. How many blocks survive is known without reading the scores."""
         block_scores = self.block_scores(session, module, q, keys)
         n, blocks = keys.shape[2], block_scores.shape[-1]
-        forced = torch.zeros(blocks, dtype=torch.bool, device=keys.device)
-        forced[: ceil_div(self.budget.sinks, self.block)] = True
-        forced[max(0, n - self.budget.window) // self.block :] = True
-        block_scores = block_scores.masked_fill(forced, float("inf"))
-        take = min(blocks, max(ceil_div(int(keep * self.oversample), self.block), int(forced.sum())))
-        best = block_scores.topk(take, dim=-1, sorted=False).indices
+        starts = torch.arange(blocks, device=keys.device) * self.block
+        pads = session.pads.view(-1, 1) if session.pads is not None else torch.zeros(1, 1, device=keys.device)
+        sinks = (starts < pads + self.budget.sinks) & (starts + self.block > pads)
+        window = starts + self.block > n - self.budget.window
+        padding = starts + self.block <= pads
+        ranked = block_scores.masked_fill(padding.unsqueeze(1), float("-inf"))
+        ranked = ranked.masked_fill((sinks | window).unsqueeze(1), float("inf"))
+        forced = ceil_div(self.budget.sinks, self.block) + (session.pads is not None) \
+            + blocks - max(0, n - self.budget.window) // self.block
+        take = min(blocks, max(ceil_div(int(keep * self.oversample), self.block), forced))
+        best = ranked.topk(take, dim=-1, sorted=False).indices
         tokens = (best.unsqueeze(-1) * self.block + torch.arange(self.block, device=keys.device)).flatten(-2)
         tail = torch.arange(blocks * self.block, n, device=keys.device).expand(*tokens.shape[:2], -1)
         return torch.cat([tokens, tail], -1)
@@ -56,9 +55,12 @@ class HISA(SelectPolicy):
         bound = torch.maximum(qe * high.unsqueeze(2), qe * low.unsqueeze(2)).sum(-1)
         return bound.amax(2)
 
-    def choose(self, session, module, query: Tensor, keys: Tensor, keep: int) -> Tensor:
+    def choose(self, session, module, query: Tensor, keys: Tensor, keeps: list[int]) -> Selection:
         q = grouped(query, keys.shape[1])
-        cand = self.candidates(session, module, q, keys, keep)
-        scores = torch.einsum("bhgd,bhnd->bhgn", q, gather_tokens(keys, cand)).amax(2)
-        guard = protected_indices(keys.shape[2], self.budget.sinks, self.budget.window, keys.device)[cand]
-        return cand.gather(-1, top_tokens(scores, min(keep, cand.shape[-1]), guard))
+        cand = self.candidates(session, module, q, keys, max(keeps))
+        scores = torch.einsum("bhgd,bhnd->bhgn", q, gather_rows(keys, cand)).amax(2)
+        valid = None if session.pads is None else cand >= session.pads.view(-1, 1, 1)
+        selection = pick(scores, [min(k, cand.shape[-1]) for k in keeps], self.guard(session, keys, keeps, cand),
+                         valid)
+        selection.indices = cand.gather(-1, selection.indices)
+        return selection

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor
 
 from tokensieve.core.policy import register
-from tokensieve.sparse.base import BlockPool, gather_tokens, sparse_attend
+from tokensieve.core.tensors import gather_rows
+from tokensieve.sparse.base import BlockPool, Selection, sparse_attend
 from tokensieve.sparse.hisa import HISA
 
 
@@ -16,19 +17,24 @@ class Rectified(HISA):
     """Rectified sparse attention (Rectified SpaAttn idea): attend exactly over the selected tokens, then correct
     the bias of dropping the rest by adding each skipped block as one pooled entry — its mean key and value,
     weighted by its token count (an additive log-count bias) — so the softmax denominator and the output keep
-    an estimate of the skipped mass instead of renormalising it away."""
+    an estimate of the skipped mass instead of renormalising it away. The pooled entries are attended, so
+    they are charged: each block entry takes one token of the budget from the exact selection."""
 
-    def attend(self, session, module, query, key, value, attention_mask, **kwargs):
-        keep = self.budget.tokens(key.shape[2])
-        if self.dense(query, key, attention_mask, keep, module):
-            return super().attend(session, module, query, key, value, attention_mask, **kwargs)
-        idx = self.choose(session, module, query, key, keep)
-        pool = self.scratch(session, module, "vpool", lambda: BlockPool(self.block))
-        mean_k, mean_v = pool.update(key, value)
+    def extra_entries(self, n: int) -> int:
+        return n // self.block  # one pooled entry per complete block, charged to the budget
+
+    def attend_selected(self, session, module, query, key, value, selection: Selection) -> Tensor:
+        idx = selection.indices
+        mean_k, mean_v = self.scratch(session, module, "vpool", lambda: BlockPool(self.block)).update(key, value)
         bias = _skipped_block_bias(idx, mean_k.shape[2], self.block, key.dtype)
-        keys = torch.cat([gather_tokens(key, idx), mean_k], 2)
-        values = torch.cat([gather_tokens(value, idx), mean_v], 2)
-        return sparse_attend(query, keys, values, module.scaling, bias.unsqueeze(2)), None
+        if selection.hidden is not None:
+            bias[..., : idx.shape[-1]].masked_fill_(selection.hidden, float("-inf"))
+        if session.pads is not None:  # a block that is all padding stands for nothing
+            whole_pad = (torch.arange(mean_k.shape[2], device=key.device) + 1) * self.block <= session.pads[:, None]
+            bias[..., idx.shape[-1]:].masked_fill_(whole_pad[:, None, :], float("-inf"))
+        keys = torch.cat([gather_rows(key, idx), mean_k], 2)
+        values = torch.cat([gather_rows(value, idx), mean_v], 2)
+        return sparse_attend(query, keys, values, module.scaling, bias.unsqueeze(2))
 
 
 def _skipped_block_bias(idx: Tensor, blocks: int, size: int, dtype) -> Tensor:

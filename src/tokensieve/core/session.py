@@ -1,0 +1,132 @@
+"""Session: everything that changes while a policy runs on a model. The policy object is configuration only.
+
+A session binds to one SieveCache at a time (a new generation binds a new cache and starts fresh). It holds the
+per-layer, per-sequence capacities, the queries buffered for eviction during decode, the dynamic selectors'
+scratch state, and `usage`: what was really attended and how often attention fell back to dense.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from tokensieve.core.cache import SieveCache, SieveLayer
+from tokensieve.core.policy import KVPolicy, Policy
+from tokensieve.core.view import LayerView
+
+
+@dataclass
+class Usage:
+    """Tokens attended per decode step, layer and sequence, and dense fallbacks (layer-forwards that read every
+    key although the policy's budget was smaller), split into prompt forwards and decode steps."""
+
+    attended_total: int = 0
+    attended_count: int = 0
+    attended_max: int = 0
+    dense_prefill: int = 0
+    dense_decode: int = 0
+
+    def attended(self, counts: list[int]) -> None:
+        self.attended_total += sum(counts)
+        self.attended_count += len(counts)
+        self.attended_max = max(self.attended_max, *counts)
+
+    def dense(self, decode: bool) -> None:
+        if decode:
+            self.dense_decode += 1
+        else:
+            self.dense_prefill += 1
+
+    @property
+    def dense_fallbacks(self) -> int:
+        return self.dense_prefill + self.dense_decode
+
+    def attended_summary(self) -> dict:
+        mean = self.attended_total / self.attended_count if self.attended_count else 0.0
+        return {"mean": round(mean, 2), "max": self.attended_max}
+
+
+@dataclass
+class Session:
+    """The state of one policy applied to one model."""
+
+    policy: Policy
+    dense: Callable  # the model's own attention implementation, for every forward the policy leaves dense
+    prompt_tokens: int | list[int] | None = None  # budget base per sequence; None = tokens seen when first needed
+    cache: SieveCache | None = None
+    compress: bool = True  # False while feeding tokens that must not trigger eviction (a later question)
+    capacity: dict[int, list[int]] = field(default_factory=dict)  # layer -> capacity per sequence
+    evictions: int = 0
+    scratch: dict = field(default_factory=dict)  # dynamic selectors' per-layer state, keyed (layer, name)
+    usage: Usage = field(default_factory=Usage)
+    recent: dict[int, list[Tensor]] = field(default_factory=dict)  # layer -> decode queries since last eviction
+    prepared: dict = field(default_factory=dict)  # model-specific tables a policy built in prepare(); kept on bind
+
+    def bind(self, cache: SieveCache) -> None:
+        self.cache, self.capacity, self.scratch, self.recent, self.usage = cache, {}, {}, {}, Usage()
+        self.evictions = 0
+
+    @property
+    def pads(self) -> Tensor | None:
+        return None if self.cache is None else self.cache.pads
+
+    def pad_counts(self, batch: int) -> list[int]:
+        return [0] * batch if self.pads is None else self.pads.tolist()
+
+    def real_lengths(self, seen: int, batch: int) -> list[int]:
+        """Real (unpadded) tokens per sequence among `seen` cache positions."""
+        return [seen - pad for pad in self.pad_counts(batch)]
+
+    def capacities(self, layer_idx: int, seen: int, batch: int) -> list[int]:
+        """The layer's capacity per sequence, fixed at the first compression point from the budget base."""
+        if not self.capacity:
+            layers = sorted(self.cache.sieve_layers)
+            base = self.prompt_tokens or self.real_lengths(seen, batch)
+            base = [base] * batch if isinstance(base, int) else list(base)
+            per_seq = [self.policy.capacities(n, len(layers)) for n in base]
+            self.capacity = {layer: [caps[rank] for caps in per_seq] for rank, layer in enumerate(layers)}
+        return self.capacity[layer_idx]
+
+    def after_attention(self, module: torch.nn.Module, query: Tensor) -> None:
+        """Called after a layer attended: evict down to capacity at a compression point (a prompt forward, or a
+        decode step that filled the layer to capacity + evict_every), and count what decode attended."""
+        policy = self.policy
+        if not isinstance(policy, KVPolicy) or self.cache is None:
+            return
+        layer = self.cache.layers[module.layer_idx]
+        if not isinstance(layer, SieveLayer):
+            return  # sliding-window layers are bounded already
+        batch, decode = query.shape[0], query.shape[-2] == 1
+        if decode:
+            self.usage.attended([layer.stored - pad for pad in (layer.pad_slots or [0] * batch)])
+        if policy.budget.is_full:
+            return
+        caps = self.capacities(module.layer_idx, layer.seen, batch)
+        every = policy.evict_every
+        if not decode:
+            if self.compress and layer.stored > max(caps):
+                self._evict(module, layer, query, caps, spare=every)
+        elif every:
+            recent = self.recent.setdefault(module.layer_idx, [])
+            recent.append(query)
+            del recent[:-every]
+            if layer.stored >= max(caps) + every:
+                self._evict(module, layer, torch.cat(recent, 2), caps, spare=every)
+                recent.clear()
+
+    def _evict(self, module, layer: SieveLayer, queries: Tensor, caps: list[int], spare: int) -> None:
+        ranks = sorted(self.capacity)
+        view = LayerView(
+            layer_idx=module.layer_idx, layer_rank=ranks.index(module.layer_idx), n_layers=len(ranks),
+            queries=queries, keys=layer.keys, values=layer.values, positions=layer.positions,
+            seen=layer.seen, scaling=module.scaling, state=layer.state, pads=self.pads,
+        )
+        pads = layer.pad_slots or [0] * len(caps)
+        keeps = [min(cap, layer.stored - pad) for cap, pad in zip(caps, pads, strict=True)]  # early chunks: fewer
+        indices = self.policy.select(view, keeps)
+        width = indices.shape[-1]
+        layer.keep(indices, spare=spare, pad_slots=[width - k for k in keeps] if self.pads is not None else None)
+        self.evictions += 1

@@ -1,0 +1,68 @@
+"""Row operations on [batch, heads, tokens, dim] tensors that the cache and the selectors share."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def capacity_rows(view: Tensor) -> int:
+    """Token rows per head that the buffer behind `view` holds (>= view.shape[2] when it has spare room)."""
+    return view.stride(1) // view.stride(2) if view.dim() == 4 and view.stride(2) else view.shape[2]
+
+
+def _laid_out(view: Tensor) -> bool:
+    """A [b, h, n, d] view on the token axis of a buffer this module allocated (rows contiguous, heads strided)."""
+    return (view.dim() == 4 and view.stride(3) == 1 and view.stride(2) == view.shape[3]
+            and view.stride(1) % view.shape[3] == 0 and view.stride(0) == view.shape[1] * view.stride(1))
+
+
+def with_room(rows: Tensor, spare: int) -> Tensor:
+    """`rows` copied into a fresh buffer with `spare` empty token rows after it; returned as a view of the rows."""
+    batch, heads, n, dim = rows.shape
+    buffer = rows.new_empty(batch, heads, n + spare, dim)
+    buffer[:, :, :n] = rows
+    return buffer[:, :, :n]
+
+
+def append_rows(stored: Tensor | None, new: Tensor) -> Tensor:
+    """`stored` (a view on the token axis, dim 2, of a larger buffer) extended by `new`, returned as a view.
+
+    Appends go into spare rows; a full buffer grows by 25 % + 64 rows, so decoding n tokens copies O(n) data in
+    total instead of the O(n^2) of concatenating the whole cache at every step."""
+    if stored is None:
+        return new.contiguous()
+    if not _laid_out(stored):  # positions [batch, heads, n] or a tensor we did not lay out: concatenate
+        return torch.cat([stored, new], 2)
+    length, extra = stored.shape[2], new.shape[2]
+    if capacity_rows(stored) < length + extra:
+        stored = with_room(stored, extra + (length + extra) // 4 + 64)
+    base = stored.as_strided(stored.shape[:2] + (length + extra,) + stored.shape[3:], stored.stride())
+    base[:, :, length:] = new
+    return base
+
+
+def gather_rows(tensor: Tensor, idx: Tensor) -> Tensor:
+    """[batch, heads, n, dim] gathered at idx [batch, heads, k] -> [batch, heads, k, dim] (a new tensor).
+
+    Rows are copied whole with one `index_select` over the rows of the underlying buffer (the cache's growable
+    buffer is a strided view): ~10x faster on CPU than `gather` with an index expanded per channel."""
+    batch, heads, _, dim = tensor.shape
+    s0, s1, s2, s3 = tensor.stride()
+    if s3 != 1 or s2 != dim or s1 % dim or s0 % dim:
+        return tensor.gather(2, idx.unsqueeze(-1).expand(-1, -1, -1, dim))
+    starts = (torch.arange(batch, device=idx.device).view(-1, 1, 1) * (s0 // dim)
+              + torch.arange(heads, device=idx.device).view(1, -1, 1) * (s1 // dim))
+    rows_total = (batch - 1) * (s0 // dim) + (heads - 1) * (s1 // dim) + tensor.shape[2]
+    rows = tensor.as_strided((rows_total, dim), (dim, 1))
+    return rows.index_select(0, (starts + idx).flatten()).view(batch, heads, idx.shape[-1], dim)
+
+
+def storage_bytes(tensors) -> int:
+    """Bytes of the distinct storages behind `tensors` (spare capacity included, shared buffers counted once)."""
+    seen: dict[int, int] = {}
+    for tensor in tensors:
+        if tensor is not None:
+            storage = tensor.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values())
