@@ -35,7 +35,11 @@ def test_eviction_shrinks_tensors_and_keeps_true_positions(tiny_llama):
         # the next token must be rotated at position 100, exactly as in a cache holding the same kept tokens
         out = tiny_llama(_ids(1, seed=1), past_key_values=cache).logits
     assert layer.positions[0, 0, -1].item() == 100
-    assert cache.kv_bytes() == 3 * 2 * (1 * 2 * 41 * 16 * 4)
+    # the reported bytes are the storages really allocated behind every tensor the layers hold
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for lay in cache.layers
+                for t in (lay.keys, lay.values, lay._positions, *lay.state.values())}
+    assert cache.kv_bytes() == sum(storages.values())
+    assert cache.kv_bytes() >= 3 * 2 * (1 * 2 * 41 * 16 * 4), "at least the 41 stored rows per layer"
     assert torch.isfinite(out).all()
 
 

@@ -1,5 +1,7 @@
 """Property tests on budgets and selectors: never above budget, protected tokens always kept, indices clean."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -20,7 +22,7 @@ def test_topk_keep_respects_budget_and_protection(n, sinks, window, ratio, heads
     keep = budget.tokens(n)
     positions = torch.arange(n).expand(1, heads, n)
     scores = torch.randn(1, heads, n, generator=torch.Generator().manual_seed(seed))
-    guard = protected(positions, n, sinks, window)
+    guard = protected(positions, n, *budget.protect(keep))
     idx = topk_keep(scores, keep, guard)
     assert idx.shape == (1, heads, min(keep, n))
     assert keep <= n
@@ -29,8 +31,8 @@ def test_topk_keep_respects_budget_and_protection(n, sinks, window, ratio, heads
         assert torch.equal(row, row.unique(sorted=True)), "indices must be unique and sorted"
         must = set(torch.nonzero(guard[0, h]).flatten().tolist())
         assert must <= set(row.tolist()), "sinks and window are always kept"
-    if not budget.is_full and n > sinks + window:
-        assert keep <= max(int(ratio * n) + 1, sinks + window)
+        assert len(must) <= keep, "protected tokens are charged inside the budget"
+    assert keep == (n if budget.is_full else min(n, math.ceil(ratio * n))), "never raised above the ratio"
 
 
 @settings(max_examples=100, deadline=None)
@@ -73,4 +75,6 @@ def test_budget_token_counts():
     assert Budget(0.25).tokens(1000) == 250
     assert Budget(100.0).tokens(1000) == 100
     assert Budget(100.0).tokens(50) == 50
-    assert Budget(0.01, sinks=4, window=32).tokens(1000) == 36
+    assert Budget(0.01, sinks=4, window=32).tokens(1000) == 10, "a ratio is never silently raised"
+    assert Budget(0.01, sinks=4, window=32).protect(10) == (4, 6), "the window shrinks to fit the budget"
+    assert Budget(0.5, sinks=4, window=32).protect(3) == (3, 0)

@@ -1,14 +1,18 @@
 """Dynamic selectors: exact at budget 1.0, exact attention over what they select, HISA close to exact top-k."""
 
+import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import tokensieve
-from tokensieve.core.policy import Policy
+from tokensieve.core.budget import Budget
+from tokensieve.core.policy import DynamicPolicy, Policy
 from tokensieve.core.select import topk_keep
+from tokensieve.core.session import Session
 from tokensieve.data.needle import needle_case
 from tokensieve.sparse.base import exact_scores, gather_tokens, grouped, iou, sparse_attend
 from tokensieve.sparse.hisa import HISA
@@ -29,7 +33,7 @@ def test_sparse_attend_equals_masked_dense_attention():
 def test_gather_tokens_matches_gather_on_cache_views_and_plain_tensors():
     """The fast row gather reads a strided view of the cache's growable buffer correctly (and falls back to
     torch.gather for a layout it cannot read as rows)."""
-    from tokensieve.core.cache import _append
+    from tokensieve.core.tensors import append_rows as _append
 
     torch.manual_seed(0)
     stored = _append(_append(None, torch.randn(2, 3, 40, 8)), torch.randn(2, 3, 5, 8))  # a view with spare rows
@@ -51,22 +55,24 @@ def test_budget_one_is_dense_and_small_budget_still_answers(policy, smollm2):
     assert same.token_ids == full.token_ids
     sparse = tokensieve.generate("smollm2-135m", case.context, case.question, policy, 0.25,
                                  answer_prefix=case.answer_prefix, max_new_tokens=6)
-    assert len(sparse.token_ids) >= 1
     assert sparse.stats.kv_bytes_kept == full.stats.kv_bytes_kept, "dynamic selection evicts nothing"
+    # it really attended sparsely at decode: within the budget of what was visible, never densely
+    visible = sparse.stats.prompt_tokens + len(sparse.token_ids)
+    assert sparse.stats.dense_fallbacks_decode == 0
+    assert 0 < sparse.stats.attended_tokens["max"] <= math.ceil(0.25 * visible)
+    assert full.stats.attended_tokens["max"] >= visible - 1, "full attends every stored token"
 
 
 @dataclass
-class Recorder(Policy):
+class Recorder(DynamicPolicy):
     """Records the first decode query and the keys of every layer, attending densely."""
 
     seen: dict = field(default_factory=dict)
 
     def attend(self, session, module, query, key, value, mask, **kwargs):
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
         if query.shape[2] == 1 and module.layer_idx not in self.seen:
             self.seen[module.layer_idx] = (query.clone(), key.clone())
-        return sdpa_attention_forward(module, query, key, value, mask, **kwargs)
+        return session.dense(module, query, key, value, mask, **kwargs)
 
 
 @torch.inference_mode()
@@ -81,18 +87,20 @@ def test_hisa_selection_overlaps_exact_topk(smollm2):
     hisa = HISA(budget=tokensieve.Budget(0.125, sinks=0, window=0))
     scores = []
 
-    class Session:
-        scratch: dict = {}
-
+    session = SimpleNamespace(scratch={}, pads=None)
     for layer, (query, keys) in recorder.seen.items():
         module = model.model.layers[layer].self_attn
         q = grouped(query, keys.shape[1])
         keep = hisa.budget.tokens(keys.shape[2])
         exact = topk_keep(exact_scores(q, keys), keep)
-        scores.append(iou(hisa.choose(Session(), module, query, keys, keep), exact))
+        scores.append(iou(hisa.choose(session, module, query, keys, [keep]).indices, exact))
     mean_iou = sum(scores) / len(scores)
     print(f"HISA IoU vs exact top-k, 30 layers, 2k tokens, keep 1/8: mean {mean_iou:.3f}, min {min(scores):.3f}")
     assert mean_iou > 0.7  # measured 0.78 (block 16, 4x oversample); see docs/SPARSE.md
+
+
+def _prefill_session():
+    return Session(policy=Policy(), dense=None)
 
 
 def test_sparse_prefill_is_exact_when_the_budget_covers_everything():
@@ -101,12 +109,40 @@ def test_sparse_prefill_is_exact_when_the_budget_covers_everything():
     torch.manual_seed(0)
     q, k, v = torch.randn(1, 6, 700, 32), torch.randn(1, 2, 700, 32), torch.randn(1, 2, 700, 32)
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True).transpose(1, 2)
-    torch.testing.assert_close(sparse_prefill(q, k, v, 32**-0.5, 1.0, block=128), ref)
+    full = Budget(1.0)
+    torch.testing.assert_close(sparse_prefill(_prefill_session(), q, k, v, 32**-0.5, full, block=128), ref)
     # a later chunk: 200 queries after 500 cached keys
-    torch.testing.assert_close(sparse_prefill(q[:, :, -200:], k, v, 32**-0.5, 1.0, block=64), ref[:, -200:])
-    sparse = sparse_prefill(q, k, v, 32**-0.5, 0.3, block=64)
+    torch.testing.assert_close(sparse_prefill(_prefill_session(), q[:, :, -200:], k, v, 32**-0.5, full, block=64),
+                               ref[:, -200:])
+    session = _prefill_session()
+    sparse = sparse_prefill(session, q, k, v, 32**-0.5, Budget(0.3), block=64)
     torch.testing.assert_close(sparse[:, :128], ref[:, :128])  # the first two blocks only see local keys
     assert not torch.allclose(sparse, ref), "a 30% budget must actually skip keys"
+    assert session.usage.dense_prefill >= 2, "blocks whose budget cannot hold sinks + own block are counted"
+
+
+def test_sparse_prefill_charges_sinks_local_and_far_blocks_to_the_budget(monkeypatch):
+    """Every sparse query block reads at most budget.tokens(visible keys), sink block and local span included;
+    a block read densely beyond its budget is counted as a dense fallback."""
+    from tokensieve.sparse import prefill
+
+    reads = []
+    attend = prefill._attend_block
+
+    def spy(q, key, value, far, local, q_start, scaling, group):
+        visible = q_start + q.shape[2]
+        reads.append((visible, visible if far is None else far.shape[-1] + local.numel()))
+        return attend(q, key, value, far, local, q_start, scaling, group)
+
+    monkeypatch.setattr(prefill, "_attend_block", spy)
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 4, 1536, 16), torch.randn(1, 2, 1536, 16), torch.randn(1, 2, 1536, 16)
+    session, budget = _prefill_session(), Budget(0.25)
+    prefill.sparse_prefill(session, q, k, v, 0.25, budget, block=64)
+    over = [(visible, read) for visible, read in reads if read > budget.tokens(visible)]
+    assert len(over) == session.usage.dense_prefill, "every block over its budget is a counted fallback"
+    assert len(over) < len(reads) // 2, "most blocks really are sparse"
+    assert any(read < visible for visible, read in reads)
 
 
 def test_sparse_prefill_on_the_real_model_keeps_the_prompt_readable(smollm2):

@@ -21,6 +21,9 @@ def generate(
     policy: Annotated[str, typer.Option("--policy", "-p", help="KV policy (see `tokensieve policies`).")] = "snapkv",
     budget: Annotated[str, typer.Option(help="Ratio in (0, 1] of the prompt, or a token count per layer.")] = "0.25",
     chunk: Annotated[int | None, typer.Option(help="Prefill in chunks of N tokens, evicting after each.")] = None,
+    evict_every: Annotated[int | None, typer.Option(
+        help="KV policies: also evict during decode whenever a layer holds capacity + N tokens (0 = off; "
+             "default: off, except streaming_llm, which evicts every 32).")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate at most.")] = 32,
     answer_prefix: Annotated[str, typer.Option(help="Text the answer starts with (completion style).")] = "",
     query_agnostic: Annotated[bool, typer.Option(help="Compress the context before the question is seen.")] = False,
@@ -40,7 +43,7 @@ def generate(
     policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
     result = run(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                  query_aware=not query_agnostic, answer_prefix=answer_prefix, sinks=sinks, window=window,
-                 device=device)
+                 evict_every=evict_every, device=device)
     if as_json:
         print(json.dumps(result.to_dict()))
         return
@@ -50,13 +53,14 @@ def generate(
 
 def cost_table(results) -> Table:
     table = Table(title="cost (measured)")
-    for col in ("policy", "budget", "answer", "prompt tok", "kept tok/layer", "KV MB", "prefill s",
-                "decode tok/s", "peak RSS MB"):
+    for col in ("policy", "budget", "answer", "prompt tok", "kept tok/layer", "attended/step", "KV MB",
+                "prefill s", "decode tok/s", "peak RSS MB"):
         table.add_column(col, overflow="fold")
     for r in results:
         s = r.stats
         kept = sum(s.kept_tokens) / max(len(s.kept_tokens), 1)
-        table.add_row(s.policy, f"{s.budget:g}", r.answer[:40], str(s.prompt_tokens), f"{kept:.0f}",
+        attended = f"{s.attended_tokens['mean']:.0f} (max {s.attended_tokens['max']})"
+        table.add_row(s.policy, f"{s.budget:g}", r.answer[:40], str(s.prompt_tokens), f"{kept:.0f}", attended,
                       f"{s.kv_bytes_kept / 2**20:.1f} / {s.kv_bytes_full / 2**20:.1f}", f"{s.prefill_s:.2f}",
                       f"{s.decode_tok_s:.1f}", f"{s.peak_rss_mb:.0f}")
     return table

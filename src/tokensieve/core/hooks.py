@@ -96,6 +96,9 @@ def dense_attention(module: torch.nn.Module, implementation: str | None) -> Call
     eager = sys.modules[type(module).__module__].eager_attention_forward
 
     def eager_forward(module, query, key, value, attention_mask, **kwargs):
+        q_len, k_len = query.shape[-2], key.shape[-2]
+        if attention_mask is None and q_len > 1:  # sdpa's mask is omitted when causality can be inferred
+            attention_mask = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)
         if attention_mask is not None and attention_mask.dtype == torch.bool:
             blocked = torch.finfo(query.dtype).min
             attention_mask = torch.zeros_like(attention_mask, dtype=query.dtype).masked_fill(~attention_mask, blocked)
