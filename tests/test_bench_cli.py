@@ -82,6 +82,11 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, extra, message):
     assert len(lines) == 1 and message in lines[0], result.output
 
 
+def test_bench_offers_retry_failed():
+    result = CliRunner().invoke(app, ["bench", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "--retry-failed" in result.output
+
+
 def test_report_without_a_database_is_one_clear_line(tmp_path):
     result = CliRunner().invoke(app, ["report", "--db", str(tmp_path / "none.sqlite"), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no bench database" in result.output
@@ -159,8 +164,8 @@ def test_report_command_aggregates_rows_and_writes_all_three_files(tmp_path):
     assert result.exit_code == 0, result.output
     text = (out / "RESULTS.md").read_text()
     head = text.splitlines()[:8]
-    assert any("tokensieve report --db" in ln and "--note 'A reduced grid.'" in ln for ln in head)
-    assert "tokensieve bench --suite quick" in text and "A reduced grid." in text
+    assert any("tokensieve report --db" in ln and "--note …" in ln for ln in head)
+    assert "tokensieve bench --suite quick" in text and text.count("A reduced grid.") == 1  # the note, once
     snap = {ln.split("|")[2].strip(): [c.strip() for c in ln.strip("|").split("|")] for ln in text.splitlines()
             if ln.startswith("| smollm2-135m |") and "| snapkv | 0.5 |" in ln}  # one line per context length
     assert snap["256"][4:7] == ["2", "0.5", "0.50"]  # 2 ok cases, 1 hit of 2, half the KV

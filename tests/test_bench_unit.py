@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,9 +13,10 @@ from tokensieve.bench import metrics, suites
 from tokensieve.bench.cost import Shape, attention_flops, median_timed
 from tokensieve.bench.ray_executor import check_reachable
 from tokensieve.bench.report import pareto
-from tokensieve.bench.runner import Cell, grid
+from tokensieve.bench.runner import Cell, grid, pending, run_cell, sweep
 from tokensieve.bench.store import Store
-from tokensieve.errors import TokensieveError
+from tokensieve.errors import ResourceError, TokensieveError
+from tokensieve.peer_venv import PeerFailed
 
 
 def _row(key: str, quality: float) -> dict:
@@ -108,11 +113,43 @@ def test_pareto_front_drops_dominated_points():
     assert pareto([(10, 0.5), (20, 0.4), (5, 0.9), (20, 0.1)], higher_x=True) == [(20, 0.4), (10, 0.5), (5, 0.9)]
 
 
-def test_code_version_follows_the_method_files_only():
-    from tokensieve.bench.runner import _method_files, code_version
+@pytest.fixture
+def source_copy(tmp_path, monkeypatch):
+    """A private copy of the package sources as the code-version root, so a test can edit method files."""
+    from tokensieve.bench import cell
 
-    assert code_version("snapkv") == code_version("snapkv")
-    assert len({code_version("snapkv"), code_version("hisa"), code_version("kvpress:snapkv")}) == 3
+    root = tmp_path / "tokensieve"
+    shutil.copytree(cell.ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cell, "ROOT", root)
+    cell.code_version.cache_clear()
+    yield root
+    cell.code_version.cache_clear()
+
+
+def test_code_version_follows_the_method_files_only(source_copy):
+    from tokensieve.bench.cell import _method_files, code_version
+
+    methods = ("snapkv", "pyramid", "tova", "hisa", "rectified", "kvpress:snapkv")
+
+    def versions() -> dict[str, str]:
+        code_version.cache_clear()
+        return {m: code_version(m) for m in methods}
+
+    def edit(relative: str) -> dict[str, str]:
+        with (source_copy / relative).open("a") as f:
+            f.write("\n# edited\n")
+        return versions()
+
+    before = versions()
+    assert len(set(before.values())) == len(methods)
+    after = edit("kv/snapkv.py")  # snapkv and pyramid (built on it) change; nothing else does
+    assert {m for m in methods if after[m] != before[m]} == {"snapkv", "pyramid"}
+    again = edit("sparse/hisa.py")  # hisa and rectified (a HISA variant)
+    assert {m for m in methods if again[m] != after[m]} == {"hisa", "rectified"}
+    peer = edit("bench/peer_worker.py")  # the kvpress adapter only
+    assert {m for m in methods if peer[m] != again[m]} == {"kvpress:snapkv"}
+    shared = edit("generation.py")  # the shared engine: every cell
+    assert all(shared[m] != peer[m] for m in methods)
     names = {p.name for p in _method_files("pyramid")}
     assert {"pyramid.py", "snapkv.py"} <= names and "tova.py" not in names
     assert {"rectified.py", "hisa.py", "base.py"} <= {p.name for p in _method_files("rectified")}
@@ -154,3 +191,175 @@ def test_only_keeps_the_suite_cells_of_the_named_methods():
     assert hisa == [c for c in every if c.method == "hisa"] and any(c.case_dict["tokens"] == 8000 for c in hisa)
     with pytest.raises(TokensieveError, match="no cells"):
         plan("quick", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None, only="h2o")
+
+
+NEEDLE = (("depth", 0.5), ("needle", 0), ("task", "needle"), ("tokens", 256))
+
+
+@pytest.fixture
+def fake_method(monkeypatch):
+    """Cells run a fake method instead of a model: `outcomes[method]` is its (quality, metrics) or the exception
+    it raises; `calls` lists the methods run, in order."""
+    from tokensieve.bench import cell
+
+    outcomes: dict[str, object] = {}
+    calls: list[str] = []
+
+    def execute(c: Cell) -> tuple[float | None, dict]:
+        calls.append(c.method)
+        outcome = outcomes[c.method]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(cell, "_execute", execute)
+    return outcomes, calls
+
+
+@pytest.mark.parametrize("error", [
+    PeerFailed("kvpress worker died (exit code -9)"), TokensieveError("budget 2 is not supported here"),
+    ResourceError("out of memory loading m"), MemoryError("cannot allocate"),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: out of memory"),
+], ids=lambda e: type(e).__name__)
+def test_a_method_failure_is_a_failed_row_with_its_error(fake_method, error):
+    outcomes, _ = fake_method
+    outcomes["m1"] = error
+    row = run_cell(Cell("m", NEEDLE, "m1", 0.5), version="v")
+    assert row["status"] == "failed" and row["quality"] is None
+    assert str(error) in row["metrics"]["error"] and row["metrics"]["cell_s"] >= 0
+
+
+@pytest.mark.parametrize("error", [AttributeError("'NoneType' object has no attribute 'keys'"),
+                                   TypeError("attend() missing 1 required argument"), KeyError("kept_tokens"),
+                                   RuntimeError("The size of tensor a (5) must match the size of tensor b (4)")],
+                         ids=lambda e: type(e).__name__)
+def test_a_bug_in_tokensieve_propagates_instead_of_becoming_a_row(fake_method, error):
+    outcomes, _ = fake_method
+    outcomes["m1"] = error
+    with pytest.raises(type(error)):
+        run_cell(Cell("m", NEEDLE, "m1", 0.5), version="v")
+
+
+def test_a_bug_stops_the_sweep_and_stores_no_row_for_it(tmp_path, fake_method):
+    outcomes, calls = fake_method
+    outcomes |= {"m1": (1.0, {}), "m2": AttributeError("bug"), "m3": (1.0, {})}
+    store = Store(tmp_path / "b.sqlite")
+    cells = [Cell("m", NEEDLE, m, 0.5) for m in ("m1", "m2", "m3")]
+    with pytest.raises(AttributeError):
+        sweep(cells, store)
+    assert calls == ["m1", "m2"] and [r["method"] for r in store.rows()] == ["m1"]
+
+
+def test_failed_cells_are_done_until_retry_failed_reruns_them(tmp_path, fake_method):
+    outcomes, calls = fake_method
+    outcomes |= {"m1": (1.0, {}), "m2": PeerFailed("worker died")}
+    store = Store(tmp_path / "b.sqlite")
+    cells = [Cell("m", NEEDLE, m, 0.5) for m in ("m1", "m2")]
+    assert sweep(cells, store) == 2
+    outcomes["m2"] = (0.5, {"answer": "x"})  # the peer works now
+    assert sweep(cells, store) == 0 and calls == ["m1", "m2"]  # a plain rerun keeps the failed row
+    assert pending(cells, store, retry_failed=True) == [cells[1]]
+    assert sweep(cells, store, retry_failed=True) == 1 and calls == ["m1", "m2", "m2"]
+    rows = {r["method"]: r for r in store.rows()}
+    assert len(rows) == len(store.rows()) == 2  # replaced, not duplicated
+    assert rows["m2"]["status"] == "ok" and rows["m2"]["quality"] == 0.5 and rows["m2"]["key"] == cells[1].key()
+    assert sweep(cells, store, retry_failed=True) == 0  # ok rows are never re-run
+
+
+def test_a_stored_ok_row_is_never_replaced_but_a_failed_one_is(tmp_path):
+    store = Store(tmp_path / "b.sqlite")
+    store.put({**_row("k1", 1.0)})
+    store.put({**_row("k1", 0.0), "status": "failed"})  # must not clobber the finished row
+    store.put({**_row("k2", 0.0), "status": "failed", "metrics": {"error": "boom"}})
+    assert store.done(include_failed=False) == {"k1"} and store.done() == {"k1", "k2"}
+    store.put(_row("k2", 0.75))
+    assert [(r["key"], r["status"], r["quality"]) for r in store.rows()] == [("k1", "ok", 1.0), ("k2", "ok", 0.75)]
+
+
+def _bench_row(method: str, budget: float, metrics: dict, task: str = "needle", case: str = "needle/400/d0.50/n0",
+               status: str = "ok") -> dict:
+    return {"model": "m", "task": task, "case_id": case, "method": method, "budget": budget, "status": status,
+            "quality": 1.0, "metrics": metrics}
+
+
+def test_budget_check_compares_the_real_budget_with_the_nominal_one():
+    from tokensieve.bench.summary import budget_check
+
+    needle = {"prompt_tokens": 400}
+    assert budget_check(_bench_row("snapkv", 0.25, {**needle, "kept_tokens": [100] * 30})) == (100, 100)
+    assert budget_check(_bench_row("snapkv", 0.25, {**needle, "kept_tokens": [100] * 29 + [130]})) == (130, 100)
+    # a dynamic selector keeps the whole prompt: what counts is what one query attended
+    hisa = {**needle, "kept_tokens": [400] * 30, "attended_tokens": {"mean": 95.5, "max": 120}}
+    assert budget_check(_bench_row("hisa", 0.25, hisa)) == (120, 100)
+    # its budget is a share of what the query sees: 11 decode steps after the first token see up to 411 tokens
+    grown = {**hisa, "new_tokens": 12, "attended_tokens": {"mean": 101.5, "max": 103}}
+    assert budget_check(_bench_row("hisa", 0.25, grown)) == (103, 103)
+    assert budget_check(_bench_row("hisa", 0.25, {**grown, "attended_tokens": {"max": 104}})) == (104, 103)
+    assert budget_check(_bench_row("hisa", 0.25, {**needle, "kept_tokens": [400] * 30})) is None  # older row
+    pyramid = {**needle, "kept_tokens": [190, 160, 130, 100, 70, 40, 10]}  # per-layer average: 100
+    assert budget_check(_bench_row("pyramid", 0.25, pyramid)) == (100, 100)
+    assert budget_check(_bench_row("full", 1.0, {**needle, "kept_tokens": [400] * 30})) is None
+    assert budget_check(_bench_row("snapkv", 0.25, {"error": "x"}, status="failed")) is None
+    assert budget_check(_bench_row("kvpress:snapkv", 0.25, {**needle, "kept_tokens": [99] * 30})) == (99, 100)
+    fidelity = _bench_row("tova", 0.5, {"kept_tokens": [1025] * 30}, "fidelity", "fidelity/2048+128/o0")
+    assert budget_check(fidelity) == (1025, 1024)
+    fed = _bench_row("hisa", 0.25, {"attended_tokens": {"max": 50}}, "fidelity", "fidelity/192+8/o3")
+    assert budget_check(fed) == (50, 50)  # the 7th continuation token's query sees 199 tokens
+    stream = _bench_row("h2o", 0.125, {"kept_tokens": [512] * 30}, "streaming", "streaming/24576/c512/w4096")
+    assert budget_check(stream) == (512, 512)  # the budget is a share of the window, not of the stream
+    assert budget_check(_bench_row("snapkv", 0.1, {"prompt_tokens": 401, "kept_tokens": [41]})) == (41, 41)
+
+
+def test_report_flags_cells_over_budget_and_tolerates_rows_without_the_counters():
+    from tokensieve.bench.report import OVER, OVER_NOTE, markdown
+    from tokensieve.bench.summary import summarise
+
+    base = {"prompt_tokens": 400, "prefill_s": 1.0}
+    rows = [_bench_row("full", 1.0, {**base, "kept_tokens": [400] * 4}),
+            _bench_row("snapkv", 0.25, {**base, "kept_tokens": [100] * 4}),
+            _bench_row("snapkv", 0.25, {**base, "kept_tokens": [100, 100, 100, 140]}, case="needle/400/d0.10/n0"),
+            _bench_row("hisa", 0.25, {**base, "kept_tokens": [400] * 4,
+                                      "attended_tokens": {"mean": 100.0, "max": 100}, "dense_fallbacks": 0}),
+            _bench_row("tokenselect", 0.25, {**base, "kept_tokens": [400] * 4}),  # older row: no counters
+            _bench_row("snapkv", 0.25, {"error": "boom"}, status="failed", case="needle/400/d0.90/n0")]
+    text = markdown(summarise(rows), rows)
+    header = next(ln for ln in text.splitlines() if ln.startswith("| model |"))
+    column = [c.strip() for c in header.strip("|").split("|")].index(OVER)
+    cells = {ln.split("|")[3].strip(): [c.strip() for c in ln.strip("|").split("|")][column]
+             for ln in text.splitlines() if ln.startswith("| m |")}
+    assert cells == {"full": "—", "snapkv": "⚠ 1/2 (140 > 100 tok)", "hisa": "no", "tokenselect": "—"}
+    assert text.count(OVER_NOTE) == 1
+    fine = [r for r in rows if "140" not in str(r["metrics"])]
+    assert "⚠" not in markdown(summarise(fine), fine) and OVER_NOTE not in markdown(summarise(fine), fine)
+
+
+def test_report_prints_the_note_once_whatever_command_it_is_given():
+    from tokensieve.bench.report import _generated_by
+
+    note = "The standard suite, 509 cells."
+    for command in ("tokensieve report --db r.sqlite --out docs", f"tokensieve report --db r.sqlite --note '{note}'"):
+        line = _generated_by(command, note)
+        assert note not in line and "--note …" in line and "--db r.sqlite" in line
+    assert _generated_by("tokensieve report --db r.sqlite", "") == "Generated by `tokensieve report --db r.sqlite`"
+
+
+@pytest.mark.parametrize(("script", "message"), [
+    ("import sys; sys.stdin.readline(); print('loading weights...', flush=True)", "other than JSON"),
+    ("import sys; sys.stdin.readline(); sys.exit(3)", "died (exit code 3)"),
+    ("import sys; sys.stdin.readline(); print('{\"ok\": false, \"error\": \"press raised\"}', flush=True)",
+     "press raised"),
+])
+def test_a_misbehaving_peer_worker_is_a_peer_failure(tmp_path, script, message):
+    import sys
+
+    from tokensieve.peer_venv import JsonLinesWorker, PeerVenv
+
+    path = tmp_path / "worker.py"
+    path.write_text(script)
+    worker = JsonLinesWorker("fake", PeerVenv("fake", "fake", "TOKENSIEVE_FAKE_VENV", ()), path, Path(sys.executable))
+    try:
+        with pytest.raises(PeerFailed, match=re.escape(message)):
+            worker.call({"op": "load"})
+    finally:
+        worker.close()

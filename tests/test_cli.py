@@ -1,10 +1,18 @@
-"""The CLI as a user meets it: bad input gives one clear line and exit 2; --json keeps its contract."""
+"""The CLI as a user meets it: bad input gives one clear line and exit 2, out of memory one line and exit 1;
+--json keeps its contract."""
 
 import json
 import subprocess
 import sys
 
 import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from tokensieve.cli import app
+from tokensieve.commands.common import guarded
+from tokensieve.errors import ResourceError, TokensieveError
 
 CLI = [sys.executable, "-m", "tokensieve.cli"]
 
@@ -83,3 +91,48 @@ def test_json_contract_on_the_real_model(doc):
     assert "7294" in payload["answer"]
     assert stats["kv_bytes_kept"] < stats["kv_bytes_full"]
     assert len(stats["kept_tokens"]) == 30
+
+
+OOM = [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"), MemoryError(),
+       RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: out of memory"),
+       ResourceError("out of memory loading m")]
+
+
+def _invoke(error: BaseException):
+    app = typer.Typer()
+
+    @app.command()
+    @guarded
+    def boom() -> None:
+        raise error
+
+    return CliRunner().invoke(app, [])
+
+
+@pytest.mark.parametrize("error", OOM, ids=lambda e: type(e).__name__)
+def test_out_of_memory_is_one_line_and_exit_1(error):
+    result = _invoke(error)
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: out of memory"), result.output
+
+
+def test_bad_input_stays_exit_2_and_a_bug_keeps_its_traceback():
+    result = _invoke(TokensieveError("budget 3 is outside (0, 1]"))
+    assert result.exit_code == 2 and result.output.strip() == "error: budget 3 is outside (0, 1]"
+    result = _invoke(RuntimeError("The size of tensor a (5) must match the size of tensor b (4)"))
+    assert isinstance(result.exception, RuntimeError)  # not disguised as an input error
+
+
+def test_generate_out_of_memory_while_loading_exits_1(tmp_path, monkeypatch, doc):
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                architectures=["LlamaForCausalLM"]).save_pretrained(tmp_path)
+
+    def from_pretrained(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", from_pretrained)
+    result = CliRunner().invoke(app, ["generate", "--model", str(tmp_path), "--context-file", str(doc), "-q", "what?"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: out of memory loading") and len(result.output.strip().splitlines()) == 1

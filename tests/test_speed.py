@@ -4,9 +4,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tokensieve.bench.kernel_speed import kernel_speed
+from tokensieve.bench.speed import BOUND, NoAttention, decode_speed, prefill_speed
 from tokensieve.cli import app
-from tokensieve.sparse.kernel_speed import kernel_speed
-from tokensieve.sparse.speed import BOUND, NoAttention, decode_speed, prefill_speed
 
 
 def test_the_bound_policy_returns_zeros_in_the_interface_layout():
@@ -15,26 +15,50 @@ def test_the_bound_policy_returns_zeros_in_the_interface_layout():
     assert out.shape == (1, 5, 6, 8) and not out.any() and weights is None
 
 
-def test_decode_speed_compares_with_full_and_the_bound(smollm2):
-    rows = {r["method"]: r for r in decode_speed("smollm2-135m", 300, 0.25, ["hisa"], steps=3, repeats=1)}
-    assert list(rows) == ["full", "hisa", BOUND]
-    assert rows["full"]["speedup"] == 1.0 and rows["full"]["token_agreement"] == 1.0
-    assert 0 <= rows["hisa"]["token_agreement"] <= 1 and rows[BOUND]["token_agreement"] is None
-    assert rows[BOUND]["budget"] is None and rows["hisa"]["budget"] == 0.25
-    assert all(r["decode_tok_s"] > 0 and r["context_tokens"] == rows["full"]["context_tokens"] for r in rows.values())
+def test_decode_speed_rows_are_each_methods_own_run_against_full(smollm2, monkeypatch):
+    from tokensieve.core.policy import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "zeros", NoAttention)  # a "method" that surely changes the greedy tokens
+    rows = {r["method"]: r for r in decode_speed("smollm2-135m", 1000, 0.25, ["hisa", "zeros"], steps=6,
+                                                 repeats=3)}
+    assert list(rows) == ["full", "hisa", "zeros", BOUND]
+    full, hisa, bound = rows["full"], rows["hisa"], rows[BOUND]
+    for row in rows.values():
+        assert {"budget", "context_tokens", "decode_tok_s", "speedup", "token_agreement", "steps"} <= set(row)
+        assert row["decode_tok_s"] > 0 and row["context_tokens"] == full["context_tokens"] > 900
+        # each speed-up is the row's own rate over the full cache's, measured in the same run
+        assert row["speedup"] == pytest.approx(row["decode_tok_s"] / full["decode_tok_s"], rel=0.02)
+    assert (full["budget"], hisa["budget"], bound["budget"]) == (1.0, 0.25, None)
+    assert full["dense_fallbacks"] == hisa["dense_fallbacks"] == 0  # HISA selected at every decode step
+    # agreement compares each method's own tokens with full's: a method attending to nothing cannot agree
+    assert rows["zeros"]["token_agreement"] < 0.5 and 0 <= hisa["token_agreement"] <= 1
+    # the same model with attention replaced by zeros decodes faster than with attention
+    assert bound["decode_tok_s"] > full["decode_tok_s"] and bound["token_agreement"] is None
 
 
-def test_prefill_speed_reports_quality_except_for_the_bound(smollm2):
-    rows = {r["method"]: r for r in prefill_speed("smollm2-135m", 700, 0.25, ["hisa"], repeats=1,
+def test_prefill_speed_rows_carry_each_methods_own_perplexity(smollm2):
+    rows = {r["method"]: r for r in prefill_speed("smollm2-135m", 700, 0.5, ["hisa"], repeats=1,
                                                    score_tokens=64, block=64)}
-    assert rows["full"]["ppl_rise_pct"] == 0 and rows["hisa"]["ppl_last_tokens"] > 1
+    assert list(rows) == ["full", "hisa", BOUND]
+    full, hisa = rows["full"], rows["hisa"]
+    # HISA really prefilled sparsely (not every block fell back to dense), so its perplexity is its own
+    blocks = 30 * -(-hisa["prompt_tokens"] // 64)
+    assert full["dense_fallbacks"] == 0 and hisa["dense_fallbacks"] < blocks / 2
+    assert full["ppl_last_tokens"] > 1 and hisa["ppl_last_tokens"] != full["ppl_last_tokens"]
+    assert hisa["ppl_rise_pct"] == pytest.approx(100 * (hisa["ppl_last_tokens"] / full["ppl_last_tokens"] - 1),
+                                                 abs=0.05)
     assert rows[BOUND]["ppl_last_tokens"] is None and rows[BOUND]["prefill_s"] > 0
+    for row in rows.values():
+        assert row["speedup"] == pytest.approx(full["prefill_s"] / row["prefill_s"], rel=0.05)
 
 
 def test_kernel_speed_times_each_method_against_sdpa(smollm2):
-    rows = kernel_speed("smollm2-135m", 512, 0.25, ["fasa", "hisa"], repeats=2)
+    rows = kernel_speed("smollm2-135m", 512, 0.25, ["fasa", "hisa"], repeats=3)
     assert [r["method"] for r in rows] == ["full", "fasa", "hisa"]
-    assert all(r["ms_per_layer"] > 0 for r in rows) and rows[0]["speedup"] == 1.0
+    assert [r["budget"] for r in rows] == [1.0, 0.25, 0.25] and all(r["context_tokens"] == 512 for r in rows)
+    assert all(r["ms_per_layer"] > 0 for r in rows)
+    for row in rows:  # each against sdpa's time in the same run, not against itself
+        assert row["speedup"] == pytest.approx(rows[0]["ms_per_layer"] / row["ms_per_layer"], rel=0.02)
 
 
 @pytest.mark.parametrize("args, message", [

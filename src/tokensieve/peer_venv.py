@@ -73,9 +73,13 @@ class JsonLinesWorker:
             raise PeerFailed(f"{self.name} worker died: {err}") from None
         if not line:
             raise PeerFailed(f"{self.name} worker died (exit code {self.proc.wait()})")
-        answer = json.loads(line)
-        if not answer.pop("ok"):
-            raise PeerFailed(answer["error"])
+        try:
+            answer = json.loads(line)
+            ok = answer.pop("ok")
+        except (ValueError, AttributeError, KeyError):  # something in the peer wrote to stdout: its malfunction
+            raise PeerFailed(f"{self.name} worker answered something other than JSON: {line[:200]!r}") from None
+        if not ok:
+            raise PeerFailed(answer.get("error", "the peer failed without a message"))
         return answer
 
     def alive(self) -> bool:

@@ -92,7 +92,7 @@ def _override_needles(cases: list[dict], lengths, depths, needles) -> list[dict]
 
 
 def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: str | None, console: Console,
-        err: Console) -> dict[str, Path]:
+        err: Console, retry_failed: bool = False) -> dict[str, Path]:
     if executor not in ("local", "ray"):
         raise TokensieveError(f"unknown executor '{executor}': choose local or ray")
     if address and executor != "ray":
@@ -115,7 +115,7 @@ def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: s
             state = "" if row["status"] == "ok" else " [red]failed[/]"
             bar.update(task, description=f"{row['case_id']} {row['method']}@{row['budget']:g}{state}")
 
-        ran = runner.sweep(cells, store, executor, address, progress, on_row)
+        ran = runner.sweep(cells, store, executor, address, progress, on_row, retry_failed=retry_failed)
     store.set_meta("command", shlex.join(["tokensieve", *sys.argv[1:]]))  # only once its whole grid is done
     rows = latest_version(store.rows(keys))
     store.close()

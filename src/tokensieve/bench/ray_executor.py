@@ -34,7 +34,7 @@ def run_ray(cells: list, record: Callable[[dict], None], address: str | None = N
         import ray
     except ImportError:
         raise TokensieveError("--executor ray needs Ray: pip install 'tokensieve[ray]'") from None
-    from tokensieve.bench.runner import code_version, run_cell
+    from tokensieve.bench.cell import code_version, run_cell
 
     if address:
         check_reachable(address)

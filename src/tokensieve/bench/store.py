@@ -1,7 +1,8 @@
 """Finished cells as rows in SQLite, keyed by a hash of their inputs and the code version.
 
 A row is written in one transaction only after its cell has finished, so a sweep killed at any instant
-(even SIGKILL) leaves only whole rows behind; rerunning skips them (INSERT OR IGNORE on the key).
+(even SIGKILL) leaves only whole rows behind; rerunning skips them. A stored ok row is never overwritten; a
+stored failed row is replaced by a later row of the same key (a retry, `bench --retry-failed`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ CREATE TABLE IF NOT EXISTS cells (
 """
 COLUMNS = ("key", "version", "model", "task", "case_id", "method", "budget", "status", "quality", "metrics")
 
-INSERT = f"INSERT OR IGNORE INTO cells ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+INSERT = (f"INSERT INTO cells ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+          "ON CONFLICT(key) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+          + ", created = julianday('now') WHERE cells.status != 'ok'")
 SELECT = f"SELECT {', '.join(COLUMNS)}, created FROM cells ORDER BY model, task, case_id, method, budget"
 
 
@@ -53,8 +56,10 @@ class Store:
         except (sqlite3.Error, OSError) as err:
             raise TokensieveError(f"cannot open the results database {self.path}: {err}") from None
 
-    def done(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT key FROM cells")}
+    def done(self, include_failed: bool = True) -> set[str]:
+        """Keys of the stored rows; without `include_failed`, only of those that succeeded."""
+        where = "" if include_failed else " WHERE status = 'ok'"
+        return {row[0] for row in self.db.execute("SELECT key FROM cells" + where)}
 
     def put(self, row: dict) -> None:
         values = [row[c] if c != "metrics" else json.dumps(row[c], sort_keys=True) for c in COLUMNS]

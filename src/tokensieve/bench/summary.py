@@ -1,9 +1,13 @@
 """Rows -> one summary line per (model, task, context length, method, budget): quality and cost, aggregated
 honestly (means of per-case quality, medians of timings, failed cells counted). Lengths are never pooled: cost
-grows with the context, and a suite may run its longest cases for only some methods."""
+grows with the context, and a suite may run its longest cases for only some methods.
+
+Each line also checks the budget a method really used against the nominal one (see `budget_check`)."""
 
 from __future__ import annotations
 
+import math
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,6 +30,9 @@ class Line:
     decode_tok_s: float | None = None
     peak_rss_mb: float | None = None
     gflops: float | None = None
+    checked: int = 0  # ok cases whose real budget could be compared with the nominal one
+    over_budget: int = 0  # ... and of those, the cases that used more than the nominal budget
+    worst: tuple[int, int] | None = None  # (real, nominal) tokens of the case furthest over budget
     extra: dict = field(default_factory=dict)
 
     @property
@@ -78,6 +85,16 @@ def summarise(rows: list[dict]) -> list[Line]:
                 value = _mean([x.get(name) for x in m])
                 if value is not None:
                     line.extra[name] = value
+            for row in ok:
+                check = budget_check(row)
+                if check is None:
+                    continue
+                line.checked += 1
+                real, nominal = check
+                if real > nominal:
+                    line.over_budget += 1
+                    if line.worst is None or real - nominal > line.worst[0] - line.worst[1]:
+                        line.worst = (real, nominal)
             if task == "streaming":
                 line.extra["memory"] = m[0].get("memory", [])
                 line.extra["tokens"] = m[0].get("tokens")
@@ -102,3 +119,81 @@ def needle_by_length(rows: list[dict]) -> dict[tuple[str, float], dict[int, tupl
         cell[0] += int(row["quality"] or 0)
         cell[1] += 1
     return {k: {t: (h, n) for t, (h, n) in v.items()} for k, v in out.items()}
+
+
+PEER_LAYER_AVERAGE = {"kvpress:pyramidkv"}  # peers whose budget is a per-layer average (layers differ)
+
+
+def nominal_tokens(budget: float, base: int) -> int:
+    """Tokens a budget allows out of `base`: ceil(ratio x base) for a ratio, else the token count; at most base
+    (the rule of core.budget.Budget.tokens, which charges sinks and window to the budget)."""
+    if budget == 1.0:
+        return base
+    keep = math.ceil(budget * base) if budget < 1 else int(budget)
+    return max(0, min(base, keep))
+
+
+def budget_base(row: dict) -> int | None:
+    """The tokens a row's budget is a share of: the prompt (needle), the compressed context (fidelity), the
+    eviction window (streaming)."""
+    if row["task"] == "needle":
+        return row["metrics"].get("prompt_tokens")
+    if row["task"] == "fidelity":
+        return context_tokens(row)
+    found = re.search(r"/w(\d+)", row["case_id"])
+    return int(found.group(1)) if found else None
+
+
+def _policy_class(row: dict):
+    """The tokensieve policy class of a row's method; None for peers and methods no longer registered."""
+    from tokensieve.core.policy import REGISTRY
+
+    return None if row["method"].startswith("kvpress:") else REGISTRY.get(row["method"])
+
+
+def _dynamic(cls) -> bool:
+    """A dynamic selector (attends each query to its own selection; nothing is evicted)."""
+    return cls is not None and hasattr(cls, "attend")
+
+
+def decode_forwards(row: dict) -> int:
+    """Single-token forwards after the prompt (each sees one more cached token): the needle's decode steps
+    after the first token, the fidelity continuation fed token by token (all but its last token)."""
+    if row["task"] == "needle":
+        return max(int(row["metrics"].get("new_tokens") or 1) - 1, 0)
+    if row["task"] == "fidelity":
+        return max(int(row["case_id"].split("+")[1].split("/")[0]) - 1, 0)
+    return 0
+
+
+def real_tokens(row: dict) -> int | None:
+    """The budget a row really used, in tokens, or None if the row cannot tell (older rows, peers without the
+    field). Dynamic selectors: the most tokens one decode query attended in one layer (attended_tokens.max);
+    KV policies: the most tokens one layer kept (max of kept_tokens), or the per-layer mean for a method whose
+    budget is a per-layer average (pyramid allocation gives low layers more than the nominal budget)."""
+    metrics = row["metrics"]
+    cls = _policy_class(row)
+    if _dynamic(cls):
+        attended = metrics.get("attended_tokens")
+        peak = attended.get("max") if isinstance(attended, dict) else None
+        return int(peak) if peak is not None else None
+    kept = [k for k in metrics.get("kept_tokens") or [] if k is not None]
+    if not kept:
+        return None
+    averaged = row["method"] in PEER_LAYER_AVERAGE or getattr(cls, "allocation", "uniform") != "uniform"
+    return math.ceil(statistics.fmean(kept)) if averaged else max(kept)
+
+
+def budget_check(row: dict) -> tuple[int, int] | None:
+    """(real, nominal) tokens of one ok row, or None where there is nothing to compare: `full` (no budget),
+    a failed row, or a row without the fields (rows written before they existed). The nominal budget of a KV
+    policy is a share of the prompt (window, for the stream); a dynamic selector's is a share of the tokens its
+    query sees, which grow by one per decode step, so its nominal is taken at the last step."""
+    if row["method"] == "full" or row["status"] != "ok" or row["budget"] is None:
+        return None
+    base, real = budget_base(row), real_tokens(row)
+    if base is None or real is None:
+        return None
+    if _dynamic(_policy_class(row)):
+        base += decode_forwards(row)
+    return real, nominal_tokens(float(row["budget"]), int(base))

@@ -22,11 +22,25 @@ from tokensieve.core.policy import make
 from tokensieve.data.corpus import essays
 from tokensieve.data.needle import NEEDLES, needle_case
 from tokensieve.errors import TokensieveError
-from tokensieve.generation import _full_kv_bytes, cached_load, completion_prompt
+from tokensieve.generation import cached_load, completion_prompt
 from tokensieve.generation import generate as ts_generate
 
 TASKS = ("needle", "fidelity", "streaming")
 NEEDLE_NEW_TOKENS = 12
+# Per-generation counters stored in every row (null where the source lacks them, e.g. peers or older code):
+# attended_tokens {"mean", "max"} per decode step and layer, dense_fallbacks (forwards attended densely under a
+# policy that should not have), kv_bytes_end (KV bytes really allocated after decoding).
+COUNTERS = ("attended_tokens", "dense_fallbacks", "kv_bytes_end")
+
+
+def counters(source) -> dict:
+    """The COUNTERS of a generation's Stats, or those a hooks Session counted (its `usage`; the caller measures
+    kv_bytes_end from its cache); None where the source lacks one."""
+    usage = getattr(source, "usage", None)
+    if usage is not None:
+        return {"attended_tokens": usage.attended_summary(), "dense_fallbacks": usage.dense_fallbacks,
+                "kv_bytes_end": None}
+    return {name: getattr(source, name, None) for name in COUNTERS}
 
 
 def case_id(case: dict) -> str:
@@ -84,7 +98,7 @@ def run_needle(model: str, case: dict, method: str, budget: float, repeats: int)
                         answer_prefix=needle.answer_prefix, max_new_tokens=NEEDLE_NEW_TOKENS, stop_at_newline=True)
         return {"answer": r.answer, **{k: getattr(r.stats, k) for k in (
             "prompt_tokens", "new_tokens", "prefill_s", "decode_tok_s", "peak_rss_mb", "kv_bytes_full",
-            "kv_bytes_kept", "kept_tokens")}}
+            "kv_bytes_kept", "kept_tokens")}, **counters(r.stats)}
 
     first, timing = median_timed(once, repeats, warmup=0)
     out = {**first, **timing, "expected": needle.expected}
@@ -111,7 +125,7 @@ def continuation_logits(model: str, case: dict, method: str, budget: float) -> t
         start = now()
         last = net(input_ids=ctx, past_key_values=cache_, use_cache=True, logits_to_keep=1).logits
         prefill_s = now() - start
-        stats = {"kv_bytes_kept": cache_.kv_bytes(), "kv_bytes_full": _full_kv_bytes(cache_),
+        stats = {"kv_bytes_kept": cache_.kv_bytes(), "kv_bytes_full": cache_.full_kv_bytes(),
                  "kept_tokens": cache_.stored_tokens()}
         session.compress = False
         if hasattr(policy, "attend"):  # dynamic selectors choose per decode query: one token at a time
@@ -120,6 +134,7 @@ def continuation_logits(model: str, case: dict, method: str, budget: float) -> t
         else:  # evicted caches are attended densely: one forward gives the same logits
             rest = net(input_ids=cont[:, :-1], past_key_values=cache_, use_cache=True).logits
     logits = torch.cat([last, rest], 1)[0]
+    stats |= {**counters(session), "kv_bytes_end": cache_.kv_bytes()}
     return logits, {**stats, "prefill_s": prefill_s, "peak_rss_mb": round(peak.rss_mb, 1)}
 
 
@@ -154,7 +169,7 @@ def run_streaming(model: str, case: dict, method: str, budget: float, repeats: i
     nll, count, trace, pending = 0.0, 0, [], None
     start = now()
     policy = make(method, budget=_budget(budget))
-    with torch.inference_mode(), PeakMemory(net.device) as peak, apply(net, policy, case["window"]):
+    with torch.inference_mode(), PeakMemory(net.device) as peak, apply(net, policy, case["window"]) as session:
         for i, lo in enumerate(range(0, ids.shape[1], chunk)):
             piece = ids[:, lo : lo + chunk]
             logits = net(input_ids=piece, past_key_values=cache_, use_cache=True).logits[0].float()
@@ -174,7 +189,8 @@ def run_streaming(model: str, case: dict, method: str, budget: float, repeats: i
     return None, {"ppl": ppl, "tokens": count + 1, "seconds": elapsed, "tok_s": ids.shape[1] / elapsed,
                   "peak_rss_mb": round(peak.rss_mb, 1), "kv_bytes_kept": cache_.kv_bytes(),
                   "kept_tokens": cache_.stored_tokens(), "memory": trace, "trained_context": limit,
-                  "beyond_trained": bool(limit and ids.shape[1] > limit)}
+                  "beyond_trained": bool(limit and ids.shape[1] > limit),
+                  **counters(session), "kv_bytes_end": cache_.kv_bytes()}
 
 
 RUNNERS = {"needle": run_needle, "fidelity": run_fidelity, "streaming": run_streaming}

@@ -26,6 +26,8 @@ def bench(
     depths: Annotated[str | None, typer.Option(help="Needle depths in [0, 1], comma-separated.")] = None,
     needles: Annotated[str | None, typer.Option(help="Needle indices, comma-separated.")] = None,
     repeats: Annotated[int | None, typer.Option(help="Timed repetitions per cell (median).")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also re-run the cells stored as failed "
+                                               "(their new row replaces the failed one).")] = False,
     executor: Annotated[str, typer.Option(help="local, or ray (a local Ray cluster unless --ray-address).")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address: host:port or ray://host:port.")]
     = None,
@@ -39,7 +41,7 @@ def bench(
 
     cells = command.plan(suite, model, methods, budgets, tasks, lengths, depths, needles, repeats,
                          echo=lambda m: err.print(m, highlight=False), only=only)
-    command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err)
+    command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err, retry_failed)
 
 
 @guarded
@@ -50,14 +52,11 @@ def report(
     note: Annotated[str, typer.Option(help="A paragraph placed under the title (e.g. what the grid covers).")] = "",
 ) -> None:
     """Markdown table, Pareto PNG and a self-contained interactive HTML page from a bench database."""
-    import shlex
-
     from tokensieve.bench import report as rep
 
     if not db.is_file():
         raise TokensieveError(f"no bench database at {db}: run `tokensieve bench --db {db}` first")
-    command = f"tokensieve report --db {db} --out {out_dir}" + (f" --note {shlex.quote(note)}" if note else "")
-    paths = rep.write(db, out_dir, command=command, note=note)
+    paths = rep.write(db, out_dir, command=f"tokensieve report --db {db} --out {out_dir}", note=note)
     err.print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

@@ -9,19 +9,21 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tokensieve.errors import TokensieveError
+from tokensieve.errors import TokensieveError, is_out_of_memory, out_of_memory
 
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
-def fail(message: str) -> None:
+def fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 def guarded(fn):
-    """Turn every TokensieveError (and a missing file) into one clear line and exit code 2."""
+    """Turn every TokensieveError (and a missing file) into one clear line and its exit code: 2 for bad input,
+    1 for a ResourceError. Running out of memory anywhere is one `error: out of memory …` line and exit 1;
+    any other exception is a bug and keeps its traceback."""
     import functools
 
     @functools.wraps(fn)
@@ -29,9 +31,13 @@ def guarded(fn):
         try:
             return fn(*args, **kwargs)
         except TokensieveError as e:
-            fail(str(e))
+            fail(str(e), e.exit_code)
         except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as e:
             fail(f"cannot read input: {e}")
+        except (MemoryError, RuntimeError) as e:
+            if not is_out_of_memory(e):
+                raise
+            fail(str(out_of_memory(e, f"in `{fn.__name__.replace('_', ' ')}`")), 1)
 
     return wrapper
 

@@ -52,7 +52,7 @@ def speed_decode(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Decode tokens/s of each dynamic selector vs full attention after one long dense prefill."""
-    from tokensieve.sparse.speed import decode_speed
+    from tokensieve.bench.speed import decode_speed
 
     rows = decode_speed(model, tokens, budget, _speed_methods(methods, budget), steps, repeats, device)
     _speed_table(rows, f"decode speed, median of {repeats}", as_json)
@@ -71,7 +71,7 @@ def speed_prefill(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Prefill seconds and perplexity: dense sdpa vs block-sparse prefill on the same prompt."""
-    from tokensieve.sparse.speed import prefill_speed
+    from tokensieve.bench.speed import prefill_speed
 
     rows = prefill_speed(model, tokens, budget, _speed_methods(methods, budget), repeats, device=device, block=block)
     _speed_table(rows, f"prefill speed, median of {repeats}", as_json)
@@ -91,7 +91,7 @@ def speed_kernel(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One layer's decode attention alone: dense sdpa vs each selector (eager, and compiled with --compile)."""
-    from tokensieve.sparse.kernel_speed import kernel_speed
+    from tokensieve.bench.kernel_speed import kernel_speed
 
     if repeats < 1 or tokens < 64:
         raise TokensieveError("--repeats must be >= 1 and --tokens >= 64")

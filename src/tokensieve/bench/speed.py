@@ -5,6 +5,9 @@ of that cache; median tokens/s over `repeats` and the ratio to full attention me
 prefill: dense sdpa vs block-sparse prefill on the same prompt; median seconds, and the perplexity of the
 prompt's last `score_tokens` tokens (teacher-forced) under each, so speed comes with its quality cost.
 
+Rows count the layer-forwards a method read densely although its budget was smaller (`dense_fallbacks`, of
+the last run): a selector that falls back everywhere is timed as dense attention, not as its kernel.
+
 Both add a `bound:no-attention` row: the same run with every attention output replaced by zeros (projections,
 cache writes, MLPs and the LM head unchanged). No sparse kernel, however well compiled, can beat its speed-up.
 """
@@ -21,7 +24,8 @@ import torch
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import now
-from tokensieve.core.policy import Policy, make
+from tokensieve.core.policy import DynamicPolicy, Policy, make
+from tokensieve.core.session import Session
 from tokensieve.data.corpus import haystack
 from tokensieve.generation import cached_load
 
@@ -29,9 +33,10 @@ BOUND = "bound:no-attention"
 
 
 @dataclass
-class NoAttention(Policy):
+class NoAttention(DynamicPolicy):
     """Not a method: attention costs nothing and returns zeros. Its speed is what the rest of the model costs,
-    so `full / no-attention` bounds the speed-up of any attention kernel on this model and context."""
+    so `full / no-attention` bounds the speed-up of any attention kernel on this model and context. (A dynamic
+    policy, so the hook calls its `attend` instead of the model's dense attention.)"""
 
     name: ClassVar[str] = BOUND
 
@@ -62,10 +67,11 @@ def decode_speed(model_name: str, tokens: int, budget: float, methods: list[str]
     policies = {name: make(name, budget if name != "full" else 1.0) for name in names[:-1]}
     policies[BOUND] = NoAttention()
     answers: dict[str, list[int]] = {}
+    sessions: dict[str, Session] = {}
     for _ in range(repeats):
         for name in names:  # interleaved, so drift on a shared machine hits every method alike
             cache, token, out = copy.deepcopy(base), int(logits.argmax()), []
-            with apply(model, policies[name]):
+            with apply(model, policies[name]) as sessions[name]:
                 start = now()
                 for _ in range(steps):
                     out.append(token)
@@ -81,22 +87,24 @@ def decode_speed(model_name: str, tokens: int, budget: float, methods: list[str]
         agree = sum(a == b for a, b in zip(answers[name], answers["full"], strict=True)) / steps
         row = {"method": name, "budget": _budget_of(name, budget), "context_tokens": ids.shape[1],
                "decode_tok_s": round(rate, 2), "speedup": round(rate / full_rate, 3),
-               "token_agreement": None if name == BOUND else round(agree, 3), "repeats": repeats, "steps": steps}
-        if hasattr(policies[name], "hit_rate"):
-            row["selection_cache_hit_rate"] = round(policies[name].hit_rate, 3)
+               "token_agreement": None if name == BOUND else round(agree, 3),
+               "dense_fallbacks": sessions[name].usage.dense_fallbacks, "repeats": repeats, "steps": steps}
+        if hasattr(policies[name], "hit_rate"):  # TokenSelect: of the last run's decode steps
+            row["selection_cache_hit_rate"] = round(policies[name].hit_rate(sessions[name]), 3)
         rows.append(row)
     return rows
 
 
-def _prefill(model, ids, policy, score_tokens: int) -> tuple[float, float]:
+def _prefill(model, ids, policy, score_tokens: int) -> tuple[float, float, int]:
+    """(seconds, perplexity of the last `score_tokens`, dense fallbacks) of one prefill under `policy`."""
     cache = SieveCache(model.config)
-    with apply(model, policy):
+    with apply(model, policy) as session:
         start = now()
         logits = model(ids, past_key_values=cache, logits_to_keep=score_tokens + 1).logits
         elapsed = now() - start
     targets = ids[:, -score_tokens:]
     nll = torch.nn.functional.cross_entropy(logits[0, :-1].float(), targets[0])
-    return elapsed, float(nll.exp())
+    return elapsed, float(nll.exp()), session.usage.dense_fallbacks
 
 
 @torch.inference_mode()
@@ -109,9 +117,10 @@ def prefill_speed(model_name: str, tokens: int, budget: float, methods: list[str
         policies[name] = make(name, budget, sparse_prefill=True, prefill_block=block)
     times: dict[str, list[float]] = {name: [] for name in names}
     ppl: dict[str, float] = {}
+    fallbacks: dict[str, int] = {}
     for _ in range(repeats):
         for name in names:
-            elapsed, ppl[name] = _prefill(model, ids, policies[name], score_tokens)
+            elapsed, ppl[name], fallbacks[name] = _prefill(model, ids, policies[name], score_tokens)
             times[name].append(elapsed)
     median = {name: statistics.median(values) for name, values in times.items()}
     rows = []
@@ -121,5 +130,5 @@ def prefill_speed(model_name: str, tokens: int, budget: float, methods: list[str
                      "prefill_s": round(median[name], 2), "speedup": round(median["full"] / median[name], 3),
                      "ppl_last_tokens": round(ppl[name], 3) if measured else None,
                      "ppl_rise_pct": round(100 * (ppl[name] / ppl["full"] - 1), 2) if measured else None,
-                     "repeats": repeats})
+                     "dense_fallbacks": fallbacks[name], "repeats": repeats})
     return rows

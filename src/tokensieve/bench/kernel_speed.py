@@ -9,15 +9,15 @@ eager and compiled kernels are timed side by side, interleaved, in one process.
 from __future__ import annotations
 
 import statistics
-from types import SimpleNamespace
 
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from tokensieve.core.cache import _append
 from tokensieve.core.hooks import attention_modules
 from tokensieve.core.memory import now
 from tokensieve.core.policy import make
+from tokensieve.core.session import Session
+from tokensieve.core.tensors import append_rows
 from tokensieve.generation import cached_load
 
 
@@ -30,8 +30,8 @@ def _layer_inputs(model, tokens: int, generator: torch.Generator):
     def rand(*shape):
         return torch.randn(*shape, generator=generator).to(device)
 
-    keys = _append(_append(None, rand(1, kv_heads, tokens - 1, head_dim)), rand(1, kv_heads, 1, head_dim))
-    values = _append(_append(None, rand(1, kv_heads, tokens - 1, head_dim)), rand(1, kv_heads, 1, head_dim))
+    keys = append_rows(append_rows(None, rand(1, kv_heads, tokens - 1, head_dim)), rand(1, kv_heads, 1, head_dim))
+    values = append_rows(append_rows(None, rand(1, kv_heads, tokens - 1, head_dim)), rand(1, kv_heads, 1, head_dim))
     return module, keys, values, lambda: rand(1, text.num_attention_heads, 1, head_dim)
 
 
@@ -41,15 +41,19 @@ def kernel_speed(model_name: str, tokens: int, budget: float, methods: list[str]
     model, _ = cached_load(model_name, device)
     module, keys, values, query = _layer_inputs(model, tokens, torch.Generator().manual_seed(0))
     runs = {"full": lambda q, s: sdpa_attention_forward(module, q, keys, values, None)}
+    sessions: dict[str, Session | None] = {"full": None}
     for name in methods:
         if name == "full":
             continue
-        policy = make(name, budget)
-        runs[name] = lambda q, s, p=policy: p.attend(s, module, q, keys, values, None)
+        variants = {name: lambda q, s, p: p.attend(s, module, q, keys, values, None)}
         if compiled:
-            runs[f"{name}+compile"] = torch.compile(lambda q, s, p=policy: p.attend(s, module, q, keys, values, None),
-                                                    dynamic=True)
-    sessions = {name: SimpleNamespace(scratch={}) for name in runs}
+            variants[f"{name}+compile"] = torch.compile(lambda q, s, p: p.attend(s, module, q, keys, values, None),
+                                                        dynamic=True)
+        for label, attend in variants.items():
+            policy = make(name, budget)
+            sessions[label] = Session(policy=policy, dense=sdpa_attention_forward)  # no cache: a bare layer
+            policy.prepare(sessions[label], model)  # model-specific tables (FASA's calibration)
+            runs[label] = lambda q, s, p=policy, attend=attend: attend(q, s, p)
     times: dict[str, list[float]] = {name: [] for name in runs}
     for name, run in runs.items():  # warm-up: first-call work, pooled caches, compilation
         for _ in range(3):
