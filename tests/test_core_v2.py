@@ -205,3 +205,39 @@ def test_fasa_calibrates_before_the_forward_and_keys_its_table_by_model(smollm2,
     tokensieve.generate(context=prompts[1], question="Why?", policy=tokensieve.make("fasa", 0.25,
                         calibration=str(table)), max_new_tokens=3)
     assert table.stat().st_mtime_ns == written, "a known model's table is read, never rewritten"
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("chunked", [False, True])
+def test_rolling_positions_equal_a_fresh_run_over_the_kept_tokens(chunked):
+    """One layer: a key depends only on its token and position, so after eviction with rolling positions the
+    next logits equal those of a fresh model over just the kept tokens at positions 0..k-1."""
+    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2)
+    torch.manual_seed(2)
+    model = LlamaForCausalLM(config).eval()
+    ids, nxt = _ids(90), _ids(1, seed=5)
+    policy = tokensieve.make("streaming_llm", tokensieve.Budget(30.0, 4, 8), positions="rolling", evict_every=0)
+    cache = SieveCache(config)
+    with tokensieve.apply(model, policy, prompt_tokens=90):
+        for lo in range(0, 90, 30 if chunked else 90):
+            model(ids[:, lo : lo + 30 if chunked else 90], past_key_values=cache)
+        rolled = model(nxt, past_key_values=cache).logits[0, -1]
+    kept = cache.layers[0].positions[0, 0][:-1]  # the kept prompt tokens (the new one is last)
+    assert kept.tolist() == list(range(4)) + list(range(64, 90))
+    fresh = model(torch.cat([ids[:, kept], nxt], 1)).logits[0, -1]
+    torch.testing.assert_close(rolled, fresh, atol=1e-4, rtol=1e-4)
+    true_positions = tokensieve.make("streaming_llm", tokensieve.Budget(30.0, 4, 8))
+    cache = SieveCache(config)
+    with tokensieve.apply(model, true_positions):
+        model(ids, past_key_values=cache)
+        unrolled = model(nxt, past_key_values=cache).logits[0, -1]
+    assert (unrolled - fresh).abs().max() > 10 * (rolled - fresh).abs().max(), "true positions are not rolled ones"
+
+
+def test_rolling_positions_are_refused_where_they_cannot_work(gemma3):
+    with pytest.raises(TokensieveError, match="sliding-window"):
+        tokensieve.generate("gemma3-270m", context="a b c", question="d?", max_new_tokens=1,
+                            policy=tokensieve.make("streaming_llm", 0.5, positions="rolling"))
+    with pytest.raises(TokensieveError, match="positions must be"):
+        tokensieve.make("snapkv", 0.5, positions="shifted")

@@ -44,7 +44,9 @@ def test_generate_api_full_matches_plain_greedy(smollm2):
                                  answer_prefix=case.answer_prefix, max_new_tokens=10)
     assert result.token_ids == plain[: len(result.token_ids)]
     assert case.expected in result.answer
-    assert result.stats.kv_bytes_kept == result.stats.kv_bytes_full
+    # allocated bytes: the same keys and values, plus one int64 position per stored token and head (8 / 512 B)
+    full_bytes = result.stats.kv_bytes_full
+    assert full_bytes < result.stats.kv_bytes_kept <= full_bytes * (1 + 8 / 512)
 
 
 @pytest.mark.parametrize("policy", KV_POLICIES)
@@ -57,7 +59,8 @@ def test_every_policy_keeps_its_budget_on_smollm2(policy, smollm2):
     assert len(kept) == 30
     assert sum(kept) <= sum([round(0.25 * s.prompt_tokens) + 1] * 30), "average budget respected"
     assert max(kept) < s.prompt_tokens
-    assert s.kv_bytes_kept <= 0.26 * s.kv_bytes_full
+    spare = s.evict_every / s.prompt_tokens  # rows reserved for the tokens decoded before the next eviction
+    assert s.kv_bytes_kept <= (0.26 + spare) * s.kv_bytes_full * (1 + 8 / 512)
     assert s.decode_tok_s > 0 and s.prefill_s > 0 and s.peak_rss_mb > 100
 
 

@@ -60,7 +60,32 @@ def standard() -> Suite:
     ])
 
 
-SUITES = {"quick": quick, "standard": standard}
+def equal() -> Suite:
+    """Core v2's re-run: the needle grid at 12.5 % (1k-4k) with budgets made equal (sinks, window, reused
+    selections and pooled entries charged), every method and press; and a stream past the trained context fed
+    token by token, so that streaming_llm evicts during decode (every 32 tokens), with true and rolling positions."""
+    pairs = [(0.1, 0), (0.5, 1), (0.9, 2)]
+    needles = diagonal_needles([1024, 2048, 4096], pairs)
+    stream = {"task": "streaming", "tokens": 3 * 8192, "chunk": 1, "window": 8192, "evict_every": 32}
+    return Suite("equal", [
+        Part(needles, [*TS_METHODS, *DYNAMIC_METHODS], [0.125],
+             peers=[peers.PREFIX + p for p in peers.DEFAULT_PRESSES]),
+        Part([stream, {**stream, "positions": "rolling"}], ["streaming_llm"], [0.125]),
+    ])
+
+
+def stream() -> Suite:
+    """A 65,536-token stream (8x SmolLM2's trained context) for streaming_llm at 12.5 % of an 8,192-token window
+    with rolling positions, evicting every 32 tokens; full attention over the first 8,192 tokens is the
+    in-window reference."""
+    reference = {"task": "streaming", "tokens": 8192, "chunk": 512, "window": 8192}
+    long = {"task": "streaming", "tokens": 8 * 8192, "chunk": 32, "window": 8192, "evict_every": 32,
+            "positions": "rolling"}
+    return Suite("stream", [Part([reference], ["full", "streaming_llm"], [0.125]),
+                            Part([long], ["streaming_llm"], [0.125])])
+
+
+SUITES = {"quick": quick, "standard": standard, "equal": equal, "stream": stream}
 
 
 def suite(name: str) -> Suite:

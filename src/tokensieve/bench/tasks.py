@@ -26,6 +26,7 @@ from tokensieve.generation import cached_load, completion_prompt
 from tokensieve.generation import generate as ts_generate
 
 TASKS = ("needle", "fidelity", "streaming")
+STREAM_OPTIONS = ("positions", "evict_every")  # KV-policy options a streaming case may set
 NEEDLE_NEW_TOKENS = 12
 # Per-generation counters stored in every row (null where the source lacks them, e.g. peers or older code):
 # attended_tokens {"mean", "max"} per decode step and layer, dense_fallbacks (forwards attended densely under a
@@ -48,7 +49,8 @@ def case_id(case: dict) -> str:
         return f"needle/{case['tokens']}/d{case['depth']:.2f}/n{case['needle']}"
     if case["task"] == "fidelity":
         return f"fidelity/{case['tokens']}+{case['continuation']}/o{case['offset']}"
-    return f"streaming/{case['tokens']}/c{case['chunk']}/w{case['window']}"
+    extra = "".join(f"/{key}={case[key]}" for key in STREAM_OPTIONS if key in case)
+    return f"streaming/{case['tokens']}/c{case['chunk']}/w{case['window']}{extra}"
 
 
 def needle_cases(lengths, depths, needles) -> list[dict]:
@@ -160,15 +162,17 @@ def run_fidelity(model: str, case: dict, method: str, budget: float, repeats: in
 
 def run_streaming(model: str, case: dict, method: str, budget: float, repeats: int) -> tuple[float | None, dict]:
     """Perplexity of a stream fed `chunk` tokens at a time; the policy evicts after every chunk down to
-    budget x `window` tokens, so the cache stays bounded. Positions run past the trained context: keys keep
-    their true RoPE positions (no re-rotation), which is noted in the row."""
+    budget x `window` tokens, so the cache stays bounded. With `chunk` 1 every token is a decode step, and the
+    case's `evict_every` bounds the cache instead. Keys keep their true RoPE positions unless the case sets
+    `positions: rolling` (re-rotated into the cache; the row records which)."""
     net, _ = cached_load(model)
     ids = torch.tensor([essay_ids(model, case["tokens"], case.get("offset", 0))])
     chunk, every = case["chunk"], max(1, case["tokens"] // case["chunk"] // 16)
     cache_ = SieveCache(net.config)
     nll, count, trace, pending = 0.0, 0, [], None
     start = now()
-    policy = make(method, budget=_budget(budget))
+    options = {key: case[key] for key in STREAM_OPTIONS if key in case and method != "full"}
+    policy = make(method, budget=_budget(budget), **options)
     with torch.inference_mode(), PeakMemory(net.device) as peak, apply(net, policy, case["window"]) as session:
         for i, lo in enumerate(range(0, ids.shape[1], chunk)):
             piece = ids[:, lo : lo + chunk]
@@ -190,6 +194,7 @@ def run_streaming(model: str, case: dict, method: str, budget: float, repeats: i
                   "peak_rss_mb": round(peak.rss_mb, 1), "kv_bytes_kept": cache_.kv_bytes(),
                   "kept_tokens": cache_.stored_tokens(), "memory": trace, "trained_context": limit,
                   "beyond_trained": bool(limit and ids.shape[1] > limit),
+                  "positions": getattr(policy, "positions", "true"), "evict_every": getattr(policy, "evict_every", 0),
                   **counters(session), "kv_bytes_end": cache_.kv_bytes()}
 
 

@@ -13,7 +13,8 @@ from tokensieve.errors import TokensieveError
 
 @guarded
 def bench(
-    suite: Annotated[str, typer.Option(help="quick (< 10 min on 2 cores) or standard (the published one).")] = "quick",
+    suite: Annotated[str, typer.Option(help="quick (< 10 min on 2 cores), standard (published), "
+                                            "equal (Core v2 re-run at 12.5 %) or stream (65,536 tokens).")] = "quick",
     model: Annotated[str, typer.Option("--model", "-m", help="Zoo name(s) or local HF dir(s), comma-separated.")]
     = "smollm2-135m",
     methods: Annotated[str | None, typer.Option(help="Comma-separated: policies and kvpress:<press> peers "

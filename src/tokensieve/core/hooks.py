@@ -60,6 +60,8 @@ def sieve_attention(module, query, key, value, attention_mask, **kwargs):
     if session is None:
         raise TokensieveError("the tokensieve attention ran outside tokensieve.apply()")
     layer = session.cache.layers[module.layer_idx] if session.cache is not None else None
+    if session.rope is not None and isinstance(layer, SieveLayer):
+        query = session.roll_layer(layer, query)
     if isinstance(layer, SieveLayer) and layer.evicted and session.pads is not None:
         attention_mask = padded_mask(layer, session.pads, query.shape[-2], module.num_key_value_groups)
     else:
@@ -123,6 +125,8 @@ def _ensure_sieve_cache(session: Session, model: torch.nn.Module):
             kwargs["past_key_values"] = cache
         if cache.get_seq_length() == 0:
             cache.set_padding(kwargs.get("attention_mask"))
+        if session.rope is not None:
+            session.roll(args, kwargs)
         return args, kwargs
 
     return model.register_forward_pre_hook(pre_hook, with_kwargs=True)

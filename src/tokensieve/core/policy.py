@@ -8,6 +8,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from tokensieve.core.budget import Allocation, Budget, allocate
+from tokensieve.core.rope import full_attention_inv_freq
 from tokensieve.core.select import protected, topk_keep
 from tokensieve.core.view import LayerView
 from tokensieve.errors import TokensieveError
@@ -74,14 +75,23 @@ class KVPolicy(Policy):
     `score()`. Subclasses override `score(view) -> [batch, kv_heads, stored]` (higher = keep) and may set
     `allocation`. `evict_every` N > 0 also evicts during decode: whenever a layer holds capacity + N tokens it is
     brought back to capacity (kvpress's DecodingPress does the same), so a long generation stays bounded.
+    `positions="rolling"` re-rotates kept keys to their position inside the cache (StreamingLLM's position
+    shift, kvpress's KeyRerotationPress), so a stream past the trained context never sees unseen positions.
     """
+
+    def prepare(self, session, model) -> None:
+        if self.positions == "rolling":
+            session.rope = full_attention_inv_freq(model, model.config.get_text_config().head_dim)
 
     allocation: Allocation = "uniform"
     evict_every: int = 0
+    positions: str = "true"  # "rolling": keys re-rotated to their slot in the cache after every eviction
 
     def __post_init__(self) -> None:
         if self.evict_every < 0:
             raise TokensieveError(f"evict_every must be >= 0 (0 = off), got {self.evict_every}")
+        if self.positions not in ("true", "rolling"):
+            raise TokensieveError(f"positions must be 'true' or 'rolling', got {self.positions!r}")
 
     def score(self, view: LayerView) -> Tensor:
         raise NotImplementedError

@@ -15,7 +15,9 @@ from torch import Tensor
 
 from tokensieve.core.cache import SieveCache, SieveLayer
 from tokensieve.core.policy import KVPolicy, Policy
+from tokensieve.core.rope import rotate
 from tokensieve.core.view import LayerView
+from tokensieve.errors import TokensieveError
 
 
 @dataclass
@@ -64,10 +66,32 @@ class Session:
     usage: Usage = field(default_factory=Usage)
     recent: dict[int, list[Tensor]] = field(default_factory=dict)  # layer -> decode queries since last eviction
     prepared: dict = field(default_factory=dict)  # model-specific tables a policy built in prepare(); kept on bind
+    rope: Tensor | None = None  # inverse frequencies when keys roll to their cache slot (positions="rolling")
+    rolling_base: int = 0  # the position this forward's first token was rotated at (rolling positions)
 
     def bind(self, cache: SieveCache) -> None:
         self.cache, self.capacity, self.scratch, self.recent, self.usage = cache, {}, {}, {}, Usage()
         self.evictions = 0
+
+    def roll(self, args: tuple, kwargs: dict) -> None:
+        """Rolling positions: this forward's tokens are rotated from the fewest tokens any layer stores, so RoPE
+        angles never grow past the cache's size (a layer that stores more rotates them on, in `roll_layer`)."""
+        if self.pads is not None:
+            raise TokensieveError("positions=rolling does not support padded batches")
+        inputs = kwargs.get("input_ids", args[0] if args else None)
+        inputs = inputs if inputs is not None else kwargs["inputs_embeds"]
+        self.rolling_base = min((layer.stored for layer in self.cache.sieve_layers.values()), default=0)
+        positions = torch.arange(self.rolling_base, self.rolling_base + inputs.shape[1], device=inputs.device)
+        kwargs["position_ids"] = positions.expand(inputs.shape[0], -1)
+
+    def roll_layer(self, layer: SieveLayer, query: Tensor) -> Tensor:
+        """Rotate this forward's query and new keys from the forward's base position to their own slots."""
+        q_len = query.shape[-2]
+        delta = layer.stored - q_len - self.rolling_base
+        if delta == 0:
+            return query
+        layer.keys[:, :, -q_len:] = rotate(layer.keys[:, :, -q_len:], delta, self.rope)
+        return rotate(query, delta, self.rope)
 
     @property
     def pads(self) -> Tensor | None:
@@ -129,4 +153,7 @@ class Session:
         indices = self.policy.select(view, keeps)
         width = indices.shape[-1]
         layer.keep(indices, spare=spare, pad_slots=[width - k for k in keeps] if self.pads is not None else None)
+        if self.rope is not None:  # the key at old slot i moves to slot j: rotate it by j - i
+            slots = torch.arange(width, device=indices.device)
+            layer.keys.copy_(rotate(layer.keys, slots - indices, self.rope))
         self.evictions += 1

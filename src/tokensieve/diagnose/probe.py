@@ -3,7 +3,8 @@
 Attention: a diagnostic policy plugged into the tokensieve attention hook (core/hooks.py). It receives the
 queries and keys exactly as the model rotated and normed them, accumulates the softmax attention mass every key
 receives, block by block over the queries (memory O(block x tokens) per layer, never the full T x T map), and
-then delegates to sdpa so the forward itself is unchanged. No switch to eager attention is needed.
+then delegates to the model's own dense attention so the forward itself is unchanged. No switch to eager
+attention is needed.
 
 Hidden states: a forward hook on every decoder layer keeps only summaries of its output (per-token max |h| and
 the largest entries), so long texts do not hold L x T x D activations.
@@ -16,10 +17,9 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from tokensieve.core.hooks import apply, attention_modules
-from tokensieve.core.policy import Policy
+from tokensieve.core.policy import DynamicPolicy
 from tokensieve.errors import TokensieveError
 
 
@@ -45,14 +45,13 @@ class LayerActivations:
 
 
 @dataclass
-class Probe(Policy):
+class Probe(DynamicPolicy):
     """A diagnostic 'policy': records attention mass from the model's own Q and K, then runs sdpa."""
 
     block: int = 256
     attention: dict[int, LayerAttention] = field(default_factory=dict)
 
     def attend(self, session, module, query: Tensor, key: Tensor, value: Tensor, attention_mask, **kwargs):
-        del session
         if query.shape[0] != 1:
             raise TokensieveError("the diagnostics probe runs one sequence at a time (batch size 1)")
         scaling = kwargs.get("scaling") or module.scaling
@@ -60,7 +59,7 @@ class Probe(Policy):
         self.attention[module.layer_idx] = attention_stats(
             query[0], key[0], scaling, window, kwargs.get("softcap"), self.block
         )
-        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+        return session.dense(module, query, key, value, attention_mask, **kwargs)
 
 
 @torch.no_grad()
