@@ -1,6 +1,5 @@
 """tokensieve: decide, token by token and without training, what a transformer keeps — and measure it."""
 
-from tokensieve import kv, sparse  # noqa: F401  (registers the policies)
 from tokensieve.core.budget import Budget, parse_budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply

@@ -28,6 +28,7 @@ from tokensieve.core.policy import DynamicPolicy, Policy, make
 from tokensieve.core.session import Session
 from tokensieve.data.corpus import haystack
 from tokensieve.generation import cached_load
+from tokensieve.sparse.tokenselect import TokenSelect
 
 BOUND = "bound:no-attention"
 
@@ -89,7 +90,7 @@ def decode_speed(model_name: str, tokens: int, budget: float, methods: list[str]
                "decode_tok_s": round(rate, 2), "speedup": round(rate / full_rate, 3),
                "token_agreement": None if name == BOUND else round(agree, 3),
                "dense_fallbacks": sessions[name].usage.dense_fallbacks, "repeats": repeats, "steps": steps}
-        if hasattr(policies[name], "hit_rate"):  # TokenSelect: of the last run's decode steps
+        if isinstance(policies[name], TokenSelect):  # its selection cache's hit rate over the last run
             row["selection_cache_hit_rate"] = round(policies[name].hit_rate(sessions[name]), 3)
         rows.append(row)
     return rows

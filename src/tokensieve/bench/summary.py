@@ -153,7 +153,9 @@ def _policy_class(row: dict):
 
 def _dynamic(cls) -> bool:
     """A dynamic selector (attends each query to its own selection; nothing is evicted)."""
-    return cls is not None and hasattr(cls, "attend")
+    from tokensieve.core.policy import DynamicPolicy
+
+    return cls is not None and issubclass(cls, DynamicPolicy)
 
 
 def decode_forwards(row: dict) -> int:

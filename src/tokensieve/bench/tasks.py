@@ -18,7 +18,7 @@ from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, now, rss_mb
-from tokensieve.core.policy import make
+from tokensieve.core.policy import DynamicPolicy, make
 from tokensieve.data.corpus import essays
 from tokensieve.data.needle import NEEDLES, needle_case
 from tokensieve.errors import TokensieveError
@@ -130,7 +130,7 @@ def continuation_logits(model: str, case: dict, method: str, budget: float) -> t
         stats = {"kv_bytes_kept": cache_.kv_bytes(), "kv_bytes_full": cache_.full_kv_bytes(),
                  "kept_tokens": cache_.stored_tokens()}
         session.compress = False
-        if hasattr(policy, "attend"):  # dynamic selectors choose per decode query: one token at a time
+        if isinstance(policy, DynamicPolicy):  # dynamic selectors choose per decode query: one token at a time
             rest = torch.cat([net(input_ids=cont[:, i : i + 1], past_key_values=cache_, use_cache=True).logits
                               for i in range(cont.shape[1] - 1)], 1)
         else:  # evicted caches are attended densely: one forward gives the same logits

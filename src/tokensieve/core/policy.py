@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
@@ -13,16 +14,37 @@ from tokensieve.core.select import protected, topk_keep
 from tokensieve.core.view import LayerView
 from tokensieve.errors import TokensieveError
 
-REGISTRY: dict[str, type[Policy]] = {}
+
+class Registry(MutableMapping):
+    """Policy name -> class, built from `tokensieve.methods.METHODS` on first use (tests may add entries)."""
+
+    def __init__(self) -> None:
+        self._table: dict[str, type[Policy]] | None = None
+
+    def _methods(self) -> dict[str, type[Policy]]:
+        if self._table is None:
+            from tokensieve.methods import METHODS
+
+            self._table = {cls.name: cls for cls in METHODS}
+        return self._table
+
+    def __getitem__(self, name: str) -> type[Policy]:
+        return self._methods()[name]
+
+    def __setitem__(self, name: str, cls: type[Policy]) -> None:
+        self._methods()[name] = cls
+
+    def __delitem__(self, name: str) -> None:
+        del self._methods()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._methods())
+
+    def __len__(self) -> int:
+        return len(self._methods())
 
 
-def register(name: str):
-    def decorate(cls: type[Policy]) -> type[Policy]:
-        cls.name = name
-        REGISTRY[name] = cls
-        return cls
-
-    return decorate
+REGISTRY = Registry()
 
 
 def make(name: str, budget: Budget | float = 1.0, **options) -> Policy:

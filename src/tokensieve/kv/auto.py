@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from torch import Tensor
 
-from tokensieve.core.policy import REGISTRY, KVPolicy, register
+from tokensieve.core.policy import REGISTRY, KVPolicy
 from tokensieve.core.view import LayerView
 from tokensieve.errors import TokensieveError
 
@@ -56,13 +56,14 @@ def plan_from_report(data: dict) -> Plan:
                 dormancy={i: sum(heads[i]) / len(heads[i]) for i in full}, layers=full)
 
 
-@register("auto")
 @dataclass
 class AutoKV(KVPolicy):
     """Diagnostics-driven KV budgets: as many protected sinks as the report's primary sinks (StreamingLLM,
     arXiv 2309.17453, fixes 4), and per-layer budgets that give layers whose heads are dormant (attention
     parked on sinks; Guo et al., arXiv 2410.13835) less and active layers more, same total as uniform.
     Tokens are ranked by another registered policy's scorer (`scorer`)."""
+
+    name = "auto"
 
     report: str = ""  # path of a JSON report written by `tokensieve inspect --out DIR` (DIR/report.json)
     scorer: str = "snapkv"

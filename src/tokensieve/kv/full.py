@@ -4,14 +4,15 @@ import torch
 from torch import Tensor
 
 from tokensieve.core.budget import Budget
-from tokensieve.core.policy import KVPolicy, register
+from tokensieve.core.policy import KVPolicy
 from tokensieve.core.view import LayerView
 
 
-@register("full")
 @dataclass
 class Full(KVPolicy):
     """The unmodified model: keeps every token whatever budget it is given (the baseline of every table)."""
+
+    name = "full"
 
     def __post_init__(self) -> None:
         super().__post_init__()

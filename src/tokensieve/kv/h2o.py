@@ -2,11 +2,10 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from tokensieve.core.policy import KVPolicy, register
+from tokensieve.core.policy import KVPolicy
 from tokensieve.core.view import LayerView
 
 
-@register("h2o")
 @dataclass
 class H2O(KVPolicy):
     """H2O heavy hitters (Zhang et al., arXiv 2306.14048): attention accumulated over every query so far.
@@ -14,6 +13,8 @@ class H2O(KVPolicy):
     The running sum lives in the cache next to the tokens, so with chunked prefill a token's score keeps
     growing across chunks and survives evictions aligned with it.
     """
+
+    name = "h2o"
 
     def score(self, view: LayerView) -> Tensor:
         mass = view.attention_mass().sum(2)

@@ -3,17 +3,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tokensieve.core.policy import KVPolicy, register
+from tokensieve.core.policy import KVPolicy
 from tokensieve.core.view import LayerView
 
 _PRIME = 2_147_483_647  # 2^31 - 1: products of two residues fit in int64
 
 
-@register("random")
 @dataclass
 class Random(KVPolicy):
     """Random eviction: the floor every scorer must beat. A token's score is a hash of (seed, layer, head, real
     position), so runs repeat and a sequence scores the same alone or inside a padded batch."""
+
+    name = "random"
 
     seed: int = 0
 

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from tokensieve.core.policy import KVPolicy, register
+from tokensieve.core.policy import KVPolicy
 from tokensieve.core.view import LayerView
 from tokensieve.errors import TokensieveError
 
@@ -12,11 +12,12 @@ def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-@register("snapkv")
 @dataclass
 class SnapKV(KVPolicy):
     """SnapKV (Li et al., arXiv 2404.14469): the attention of the last `observe` queries, max-pooled over
     neighbours (`kernel`) so that kept tokens bring their context, summed over each KV head's query group."""
+
+    name = "snapkv"
 
     observe: int = 32
     kernel: int = 7  # odd: the pooling window is centred on each token (kernel // 2 neighbours each side)

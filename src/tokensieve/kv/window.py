@@ -3,14 +3,15 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from tokensieve.core.budget import Budget
-from tokensieve.core.policy import KVPolicy, register
+from tokensieve.core.policy import KVPolicy
 from tokensieve.core.view import LayerView
 
 
-@register("window")
 @dataclass
 class Window(KVPolicy):
     """Sliding window (Longformer/Mistral-style local attention, arXiv 2004.05150): only the most recent tokens."""
+
+    name = "window"
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tokensieve.core.policy import register
 from tokensieve.sparse.base import SelectPolicy
 
 
@@ -24,13 +23,14 @@ def kmeans(points: Tensor, k: int, iterations: int = 6) -> tuple[Tensor, Tensor]
     return centroids, labels
 
 
-@register("cluster")
 @dataclass
 class Cluster(SelectPolicy):
     """Clustered sparse attention (the Sparse VideoGen2 idea, applied to text): k-means groups
     the cached keys into semantically close clusters once per sequence (tokens decoded later compete on their exact
     score); each decode query ranks clusters by centroid score, takes clusters until their estimated softmax
     mass reaches `top_p`, and keeps the best-budget tokens from them."""
+
+    name = "cluster"
 
     cluster_size: int = 32
     top_p: float = 0.95

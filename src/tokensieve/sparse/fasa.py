@@ -11,7 +11,6 @@ from torch import Tensor
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from tokensieve.core.policy import register
 from tokensieve.sparse.base import KeyChannels, SelectPolicy
 
 _TABLES: dict[tuple, dict[int, list[list[int]]]] = {}  # (model key, chunks, file) -> layer -> dominant pairs
@@ -74,7 +73,6 @@ def calibrate(model, chunks: int, tokens: int = 512, last: int = 64) -> dict[int
     return table
 
 
-@register("fasa")
 @dataclass
 class FASA(SelectPolicy):
     """FASA, frequency-aware sparse attention: a few RoPE frequency chunks dominate each head's Q·K. A calibration
@@ -84,6 +82,8 @@ class FASA(SelectPolicy):
     Calibration runs in `prepare()`, before the first forward, on real prose (the essays) and is keyed by the
     model, so one table never serves another model. `calibration`: a JSON file holding tables per model key;
     a missing table is computed and added to it (written atomically)."""
+
+    name = "fasa"
 
     chunks: int = 8
     calibration: str | None = None

@@ -5,12 +5,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tokensieve.core.policy import register
 from tokensieve.core.tensors import gather_rows
 from tokensieve.sparse.base import BlockPool, Selection, SelectPolicy, ceil_div, grouped, pick
 
 
-@register("hisa")
 @dataclass
 class HISA(SelectPolicy):
     """HISA, hierarchical indexed sparse attention (a two-level refinement of DSA-style indexers): pooled block
@@ -18,6 +16,8 @@ class HISA(SelectPolicy):
     top-k runs only inside the surviving blocks. Blocks are ranked by the mean key, or with
     `representative="bound"` by an upper bound of q·k from per-channel key min/max (Quest, arXiv 2406.10774);
     pools are extended as the cache grows."""
+
+    name = "hisa"
 
     block: int = 16
     oversample: float = 4.0

@@ -5,17 +5,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tokensieve.core.policy import register
 from tokensieve.sparse.base import SelectPolicy
 
 
-@register("indexer_topk")
 @dataclass
 class IndexerTopK(SelectPolicy):
     """Indexer top-k (DeepSeek-V3.2 sparse attention, DSA, style) with a training-free indexer: Q·K on
     the `dims` channels where the query is largest (SparQ, arXiv 2312.04985), then exact attention on the
     top-k tokens. The channels follow the query, so with keys stored row by row the indexer still reads whole
     keys on CPU; its saving is arithmetic, not memory (FASA's fixed channels allow a compact copy instead)."""
+
+    name = "indexer_topk"
 
     dims: int = 16
 

@@ -5,13 +5,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tokensieve.core.policy import register
 from tokensieve.core.tensors import gather_rows
 from tokensieve.sparse.base import BlockPool, Selection, sparse_attend
 from tokensieve.sparse.hisa import HISA
 
 
-@register("rectified")
 @dataclass
 class Rectified(HISA):
     """Rectified sparse attention (Rectified SpaAttn idea): attend exactly over the selected tokens, then correct
@@ -19,6 +17,8 @@ class Rectified(HISA):
     weighted by its token count (an additive log-count bias) — so the softmax denominator and the output keep
     an estimate of the skipped mass instead of renormalising it away. The pooled entries are attended, so
     they are charged: each block entry takes one token of the budget from the exact selection."""
+
+    name = "rectified"
 
     def extra_entries(self, n: int) -> int:
         return n // self.block  # one pooled entry per complete block, charged to the budget

@@ -6,12 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tokensieve.core.policy import register
 from tokensieve.core.select import vote
 from tokensieve.sparse.base import Selection, SelectPolicy, grouped
 
 
-@register("tokenselect")
 @dataclass
 class TokenSelect(SelectPolicy):
     """TokenSelect (Wu et al., arXiv 2411.02886): per-head Q·K scores, a per-head soft vote within each KV group
@@ -21,6 +19,8 @@ class TokenSelect(SelectPolicy):
     Reuse is charged: a fresh selection takes `budget - reuse_room` tokens, and a reused one adds the tokens
     decoded since, so it is taken only while the total stays within the budget. The session keeps the cache's
     hits and lookups (`TokenSelect.hit_rate(session)`)."""
+
+    name = "tokenselect"
 
     reuse_threshold: float = 0.9
     reuse_room: int = 8
