@@ -241,3 +241,18 @@ def test_rolling_positions_are_refused_where_they_cannot_work(gemma3):
                             policy=tokensieve.make("streaming_llm", 0.5, positions="rolling"))
     with pytest.raises(TokensieveError, match="positions must be"):
         tokensieve.make("snapkv", 0.5, positions="shifted")
+
+
+@torch.inference_mode()
+def test_h2o_accumulates_every_prompt_chunk_even_those_that_evict_nothing(tiny_llama):
+    """Chunks below capacity still add their attention: the running scores equal one-shot accumulation."""
+    policy = tokensieve.make("h2o", tokensieve.Budget(200.0, 4, 8))  # capacity above the 120 tokens fed
+    cache = SieveCache(tiny_llama.config)
+    with tokensieve.apply(tiny_llama, policy, prompt_tokens=400):
+        for lo in range(0, 120, 40):
+            tiny_llama(_ids(120)[:, lo : lo + 40], past_key_values=cache)
+    chunked = cache.layers[0].state["h2o"]
+    cache = SieveCache(tiny_llama.config)
+    with tokensieve.apply(tiny_llama, policy, prompt_tokens=400):
+        tiny_llama(_ids(120), past_key_values=cache)
+    torch.testing.assert_close(chunked, cache.layers[0].state["h2o"], atol=1e-4, rtol=1e-4)

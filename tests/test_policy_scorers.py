@@ -55,7 +55,9 @@ def identity_keys(n: int, heads: int = 1) -> torch.Tensor:
 
 
 def kept(policy: KVPolicy, view: LayerView, capacity: int) -> list[list[int]]:
-    """Positions kept per KV head (batch 0), after checking the indices are `capacity` unique sorted ones."""
+    """Positions kept per KV head (batch 0), after checking the indices are `capacity` unique sorted ones. The
+    policy observes the view's queries first, as the session does at every compression point."""
+    policy.accumulate(view)
     idx = policy.select(view, capacity)
     assert idx.shape == (*view.positions.shape[:2], capacity)
     out = []
@@ -88,8 +90,10 @@ def test_h2o_keeps_the_token_with_the_most_accumulated_attention():
 def test_h2o_accumulates_across_calls_in_the_view_state():
     h2o = make("h2o", Budget(4, sinks=1, window=2))
     view = two_focus_view()
+    h2o.accumulate(view)
     first = h2o.score(view).clone()
     torch.testing.assert_close(first, view.attention_mass().sum(2))
+    h2o.accumulate(view)
     torch.testing.assert_close(h2o.score(view), 2 * first)  # the running sum lives in view.state["h2o"]
     assert view.state["h2o"].shape == (1, 2, 10)
 
@@ -307,6 +311,7 @@ def test_h2o_running_scores_follow_their_tokens_through_two_evictions():
         view = LayerView(layer_idx=0, layer_rank=0, n_layers=1, queries=queries[None], keys=layer.keys,
                          values=layer.values, positions=layer.positions, seen=layer.seen, scaling=scaling,
                          state=layer.state)
+        h2o.accumulate(view)
         layer.keep(h2o.select(view, capacity))
         assert layer.positions.shape == layer.state["h2o"].shape == (1, kv_heads, capacity)
         for h in range(kv_heads):

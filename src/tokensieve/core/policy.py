@@ -115,6 +115,10 @@ class KVPolicy(Policy):
         if self.positions not in ("true", "rolling"):
             raise TokensieveError(f"positions must be 'true' or 'rolling', got {self.positions!r}")
 
+    def accumulate(self, view: LayerView) -> None:
+        """Called with every prompt forward's queries (and with the buffered decode queries before a decode
+        eviction), evicting or not: a scorer that accumulates over all queries (H2O) does it here."""
+
     def score(self, view: LayerView) -> Tensor:
         raise NotImplementedError
 

@@ -131,23 +131,34 @@ class Session:
         caps = self.capacities(module.layer_idx, layer.seen, batch)
         every = policy.evict_every
         if not decode:
-            if self.compress and layer.stored > max(caps):
-                self._evict(module, layer, query, caps, spare=every)
+            if self.compress and (layer.stored > max(caps) or self._observes):
+                view = self._view(module, layer, query)
+                policy.accumulate(view)
+                if layer.stored > max(caps):
+                    self._evict(module, layer, view, caps, spare=every)
         elif every:
             recent = self.recent.setdefault(module.layer_idx, [])
             recent.append(query)
             del recent[:-every]
             if layer.stored >= max(caps) + every:
-                self._evict(module, layer, torch.cat(recent, 2), caps, spare=every)
+                view = self._view(module, layer, torch.cat(recent, 2))
+                policy.accumulate(view)
+                self._evict(module, layer, view, caps, spare=every)
                 recent.clear()
 
-    def _evict(self, module, layer: SieveLayer, queries: Tensor, caps: list[int], spare: int) -> None:
+    @property
+    def _observes(self) -> bool:
+        return type(self.policy).accumulate is not KVPolicy.accumulate
+
+    def _view(self, module, layer: SieveLayer, queries: Tensor) -> LayerView:
         ranks = sorted(self.capacity)
-        view = LayerView(
+        return LayerView(
             layer_idx=module.layer_idx, layer_rank=ranks.index(module.layer_idx), n_layers=len(ranks),
             queries=queries, keys=layer.keys, values=layer.values, positions=layer.positions,
             seen=layer.seen, scaling=module.scaling, state=layer.state, pads=self.pads,
         )
+
+    def _evict(self, module, layer: SieveLayer, view: LayerView, caps: list[int], spare: int) -> None:
         pads = layer.pad_slots or [0] * len(caps)
         keeps = [min(cap, layer.stored - pad) for cap, pad in zip(caps, pads, strict=True)]  # early chunks: fewer
         indices = self.policy.select(view, keeps)

@@ -88,6 +88,9 @@ class AutoKV(KVPolicy):
             raise TokensieveError(f"auto: scorer '{self.scorer}' is not a KV policy; choose from {', '.join(kv)}")
         self.inner = cls(budget=self.budget)
 
+    def accumulate(self, view: LayerView) -> None:
+        self.inner.accumulate(view)
+
     def score(self, view: LayerView) -> Tensor:
         return self.inner.score(view)
 
