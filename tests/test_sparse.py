@@ -164,3 +164,24 @@ def test_a_model_without_hookable_attention_is_refused_clearly(policy):
     with pytest.raises(tokensieve.TokensieveError, match="supported: Llama-family"), \
             tokensieve.apply(mamba, tokensieve.make(policy, 0.5)):
         pass
+
+
+@pytest.mark.parametrize("name", SPARSE)
+def test_every_selector_path_selecting_every_token_is_exact_dense_attention(name):
+    """Budget 1.0 returns early, so no scorer runs there. Here each selector scores, selects, gathers and attends
+    with a budget that covers every token (through `choose`/`attend_selected`, not the early return): the output
+    must be dense attention exactly — the whole scoring path runs and is lossless when nothing is skipped."""
+    torch.manual_seed(0)
+    n, kv_heads, group, dim = 96, 2, 3, 16
+    query = torch.randn(1, kv_heads * group, 1, dim)
+    keys, values = torch.randn(1, kv_heads, n, dim), torch.randn(1, kv_heads, n, dim)
+    policy = tokensieve.make(name, 0.5, **({"reuse_room": 0} if name == "tokenselect" else {}))
+    session = Session(policy=policy, dense=None)
+    session.prepared["fasa"] = {0: [list(range(8))] * kv_heads}  # FASA's calibrated chunks for layer 0
+    module = SimpleNamespace(layer_idx=0, scaling=dim**-0.5)
+    selection = policy.choose(session, module, query, keys, [n])  # rectified: no block left to pool
+    assert sorted(selection.indices[0, 0].tolist()) == list(range(n))
+    out = policy.attend_selected(session, module, query, keys, values, selection)
+    dense = F.scaled_dot_product_attention(query, keys.repeat_interleave(group, 1), values.repeat_interleave(group, 1),
+                                           scale=dim**-0.5).transpose(1, 2)
+    torch.testing.assert_close(out, dense, atol=1e-5, rtol=1e-5)
