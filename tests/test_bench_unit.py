@@ -167,6 +167,20 @@ def test_summary_never_pools_context_lengths():
     assert [(ln.tokens, ln.n, ln.quality, ln.prefill_s) for ln in lines] == [(1024, 2, 0.5, 2.0), (8000, 1, 0.0, 30.0)]
 
 
+def test_summary_never_pools_streaming_variants():
+    """True and rolling positions of one method are two lines, named with their options, not one averaged."""
+    from tokensieve.bench.summary import summarise
+    from tokensieve.bench.tasks import case_id
+
+    base = {"task": "streaming", "tokens": 24576, "chunk": 1, "window": 8192, "evict_every": 32}
+    rows = [{"model": "m", "task": "streaming", "case_id": case_id(case), "method": "streaming_llm", "budget": 0.125,
+             "status": "ok", "quality": None, "metrics": {"ppl": ppl}}
+            for case, ppl in ((base, 113.0), ({**base, "positions": "rolling"}, 24.0))]
+    lines = summarise(rows)
+    assert sorted((ln.method, ln.extra["ppl"]) for ln in lines) == [
+        ("streaming_llm (evict_every=32)", 113.0), ("streaming_llm (positions=rolling, evict_every=32)", 24.0)]
+
+
 def test_standard_suite_runs_the_long_cases_for_a_subset_and_options_replace_dimensions():
     from tokensieve.bench.command import plan
 

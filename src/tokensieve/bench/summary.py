@@ -63,7 +63,7 @@ def latest_version(rows: list[dict]) -> list[dict]:
 def summarise(rows: list[dict]) -> list[Line]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
-        groups[(row["model"], row["task"], context_tokens(row), row["method"], row["budget"])].append(row)
+        groups[(row["model"], row["task"], context_tokens(row), method_label(row), row["budget"])].append(row)
     lines = []
     for (model, task, tokens, method, budget), group in sorted(groups.items()):
         ok = [r for r in group if r["status"] == "ok"]
@@ -101,6 +101,12 @@ def summarise(rows: list[dict]) -> list[Line]:
                 line.extra["beyond_trained"] = m[0].get("beyond_trained")
         lines.append(line)
     return lines
+
+
+def method_label(row: dict) -> str:
+    """The method, with a streaming case's policy options (positions, evict_every) so variants are never pooled."""
+    options = [part for part in row["case_id"].split("/")[4:] if "=" in part] if row["task"] == "streaming" else []
+    return f"{row['method']} ({', '.join(options)})" if options else row["method"]
 
 
 def context_tokens(row: dict) -> int:
