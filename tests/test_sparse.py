@@ -53,6 +53,7 @@ def test_budget_one_is_dense_and_small_budget_still_answers(policy, smollm2):
     same = tokensieve.generate("smollm2-135m", case.context, case.question, policy, 1.0,
                                answer_prefix=case.answer_prefix, max_new_tokens=6)
     assert same.token_ids == full.token_ids
+    assert same.stats.attended_tokens == full.stats.attended_tokens, "budget 1.0 attends (and counts) every token"
     sparse = tokensieve.generate("smollm2-135m", case.context, case.question, policy, 0.25,
                                  answer_prefix=case.answer_prefix, max_new_tokens=6)
     assert sparse.stats.kv_bytes_kept == full.stats.kv_bytes_kept, "dynamic selection evicts nothing"

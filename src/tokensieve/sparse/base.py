@@ -129,6 +129,8 @@ class SelectPolicy(DynamicPolicy):
         n, batch, decode = key.shape[2], query.shape[0], query.shape[2] == 1
         sliding = getattr(module, "sliding_window", None) is not None
         if self.budget.is_full:
+            if decode and not sliding:
+                session.usage.attended(session.real_lengths(n, batch))
             return session.dense(module, query, key, value, attention_mask, **kwargs)
         if sliding:  # a sliding layer reads its whole window, whatever the budget
             session.usage.dense(decode)
