@@ -142,8 +142,9 @@ class SelectPolicy(DynamicPolicy):
                                       self.prefill_block), None
             session.usage.dense(decode=False)
             return session.dense(module, query, key, value, attention_mask, **kwargs)
-        if all(keep >= real for keep, real in zip(keeps, session.real_lengths(n, batch), strict=True)):
-            session.usage.attended(session.real_lengths(n, batch))  # the budget covers every token: dense is exact
+        reals = session.real_lengths(n, batch)
+        if all(keep >= real for keep, real in zip(keeps, reals, strict=True)):
+            session.usage.attended(reals)  # the budget covers every token: dense is exact
             return session.dense(module, query, key, value, attention_mask, **kwargs)
         selection = self.choose(session, module, query, key, keeps)
         session.usage.attended([k + self.extra_entries(n) for k in selection.keeps])
