@@ -205,12 +205,14 @@ def generate(
     prompt_lens = batch.lengths
     budget_base = prompt_lens if query_aware else [n - question_len for n in prompt_lens]
 
-    cache_ = SieveCache(net.config)
+    evicts = isinstance(policy_obj, KVPolicy) and not policy_obj.budget.is_full
+    cache_ = SieveCache(net.config, reserve=0 if evicts else width + max_new_tokens)
     generated: list[list[int]] = [[] for _ in contexts]
     done = [False] * len(contexts)
     steps = 0
     with model_lock(net), torch.inference_mode(), PeakMemory(net.device) as peak, \
             apply(net, policy_obj, budget_base) as session:
+        session.decode_room = max_new_tokens
         start = now()
         if query_aware:
             logits = _feed(net, batch, cache_, 0, width, chunk)

@@ -25,8 +25,9 @@ from tokensieve.core.tensors import append_rows, gather_rows, storage_bytes, wit
 class SieveLayer(DynamicLayer):
     """A DynamicLayer that knows the cache position of every stored token and can keep a subset."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, reserve: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.reserve = reserve  # rows to allocate at the first update (a run whose final size is known)
         self._positions: Tensor | None = None  # [batch, kv_heads, stored, 1] long (a growable buffer)
         self.seen = 0
         self.state: dict[str, Tensor] = {}  # per-token policy state aligned with positions (e.g. H2O scores)
@@ -43,9 +44,13 @@ class SieveLayer(DynamicLayer):
             self.lazy_initialization(key_states, value_states)
             self.keys = self.values = None
         fresh = torch.arange(self.seen, self.seen + new, device=key_states.device)
+        positions = fresh.view(1, 1, new, 1).expand(batch, heads, new, 1)
+        if self.keys is None and self.reserve > new:  # the whole run's rows, allocated once
+            key_states, value_states, positions = (with_room(t, self.reserve - new)
+                                                   for t in (key_states, value_states, positions))
         self.keys = append_rows(self.keys, key_states)
         self.values = append_rows(self.values, value_states)
-        self._positions = append_rows(self._positions, fresh.view(1, 1, new, 1).expand(batch, heads, new, 1))
+        self._positions = append_rows(self._positions, positions)
         for name, value in self.state.items():
             self.state[name] = torch.cat([value, value.new_zeros(batch, heads, new)], -1)
         self.seen += new
@@ -87,13 +92,14 @@ class SieveLayer(DynamicLayer):
 
 
 class SieveCache(Cache):
-    """One SieveLayer per full-attention layer; other layer types as transformers builds them."""
+    """One SieveLayer per full-attention layer; other layer types as transformers builds them. `reserve`: rows
+    each full-attention layer allocates up front when the run's final size is known (no regrowth)."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, reserve: int = 0) -> None:
         text_config = config.get_text_config(decoder=True)
         layer_types, kwargs = get_layer_types_and_kwargs(text_config)
         layers = [
-            SieveLayer() if kind == "full_attention" else DYNAMIC_LAYER_TYPE_MAPPING[kind](**kw)
+            SieveLayer(reserve) if kind == "full_attention" else DYNAMIC_LAYER_TYPE_MAPPING[kind](**kw)
             for kind, kw in zip(layer_types, kwargs, strict=True)
         ]
         super().__init__(layers=layers)

@@ -68,6 +68,7 @@ class Session:
     prepared: dict = field(default_factory=dict)  # model-specific tables a policy built in prepare(); kept on bind
     rope: Tensor | None = None  # inverse frequencies when keys roll to their cache slot (positions="rolling")
     rolling_base: int = 0  # the position this forward's first token was rotated at (rolling positions)
+    decode_room: int = 0  # tokens still to be decoded, when known: spare rows left after a prompt eviction
 
     def bind(self, cache: SieveCache) -> None:
         self.cache, self.capacity, self.scratch, self.recent, self.usage = cache, {}, {}, {}, Usage()
@@ -135,7 +136,7 @@ class Session:
                 view = self._view(module, layer, query)
                 policy.accumulate(view)
                 if layer.stored > max(caps):
-                    self._evict(module, layer, view, caps, spare=every)
+                    self._evict(module, layer, view, caps, spare=max(every, self.decode_room))
         elif every:
             recent = self.recent.setdefault(module.layer_idx, [])
             recent.append(query)

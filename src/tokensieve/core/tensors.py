@@ -30,8 +30,8 @@ def append_rows(stored: Tensor | None, new: Tensor) -> Tensor:
 
     Appends go into spare rows; a full buffer grows by 25 % + 64 rows, so decoding n tokens copies O(n) data in
     total instead of the O(n^2) of concatenating the whole cache at every step."""
-    if stored is None:
-        return new.contiguous()
+    if stored is None:  # a first block laid out with spare rows (a reserve) keeps them
+        return new if _laid_out(new) else new.contiguous()
     if not _laid_out(stored):  # positions [batch, heads, n] or a tensor we did not lay out: concatenate
         return torch.cat([stored, new], 2)
     length, extra = stored.shape[2], new.shape[2]
