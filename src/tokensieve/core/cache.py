@@ -104,6 +104,7 @@ class SieveCache(Cache):
         ]
         super().__init__(layers=layers)
         self.pads: Tensor | None = None  # [batch] left padding per sequence; None = no padding
+        self.pad_counts: list[int] | None = None  # the same as ints (read at every step without a device sync)
 
     def set_padding(self, attention_mask: Tensor | None) -> None:
         """Record each sequence's left padding from the first forward's 2D mask (1 = token, 0 = padding)."""
@@ -117,7 +118,7 @@ class SieveCache(Cache):
         if not torch.equal(left, mask):
             raise TokensieveError("tokensieve supports left padding only (tokenizer.padding_side = 'left')")
         self.pads = pads
-        counts = pads.tolist()
+        self.pad_counts = counts = pads.tolist()
         for layer in self.sieve_layers.values():
             layer.pad_slots = list(counts)
 

@@ -99,7 +99,7 @@ class Session:
         return None if self.cache is None else self.cache.pads
 
     def pad_counts(self, batch: int) -> list[int]:
-        return [0] * batch if self.pads is None else self.pads.tolist()
+        return [0] * batch if self.pads is None else list(self.cache.pad_counts)
 
     def real_lengths(self, seen: int, batch: int) -> list[int]:
         """Real (unpadded) tokens per sequence among `seen` cache positions."""
