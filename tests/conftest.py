@@ -34,3 +34,10 @@ def tiny_llama():
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
     torch.manual_seed(0)
     return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def qwen05():
+    from tokensieve.generation import cached_load
+
+    return cached_load("qwen2.5-coder-0.5b")

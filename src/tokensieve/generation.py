@@ -47,6 +47,7 @@ class Stats:
     query_aware: bool = True
     device: str = "cpu"
     peak_device_mb: float | None = None
+    shared_prefill_s: float = 0.0  # of prefill_s: the dense prefix prefill this run branched from (`Prefix`)
 
 
 @dataclass
@@ -57,6 +58,57 @@ class Result:
 
     def to_dict(self) -> dict:
         return {"answer": self.answer, "token_ids": self.token_ids, "stats": asdict(self.stats)}
+
+
+@dataclass
+class Prefix:
+    """A dense prefill of a prompt's first `len(ids)` tokens, made once and branched by every method (`prefill`).
+
+    A policy that scores with the last queries of the prompt (SnapKV's window, TOVA's last query) or with keys
+    alone, and every dynamic selector, sees exactly what a one-pass prefill shows it when the prompt's last
+    `tail` tokens are fed under the policy on a copy of this cache: eviction still happens at the end of the
+    prompt forward, with those queries. `generate(..., prefix=...)` charges the prefix's seconds to every branch.
+    """
+
+    model: str
+    ids: list[int]
+    cache: SieveCache
+    seconds: float
+    max_new_tokens: int
+
+
+def branchable(policy: Policy, tail: int) -> str | None:
+    """None when `policy` gives the same result from a Prefix with `tail` tokens as from one prefill, else why
+    not (the caller prefills per method for it)."""
+    if isinstance(policy, KVPolicy):
+        if type(policy).accumulate is not KVPolicy.accumulate:
+            return f"{policy.name} accumulates attention over every prompt query"
+        if getattr(policy, "observe", 1) > tail:
+            return f"{policy.name} observes {policy.observe} queries, more than the {tail}-token tail"
+        if policy.positions != "true":
+            return "rolling positions re-rotate the prompt"
+    elif getattr(policy, "sparse_prefill", False):
+        return f"{policy.name} attends sparsely during prefill"
+    return None
+
+
+def prefill(model: str, context: str, question: str, *, answer_prefix: str = "", tail: int = 64,
+            max_new_tokens: int = 32, device: str = "cpu", dtype: str = "float32") -> Prefix:
+    """Prefill densely all but the last `tail` tokens of the prompt `generate` would build."""
+    net, tokenizer = cached_load(model, device, dtype)
+    context_text, question_text = completion_prompt(context, question, answer_prefix)
+    ids = tokenizer(context_text).input_ids + tokenizer(question_text, add_special_tokens=False).input_ids
+    if tail < 1 or len(ids) <= tail:
+        raise TokensieveError(f"a prefix needs a prompt longer than its tail ({len(ids)} tokens, tail {tail})")
+    head = ids[:-tail]
+    cache_ = SieveCache(net.config, reserve=len(ids) + max_new_tokens)
+    with model_lock(net), torch.inference_mode(), apply(net, make("full")):
+        start = now()
+        _forward(net, torch.tensor([head], device=net.device), cache_, None,
+                 torch.arange(len(head), device=net.device)[None])
+        _sync(net.device)
+        seconds = now() - start
+    return Prefix(model, head, cache_, seconds, max_new_tokens)
 
 
 _LOAD_LOCK = threading.Lock()
@@ -164,6 +216,7 @@ def generate(
     device: str = "cpu",
     dtype: str = "float32",
     stop_at_newline: bool = False,
+    prefix: Prefix | None = None,
 ) -> Result | list[Result]:
     """Answer `question` about `context` with `policy` at `budget`, and measure what it cost.
 
@@ -174,6 +227,8 @@ def generate(
     chunk: feed the prompt `chunk` tokens at a time, evicting after each, so peak memory ~ budget + chunk.
     evict_every: for KV policies, evict during decode whenever a layer holds capacity + N (None = the policy's
     default: off, except streaming_llm).
+    prefix: a `prefill()` of this very prompt: decode from a copy of its cache, feeding only the rest of the
+    prompt (a single query-aware sequence without chunks, under a policy `branchable` from it).
     """
     if chunk is not None and chunk < 1:
         raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
@@ -206,7 +261,12 @@ def generate(
     budget_base = prompt_lens if query_aware else [n - question_len for n in prompt_lens]
 
     evicts = isinstance(policy_obj, KVPolicy) and not policy_obj.budget.is_full
-    cache_ = SieveCache(net.config, reserve=0 if evicts else width + max_new_tokens)
+    start_at = 0
+    if prefix is not None:
+        _check_prefix(prefix, model, batch, policy_obj, query_aware, chunk, max_new_tokens)
+        cache_, start_at = prefix.cache.branch(), len(prefix.ids)
+    else:
+        cache_ = SieveCache(net.config, reserve=0 if evicts else width + max_new_tokens)
     generated: list[list[int]] = [[] for _ in contexts]
     done = [False] * len(contexts)
     steps = 0
@@ -215,7 +275,7 @@ def generate(
         session.decode_room = max_new_tokens
         start = now()
         if query_aware:
-            logits = _feed(net, batch, cache_, 0, width, chunk)
+            logits = _feed(net, batch, cache_, start_at, width, chunk)
         else:
             _feed(net, batch, cache_, 0, width - question_len, chunk)
             session.compress = False
@@ -248,7 +308,8 @@ def generate(
     for b, tokens in enumerate(generated):
         stats = Stats(
             policy=policy_obj.name, budget=budget.value, prompt_tokens=prompt_lens[b], new_tokens=len(tokens),
-            prefill_s=round(prefill_s, 4), decode_tok_s=round(steps / decode_s, 3) if steps and decode_s else 0.0,
+            prefill_s=round(prefill_s + (prefix.seconds if prefix else 0.0), 4),
+            shared_prefill_s=round(prefix.seconds, 4) if prefix else 0.0, decode_tok_s=round(steps / decode_s, 3) if steps and decode_s else 0.0,
             peak_rss_mb=round(peak.rss_mb, 1), kv_bytes_full=kv_full, kv_bytes_kept=kv_kept, kv_bytes_end=kv_end,
             kept_tokens=kept[b], kept_tokens_end=kept_end[b], attended_tokens=usage.attended_summary(),
             dense_fallbacks=usage.dense_fallbacks, dense_fallbacks_decode=usage.dense_decode,
@@ -258,6 +319,19 @@ def generate(
         answer = tokenizer.decode([t for t in tokens if t not in eos], skip_special_tokens=True)
         results.append(Result(answer=answer.strip(), token_ids=tokens, stats=stats))
     return results[0] if isinstance(context, str) else results
+
+
+def _check_prefix(prefix: Prefix, model: str, batch: Batch, policy: Policy, query_aware: bool, chunk: int | None,
+                  max_new_tokens: int) -> None:
+    if len(batch.lengths) != 1 or not query_aware or chunk is not None:
+        raise TokensieveError("a prefix serves one query-aware sequence prefilled in one piece (no batch, no chunk)")
+    if prefix.model != model or batch.ids[0, : len(prefix.ids)].tolist() != prefix.ids:
+        raise TokensieveError("the prefix was prefilled from another model or prompt")
+    if max_new_tokens > prefix.max_new_tokens:
+        raise TokensieveError(f"the prefix reserved {prefix.max_new_tokens} new tokens, {max_new_tokens} asked")
+    reason = branchable(policy, batch.ids.shape[1] - len(prefix.ids))
+    if reason:
+        raise TokensieveError(f"cannot branch from a prefix: {reason}")
 
 
 def _real_tokens(cache_: SieveCache, b: int) -> list[int]:

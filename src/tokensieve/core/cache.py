@@ -122,6 +122,14 @@ class SieveCache(Cache):
         for layer in self.sieve_layers.values():
             layer.pad_slots = list(counts)
 
+    def branch(self) -> SieveCache:
+        """An independent copy (every buffer cloned with its spare rows), so that several policies can start from
+        one prefill: each evicts or selects in its own copy."""
+        import copy
+
+        with torch.inference_mode():
+            return copy.deepcopy(self)
+
     @property
     def sieve_layers(self) -> dict[int, SieveLayer]:
         return {i: layer for i, layer in enumerate(self.layers) if isinstance(layer, SieveLayer)}
