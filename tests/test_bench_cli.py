@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from tokensieve.cli import app
 
-TINY = ["--model", "smollm2-135m", "--tasks", "needle", "--lengths", "128", "--depths", "0.1,0.9",
-        "--needles", "0,2", "--methods", "full,snapkv", "--budgets", "0.5"]
+TINY = ["--suite", "needles-v1", "--model", "smollm2-135m", "--tasks", "needle", "--lengths", "128",
+        "--depths", "0.1,0.9", "--needles", "0,2", "--methods", "full,snapkv", "--budgets", "0.5"]
 CELLS = 8
 CLI = [sys.executable, "-c", "from tokensieve.cli import main; main()"]
 
@@ -168,7 +168,7 @@ def test_report_command_aggregates_rows_and_writes_all_three_files(tmp_path):
     assert "tokensieve bench --suite quick" in text and text.count("A reduced grid.") == 1  # the note, once
     snap = {ln.split("|")[2].strip(): [c.strip() for c in ln.strip("|").split("|")] for ln in text.splitlines()
             if ln.startswith("| smollm2-135m |") and "| snapkv | 0.5 |" in ln}  # one line per context length
-    assert snap["256"][4:7] == ["2", "0.5", "0.50"]  # 2 ok cases, 1 hit of 2, half the KV
-    assert snap["512"][4:6] == ["1", "0"] and snap["512"][-1] == "1 (RuntimeError: boom)"
+    assert snap["256"][4:7] == ["2", "50% [9–91]", "0.50"]  # 2 ok cases, 1 hit of 2 (Wilson 95 %), half the KV
+    assert snap["512"][4:6] == ["1", "0% [0–79]"] and snap["512"][-1] == "1 (RuntimeError: boom)"
     assert "| snapkv | 0.5 | 1/2 | 0/1 |" in text  # hits by context length: 256 and 512 tokens
     assert (out / "pareto.png").stat().st_size > 10_000 and (out / "results.html").stat().st_size > 1_000_000

@@ -181,10 +181,10 @@ def test_summary_never_pools_streaming_variants():
         ("streaming_llm (evict_every=32)", 113.0), ("streaming_llm (positions=rolling, evict_every=32)", 24.0)]
 
 
-def test_standard_suite_runs_the_long_cases_for_a_subset_and_options_replace_dimensions():
+def test_needle_suite_runs_the_long_cases_for_a_subset_and_options_replace_dimensions():
     from tokensieve.bench.command import plan
 
-    cells = plan("standard", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None)
+    cells = plan("needles-v1", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None)
     assert len(cells) == len(set(cells))
     by_length: dict[int, set[str]] = {}
     for c in cells:
@@ -192,19 +192,45 @@ def test_standard_suite_runs_the_long_cases_for_a_subset_and_options_replace_dim
     assert {"full", "snapkv", "hisa", "random", "cluster"} <= by_length[1024]
     assert "random" not in by_length[8000] and {"full", "snapkv", "tokenselect"} <= by_length[8000]
     assert all(c.method in suites.TS_METHODS for c in cells if c.case_dict["task"] == "streaming")
-    small = plan("standard", "smollm2-135m", "full,hisa", "0.25", "needle", "1024", "0.5", "0", None)
+    small = plan("needles-v1", "smollm2-135m", "full,hisa", "0.25", "needle", "1024", "0.5", "0", None)
     assert {(c.method, c.budget, c.case_dict["tokens"]) for c in small} == {("full", 1.0, 1024), ("hisa", 0.25, 1024)}
 
 
 def test_only_keeps_the_suite_cells_of_the_named_methods():
     from tokensieve.bench.command import plan
 
-    every = plan("standard", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None)
-    hisa = plan("standard", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None,
+    every = plan("needles-v1", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None)
+    hisa = plan("needles-v1", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None,
                 only="hisa")
     assert hisa == [c for c in every if c.method == "hisa"] and any(c.case_dict["tokens"] == 8000 for c in hisa)
     with pytest.raises(TokensieveError, match="no cells"):
         plan("quick", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None, only="h2o")
+
+
+def test_standard_suite_has_fifty_cases_per_cell_for_the_main_methods_on_both_models(monkeypatch):
+    from tokensieve.bench import peers
+    from tokensieve.bench.command import plan
+
+    monkeypatch.setattr(peers, "available", lambda: True)
+    cells = plan("standard", None, None, None, None, None, None, None, None, echo=lambda _: None)
+    assert len(cells) == len(set(cells))
+    cases: dict[tuple, set] = {}
+    for c in cells:
+        if c.case_dict["task"] == "ruler":
+            cases.setdefault((c.model, c.case_dict["tokens"], c.method, c.budget), set()).add(c.case)
+    for model, lengths in (("smollm2-135m", (1024, 2048, 4096)), ("qwen2.5-coder-0.5b", (2048, 4096))):
+        for tokens in lengths:
+            for method in suites.MAIN_METHODS:
+                for budget in ([1.0] if method == "full" else [0.125, 0.25, 0.5]):
+                    assert len(cases[(model, tokens, method, budget)]) >= 50, (model, tokens, method, budget)
+    presses = {c.method for c in cells if peers.is_peer(c.method)}
+    assert {"kvpress:expected_attention", "kvpress:snapkv", "kvpress:tova", "kvpress:streaming_llm",
+            "kvpress:knorm", "kvpress:kvzip"} <= presses and len(presses) >= 7
+    subtasks = {c.case_dict["subtask"] for c in cells if c.case_dict["task"] == "ruler"}
+    assert subtasks == set(suites.RULER_SUBTASKS)
+    qwen = {c.case_dict["tokens"] for c in cells if c.model == "qwen2.5-coder-0.5b" and c.case_dict["task"] == "ruler"}
+    assert qwen == {2048, 4096, 8192, 16384, 32768}
+    assert any(c.case_dict["task"] == "code" and c.case_dict["context"] == 4096 for c in cells)
 
 
 NEEDLE = (("depth", 0.5), ("needle", 0), ("task", "needle"), ("tokens", 256))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -93,10 +94,10 @@ def branchable(policy: Policy, tail: int) -> str | None:
 
 
 def prefill(model: str, context: str, question: str, *, answer_prefix: str = "", tail: int = 64,
-            max_new_tokens: int = 32, device: str = "cpu", dtype: str = "float32") -> Prefix:
+            max_new_tokens: int = 32, plain: bool = False, device: str = "cpu", dtype: str = "float32") -> Prefix:
     """Prefill densely all but the last `tail` tokens of the prompt `generate` would build."""
     net, tokenizer = cached_load(model, device, dtype)
-    context_text, question_text = completion_prompt(context, question, answer_prefix)
+    context_text, question_text = completion_prompt(context, question, answer_prefix, plain)
     ids = tokenizer(context_text).input_ids + tokenizer(question_text, add_special_tokens=False).input_ids
     if tail < 1 or len(ids) <= tail:
         raise TokensieveError(f"a prefix needs a prompt longer than its tail ({len(ids)} tokens, tail {tail})")
@@ -131,8 +132,11 @@ def model_lock(model) -> threading.Lock:
         return _MODEL_LOCKS.setdefault(model, threading.Lock())
 
 
-def completion_prompt(context: str, question: str, answer_prefix: str = "") -> tuple[str, str]:
-    """Completion-style prompt (chat templates cost SmolLM2 most needle hits): context, then the question."""
+def completion_prompt(context: str, question: str, answer_prefix: str = "", plain: bool = False) -> tuple[str, str]:
+    """Completion-style prompt (chat templates cost SmolLM2 most needle hits): context, then the question.
+    `plain`: the two texts verbatim, one after the other (code the model continues)."""
+    if plain:
+        return context, question
     return context, f"\n\nQuestion: {question}\nAnswer:" + (f" {answer_prefix}" if answer_prefix else "")
 
 
@@ -216,6 +220,8 @@ def generate(
     device: str = "cpu",
     dtype: str = "float32",
     stop_at_newline: bool = False,
+    stop: Callable[[str], bool] | None = None,
+    plain: bool = False,
     prefix: Prefix | None = None,
 ) -> Result | list[Result]:
     """Answer `question` about `context` with `policy` at `budget`, and measure what it cost.
@@ -227,6 +233,8 @@ def generate(
     chunk: feed the prompt `chunk` tokens at a time, evicting after each, so peak memory ~ budget + chunk.
     evict_every: for KV policies, evict during decode whenever a layer holds capacity + N (None = the policy's
     default: off, except streaming_llm).
+    stop: called with a sequence's answer so far after each token; True ends that sequence (e.g. code complete).
+    plain: the prompt is context + question verbatim, no "Question:/Answer:" frame (code completion).
     prefix: a `prefill()` of this very prompt: decode from a copy of its cache, feeding only the rest of the
     prompt (a single query-aware sequence without chunks, under a policy `branchable` from it).
     """
@@ -245,7 +253,7 @@ def generate(
     limit = getattr(net.config.get_text_config(), "max_position_embeddings", None)
     ctx_rows, q_rows = [], []
     for ctx, qst in zip(contexts, questions, strict=True):
-        context_text, question_text = completion_prompt(ctx, qst, answer_prefix)
+        context_text, question_text = completion_prompt(ctx, qst, answer_prefix, plain)
         ctx_ids = tokenizer(context_text).input_ids if ctx.strip() else []
         q_ids = tokenizer(question_text, add_special_tokens=False).input_ids
         _validate(len(ctx_ids) + len(q_ids), len(ctx_ids), max_new_tokens, limit)
@@ -293,7 +301,8 @@ def generate(
                     continue
                 generated[b].append(token)
                 newline = stop_at_newline and "\n" in tokenizer.decode([token])
-                done[b] = token in eos or newline or len(generated[b]) == max_new_tokens
+                stopped = stop is not None and stop(tokenizer.decode(generated[b], skip_special_tokens=True))
+                done[b] = token in eos or newline or stopped or len(generated[b]) == max_new_tokens
             if all(done):
                 break
             batch.extend(tokens.unsqueeze(-1))
@@ -309,7 +318,8 @@ def generate(
         stats = Stats(
             policy=policy_obj.name, budget=budget.value, prompt_tokens=prompt_lens[b], new_tokens=len(tokens),
             prefill_s=round(prefill_s + (prefix.seconds if prefix else 0.0), 4),
-            shared_prefill_s=round(prefix.seconds, 4) if prefix else 0.0, decode_tok_s=round(steps / decode_s, 3) if steps and decode_s else 0.0,
+            shared_prefill_s=round(prefix.seconds, 4) if prefix else 0.0,
+            decode_tok_s=round(steps / decode_s, 3) if steps and decode_s else 0.0,
             peak_rss_mb=round(peak.rss_mb, 1), kv_bytes_full=kv_full, kv_bytes_kept=kv_kept, kv_bytes_end=kv_end,
             kept_tokens=kept[b], kept_tokens_end=kept_end[b], attended_tokens=usage.attended_summary(),
             dense_fallbacks=usage.dense_fallbacks, dense_fallbacks_decode=usage.dense_decode,
@@ -317,7 +327,7 @@ def generate(
             batch=len(contexts), query_aware=query_aware, device=str(net.device), peak_device_mb=peak.device_mb,
         )
         answer = tokenizer.decode([t for t in tokens if t not in eos], skip_special_tokens=True)
-        results.append(Result(answer=answer.strip(), token_ids=tokens, stats=stats))
+        results.append(Result(answer=answer if plain else answer.strip(), token_ids=tokens, stats=stats))
     return results[0] if isinstance(context, str) else results
 
 

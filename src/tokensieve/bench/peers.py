@@ -91,7 +91,32 @@ def run_peer(model: str, case: dict, method: str, budget: float, repeats: int) -
                 "attention_flops": attention_flops(Shape.of(net.config), case["tokens"], out["kept_tokens"],
                                                    case["continuation"])}
         return out["top1"], out
+    if case["task"] in tasks.PROMPT_TASKS:
+        return _run_prompt_peer(model, case, press, budget, repeats, w)
     raise PeerFailed(f"kvpress presses compress once after prefill; the {case['task']} task is not supported")
+
+
+def _run_prompt_peer(model: str, case: dict, press: str, budget: float, repeats: int, w: Worker):
+    """A RULER or code case through the press: the same prompt ids, greedy decoding, the same scoring. The worker
+    stops at a newline for single-line answers; code decodes its whole budget and is truncated like ours."""
+    from tokensieve.bench import prompts, tasks
+    from tokensieve.generation import cached_load
+
+    net, tok = cached_load(model)
+    task = prompts.prompt_task(model, tuple(sorted(case.items())))
+    ctx, question = prompts.prompt_ids(model, task)
+    eos = [e for e in (net.generation_config.eos_token_id, tok.eos_token_id) if isinstance(e, int)]
+    out = w.call({"op": "needle", "press": press, "budget": budget, "context": ctx, "question": question,
+                  "max_new_tokens": task.max_new_tokens, "eos": eos, "repeats": repeats,
+                  "stop": list(tasks.newline_ids(model)) if task.stop_at_newline else []})
+    answer = tok.decode([t for t in out.pop("tokens") if t not in eos], skip_special_tokens=True)
+    answer = answer if task.plain else answer.strip()  # code keeps its indentation
+    quality, detail = task.score(answer)
+    prompt = len(ctx) + len(question)
+    out |= {"answer": answer, **detail, "expected": list(task.expected), "prompt_tokens": prompt,
+            "kv_bytes_full": _kv_bytes_per_token(net.config) * prompt, "peer": w.versions}
+    out["attention_flops"] = attention_flops(Shape.of(net.config), prompt, out["kept_tokens"], task.max_new_tokens)
+    return quality, out
 
 
 def _kv_bytes_per_token(config) -> int:

@@ -1,39 +1,183 @@
-"""`tokensieve report`: a markdown table, a Pareto PNG (matplotlib) and one self-contained HTML page
-(plotly, JS inline) from the rows of a bench database."""
+"""`tokensieve report`: markdown tables, a Pareto PNG (matplotlib) and one self-contained HTML page (plotly, JS
+inline) from the rows of a bench database.
+
+RULER and code get one section per (model, task, context length): quality with its 95 % interval, the paired
+comparison with `full` on the same cases, a verdict that only says worse/better when the difference is significant,
+and a "What this shows" paragraph generated from those numbers. The HTML filters sections by model, task, length."""
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tokensieve.bench.stats import Paired, format_interval, verdict
 from tokensieve.bench.store import Store
-from tokensieve.bench.summary import Line, latest_version, needle_by_length, summarise
+from tokensieve.bench.summary import REFERENCE, Line, latest_version, needle_by_length, summarise
 
-QUALITY = {"needle": "needle accuracy", "fidelity": "top-1 agreement with full cache"}
-COSTS = {"needle": (("kv_frac", "kept KV (fraction of full)"), ("decode_tok_s", "decode tokens/s (median)")),
-         "fidelity": (("kv_frac", "kept KV (fraction of full)"), ("prefill_s", "prefill seconds (median)"))}
+QUALITY = {"needle": "needle accuracy", "fidelity": "top-1 agreement with full cache", "ruler": "RULER recall",
+           "code": "HumanEval tests passed"}
+KV = ("kv_frac", "kept KV (fraction of full)")
+COSTS = {"needle": (KV, ("decode_tok_s", "decode tokens/s (median)")),
+         "fidelity": (KV, ("prefill_s", "prefill seconds (median)")), "ruler": (KV,), "code": (KV,)}
+PROMPT_TASKS = ("ruler", "code")  # sectioned per (model, task, length) and compared with `full`
+FILTERS = ("model", "task", "length")  # the HTML filter bar: data-model / data-task / data-length
+
+
+@dataclass
+class Section:
+    """One table of the report; markdown and HTML render the same sections."""
+    title: str
+    head: list[str]
+    body: list[list[str]]
+    attrs: dict[str, str] = field(default_factory=dict)  # model / task / length the whole section is about
+    row_attrs: list[dict[str, str]] | None = None  # ... or per row, for tables spanning models and lengths
+    text: str = ""  # "What this shows"
+    note: str = ""  # how to read the table
 
 
 def _f(value, fmt: str = ".3g") -> str:
     return "—" if value is None else format(value, fmt)
 
 
-def sections(lines: list[Line], rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, body) of every table; markdown and HTML render the same sections."""
+def _attrs(ln: Line) -> dict[str, str]:
+    return {"model": ln.model, "task": ln.task, "length": str(ln.tokens)}
+
+
+def _length(task: str, tokens: int) -> str:
+    return "plain HumanEval (no added context)" if task == "code" and tokens == 0 else f"{tokens} tokens"
+
+
+def _order(ln: Line) -> tuple:
+    """`full` first, then tokensieve methods, then kvpress peers; by budget within a method."""
+    return ln.method != REFERENCE, ln.family == "kvpress", ln.method, ln.budget
+
+
+def quality_text(ln: Line) -> str:
+    """'62% [48–74]': the mean per-case quality (a rate, or RULER's mean recall) with its 95 % interval."""
+    return format_interval(ln.interval) if ln.interval else _f(ln.quality)
+
+
+def _points(x: float) -> str:
+    """A difference of rates in signed percentage points: '−12', '+3', '0', '−0.4' under one point."""
+    v = x * 100
+    text = f"{abs(v):.0f}" if abs(v) >= 1 else f"{abs(v):.1f}"
+    return "0" if float(text) == 0 else ("+" if v > 0 else "−") + text
+
+
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.2g}"
+
+
+def _diff(d: Paired) -> str:
+    return f"{_points(d.diff)} [{_points(d.low)}, {_points(d.high)}]"
+
+
+def vs_full_text(ln: Line) -> str:
+    """'−12 [−20, −4] p=0.003' (points, 95 % interval, paired p), with n when fewer cases were shared with full."""
+    if ln.method == REFERENCE:
+        return "reference"
+    d = ln.vs_full
+    if d is None:
+        return "—"
+    shared = f" (n={d.n})" if ln.interval and d.n != ln.interval.n else ""
+    return f"{_diff(d)} {_p(d.p)}{shared}"
+
+
+def verdict_text(ln: Line) -> str:
+    return verdict(ln.vs_full) if ln.vs_full is not None and ln.method != REFERENCE else "—"
+
+
+def sections(lines: list[Line], rows: list[dict]) -> list[Section]:
+    """Every table: RULER and code per (model, task, length), each RULER length followed by its subtasks; then
+    the needle, fidelity and streaming tables."""
     out = []
+    groups: dict[tuple, list[Line]] = {}
+    for ln in lines:
+        if ln.task in PROMPT_TASKS:
+            groups.setdefault((PROMPT_TASKS.index(ln.task), ln.model, ln.tokens), []).append(ln)
+    for (_, model, tokens), chosen in sorted(groups.items()):
+        out.append(_prompt_section(model, chosen[0].task, tokens, chosen))
+        if chosen[0].task == "ruler" and any(ln.subtasks for ln in chosen):
+            out.append(_subtask_section(model, tokens, chosen))
     for task in ("needle", "fidelity", "streaming"):
-        chosen = [ln for ln in lines if ln.task == task]
+        chosen = sorted((ln for ln in lines if ln.task == task), key=lambda ln: (ln.model, ln.tokens, *_order(ln)))
         if chosen:
-            head, body = (_streaming(chosen) if task == "streaming" else _quality(task, chosen))
-            out.append((task, head, body))
+            head, body = _streaming(chosen) if task == "streaming" else _quality(task, chosen)
+            out.append(Section(task, head, body, {"task": task}, [_attrs(ln) for ln in chosen]))
     by_len = needle_by_length(rows)
     if by_len:
         lengths = sorted({t for v in by_len.values() for t in v})
         body = [[m, f"{b:g}"] + [f"{v[t][0]}/{v[t][1]}" if t in v else "—" for t in lengths]
                 for (m, b), v in sorted(by_len.items())]
-        out.append(("needle hits by context length (same prompts for every method)",
-                    ["method", "budget"] + [f"{t} tok" for t in lengths], body))
+        out.append(Section("needle hits by context length (same prompts for every method)",
+                           ["method", "budget"] + [f"{t} tok" for t in lengths], body, {"task": "needle"}))
     return out
+
+
+PROMPT_HEAD = ["method", "budget", "cases", "quality [95 % CI]", "vs full, points [95 % CI]", "verdict", "kept KV",
+               "KV MB", "prefill s", "decode tok/s", "peak RSS MB"]
+
+
+def _prompt_section(model: str, task: str, tokens: int, chosen: list[Line]) -> Section:
+    chosen = sorted(chosen, key=_order)
+    body = [[ln.method, f"{ln.budget:g}", str(ln.n), quality_text(ln), vs_full_text(ln), verdict_text(ln),
+             _f(ln.kv_frac, ".2f"), _f(ln.kv_mb, ".1f"), _f(ln.prefill_s, ".2f"), _f(ln.decode_tok_s, ".1f"),
+             _f(ln.peak_rss_mb, ".0f"), _over(ln), _failed(ln)] for ln in chosen]
+    return Section(f"{task} · {model} · {_length(task, tokens)}", [*PROMPT_HEAD, OVER, "failed"], body,
+                   {"model": model, "task": task, "length": str(tokens)}, text=what_this_shows(chosen))
+
+
+def what_this_shows(chosen: list[Line]) -> str:
+    """One paragraph from the numbers: full's score, then only the differences that are significant (paired test
+    p < 0.05 and a 95 % interval excluding 0); everything else is 'not distinguishable at this n'."""
+    first = chosen[0]
+    plain = first.task == "code" and first.tokens == 0
+    where = f"On plain HumanEval with {first.model}" if plain else f"At {first.tokens} tokens on {first.model}"
+    ref = next((ln for ln in chosen if ln.method == REFERENCE and ln.interval), None)
+    if ref is None:
+        return f"{where} there is no `full` run to compare with, so no difference is stated."
+    worse, better, same, alone = [], [], [], []
+    for ln in sorted(chosen, key=_order):
+        if ln.method == REFERENCE:
+            continue
+        name, d = f"{ln.method} @ {ln.budget:g}", ln.vs_full
+        if d is None:
+            alone.append(name)
+        elif d.significant:
+            (better if d.diff > 0 else worse).append(f"{name} ({_points(d.diff)} points "
+                                                     f"[{_points(d.low)}, {_points(d.high)}], {_p(d.p)})")
+        else:
+            same.append(name)
+    parts = [f"{where}, full scores {format_interval(ref.interval)} (n={ref.interval.n})."]
+    for label, names in (("Significantly worse than full", worse), ("Significantly better than full", better),
+                         ("Not distinguishable from full at this n", same),
+                         ("Not compared (no ok case in common with full)", alone)):
+        if names:
+            parts.append(f"{label}: {', '.join(names)}.")
+    if len(parts) == 1:
+        parts.append("No other method ran here.")
+    return " ".join(parts)
+
+
+def _subtask_section(model: str, tokens: int, chosen: list[Line]) -> Section:
+    """Method@budget x RULER subtask: mean quality per subtask (a few cases each: read them as a profile)."""
+    chosen = sorted((ln for ln in chosen if ln.subtasks), key=_order)
+    names = sorted({name for ln in chosen for name in ln.subtasks})
+    counts = {name: max(ln.subtask_n.get(name, 0) for ln in chosen) for name in names}
+
+    def cell(ln: Line, name: str) -> str:
+        if name not in ln.subtasks:
+            return "—"
+        short = f" ({ln.subtask_n[name]})" if ln.subtask_n[name] != counts[name] else ""
+        return f"{ln.subtasks[name] * 100:.0f}%{short}"
+
+    body = [[ln.method, f"{ln.budget:g}"] + [cell(ln, name) for name in names] for ln in chosen]
+    return Section(f"ruler subtasks · {model} · {tokens} tokens", ["method", "budget"]
+                   + [f"{name} (n={counts[name]})" for name in names], body,
+                   {"model": model, "task": "ruler", "length": str(tokens)},
+                   note="Mean score per subtask over its few cases (a cell's own n in brackets where it ran fewer); "
+                        "too few cases for a test per subtask.")
 
 
 def _streaming(chosen: list[Line]) -> tuple[list[str], list[list[str]]]:
@@ -47,13 +191,13 @@ def _streaming(chosen: list[Line]) -> tuple[list[str], list[list[str]]]:
 
 
 def _quality(task: str, chosen: list[Line]) -> tuple[list[str], list[list[str]]]:
-    head = ["model", "tokens", "method", "budget", "cases", QUALITY[task], "kept KV", "KV MB", "prefill s",
-            "decode tok/s", "peak RSS MB", "attn GFLOPs", OVER, "failed"]
+    head = ["model", "tokens", "method", "budget", "cases", f"{QUALITY[task]} [95 % CI]", "kept KV", "KV MB",
+            "prefill s", "decode tok/s", "peak RSS MB", "attn GFLOPs", OVER, "failed"]
     if task == "fidelity":
         head[6:6] = ["KL", "ppl ratio"]
     body = []
-    for ln in sorted(chosen, key=lambda ln: (ln.model, ln.tokens, ln.method, ln.budget)):
-        row = [ln.model, str(ln.tokens), ln.method, f"{ln.budget:g}", str(ln.n), _f(ln.quality),
+    for ln in chosen:
+        row = [ln.model, str(ln.tokens), ln.method, f"{ln.budget:g}", str(ln.n), quality_text(ln),
                _f(ln.kv_frac, ".2f"), _f(ln.kv_mb, ".1f"), _f(ln.prefill_s, ".2f"), _f(ln.decode_tok_s, ".1f"),
                _f(ln.peak_rss_mb, ".0f"), _f(ln.gflops, ".1f"), _over(ln), _failed(ln)]
         if task == "fidelity":
@@ -72,6 +216,12 @@ OVER_NOTE = ("⚠ over budget: in that many of the checked cases the method used
              "budget × prompt tokens (× the window for the stream); dynamic selectors: the most tokens one decode "
              "query attended in one layer against budget × the tokens that query saw. The worst case is shown as "
              "used > nominal; — = not checkable (`full`, or rows written before the counters existed).")
+STATS_NOTE = ("quality [95 % CI]: the mean per-case score with its 95 % interval (Wilson for pass/fail rates, a "
+              "percentile bootstrap of the mean for fractional scores such as RULER's recall). vs full: the method "
+              "minus `full` in percentage points on the cases both ran, with a 95 % interval and the two-sided p of "
+              "a paired test (exact McNemar with Newcombe's interval for pass/fail; otherwise a sign-flip test with "
+              "a paired bootstrap interval). verdict: worse or better only when p < 0.05 and the interval excludes "
+              "0; n.s. means not distinguishable at this n, not shown to be equal.")
 
 
 def _over(ln: Line) -> str:
@@ -85,11 +235,13 @@ def _over(ln: Line) -> str:
 
 def footnotes(lines: list[Line]) -> list[str]:
     """Notes that only appear when a table needs them."""
-    return [OVER_NOTE] if any(ln.over_budget for ln in lines) else []
+    notes = [STATS_NOTE] if any(ln.task in PROMPT_TASKS for ln in lines) else []
+    return notes + ([OVER_NOTE] if any(ln.over_budget for ln in lines) else [])
 
 
 def markdown(lines: list[Line], rows: list[dict]) -> str:
-    parts = [f"### {title}\n\n" + _table(head, body) for title, head, body in sections(lines, rows)]
+    parts = [f"### {s.title}\n\n" + (f"**What this shows.** {s.text}\n\n" if s.text else "")
+             + (f"{s.note}\n\n" if s.note else "") + _table(s.head, s.body) for s in sections(lines, rows)]
     return "\n\n".join(parts + footnotes(lines)) + "\n"
 
 
@@ -99,10 +251,61 @@ def _table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in esc])
 
 
-def _html_table(head: list[str], body: list[list[str]]) -> str:
+def _data(attrs: dict[str, str]) -> str:
+    """data-model="…" data-task="…" data-length="…" (the keys the filter bar reads)."""
+    return "".join(f' data-{k}="{html.escape(v)}"' for k, v in attrs.items() if v)
+
+
+def _html_table(head: list[str], body: list[list[str]], row_attrs: list[dict[str, str]] | None = None) -> str:
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+    attrs = row_attrs or [{}] * len(body)
+    trs = "".join(f"<tr{_data(a)}>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                  for r, a in zip(body, attrs, strict=True))
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+def _html_section(s: Section) -> str:
+    text = f"<p class='shows'><b>What this shows.</b> {html.escape(s.text)}</p>" if s.text else ""
+    text += f"<p class='shows'>{html.escape(s.note)}</p>" if s.note else ""
+    return (f"<section class='filterable'{_data(s.attrs)}><h2>{html.escape(s.title)}</h2>{text}"
+            f"{_html_table(s.head, s.body, s.row_attrs)}</section>")
+
+
+def _filter_bar(lines: list[Line]) -> str:
+    """Three selects, each 'all' plus the values present; FILTER_JS applies them (and ?model=…&task=…&length=…)."""
+    values = {"model": sorted({ln.model for ln in lines}), "task": sorted({ln.task for ln in lines}),
+              "length": [str(t) for t in sorted({ln.tokens for ln in lines})]}
+    selects = []
+    for key in FILTERS:
+        options = "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in values[key])
+        selects.append(f'<label>{key} <select id="filter-{key}"><option value="all">all</option>{options}'
+                       "</select></label>")
+    return f"<div id='filters'>{' '.join(selects)} <small>(tables and charts follow the filters)</small></div>"
+
+
+FILTER_JS = """(function () {
+  const keys = ["model", "task", "length"];
+  const fits = (el, f) => keys.every(k => f[k] === "all" || !el.dataset[k] || el.dataset[k] === f[k]);
+  function apply() {
+    const f = {};
+    keys.forEach(k => { f[k] = document.getElementById("filter-" + k).value; });
+    document.querySelectorAll(".filterable").forEach(el => {
+      const rows = [...el.querySelectorAll("tr[data-task]")];
+      rows.forEach(r => { r.style.display = fits(r, f) ? "" : "none"; });
+      const on = fits(el, f) && (!rows.length || rows.some(r => r.style.display !== "none"));
+      el.style.display = on ? "" : "none";
+      if (on && window.Plotly) el.querySelectorAll(".js-plotly-plot").forEach(p => Plotly.Plots.resize(p));
+    });
+  }
+  const query = new URLSearchParams(location.search);
+  keys.forEach(k => {
+    const select = document.getElementById("filter-" + k);
+    const wanted = query.get(k);
+    if (wanted !== null && [...select.options].some(o => o.value === wanted)) select.value = wanted;
+    select.addEventListener("change", apply);
+  });
+  apply();
+})();"""
 
 
 def pareto(points: list[tuple[float, float]], higher_x: bool = False) -> list[tuple[float, float]]:
@@ -117,19 +320,49 @@ def pareto(points: list[tuple[float, float]], higher_x: bool = False) -> list[tu
 
 
 HIGHER_IS_BETTER = {"decode_tok_s"}
+PANEL_ORDER = ("ruler", "code", "needle", "fidelity")
+MAX_PNG_PANELS = 12  # the PNG stays readable; the HTML has every panel
 
 
-def _panels(lines: list[Line]) -> list[tuple[str, str, str, list[Line]]]:
-    """(title, cost attribute, axis label, lines): per task and context length, quality against each cost."""
+@dataclass
+class Panel:
+    model: str
+    task: str
+    tokens: int
+    attr: str  # the cost on the x axis
+    label: str
+    lines: list[Line]
+
+    @property
+    def title(self) -> str:
+        return f"{self.task} · {self.model} · {_length(self.task, self.tokens)}"
+
+
+def _panels(lines: list[Line]) -> list[Panel]:
+    """Quality against each cost of its task, per (model, task, length): RULER and code first."""
+    groups: dict[tuple, list[Line]] = {}
+    for ln in lines:
+        if ln.task in COSTS and ln.quality is not None:
+            groups.setdefault((PANEL_ORDER.index(ln.task), ln.model, ln.task, ln.tokens), []).append(ln)
     panels = []
-    for task in ("needle", "fidelity"):
-        for tokens in sorted({ln.tokens for ln in lines if ln.task == task}):
-            chosen = [ln for ln in lines if ln.task == task and ln.tokens == tokens and ln.quality is not None]
-            for attr, label in COSTS[task]:
-                mine = [ln for ln in chosen if getattr(ln, attr) is not None]
-                if mine:
-                    panels.append((f"{task} at {tokens} tokens", attr, label, mine))
+    for (_, model, task, tokens), chosen in sorted(groups.items()):
+        for attr, label in COSTS[task]:
+            mine = [ln for ln in chosen if getattr(ln, attr) is not None]
+            if mine:
+                panels.append(Panel(model, task, tokens, attr, label, mine))
     return panels
+
+
+def _png_panels(panels: list[Panel]) -> list[Panel]:
+    """RULER and code panels when there are any (needle and fidelity otherwise), at most MAX_PNG_PANELS."""
+    return ([p for p in panels if p.task in PROMPT_TASKS] or panels)[:MAX_PNG_PANELS]
+
+
+def _errors(mine: list[Line]) -> tuple[list[float], list[float]]:
+    """(below, above) each point: the distance to its interval's ends (0 without an interval)."""
+    below = [max(0.0, ln.quality - ln.interval.low) if ln.interval else 0.0 for ln in mine]
+    above = [max(0.0, ln.interval.high - ln.quality) if ln.interval else 0.0 for ln in mine]
+    return below, above
 
 
 def _streams(lines: list[Line]) -> list[tuple[str, list[int], list[float], list[float]]]:
@@ -150,32 +383,36 @@ def png(lines: list[Line], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels, streams = _panels(lines), _streams(lines)
+    panels, streams = _png_panels(_panels(lines)), _streams(lines)
     if not panels and not streams:
         return
     cols = 2
     rows_n = (len(panels) + bool(streams) + 1) // 2
     fig, axes = plt.subplots(rows_n, cols, figsize=(12, 4.5 * rows_n), squeeze=False)
-    methods = sorted({ln.method for _, _, _, chosen in panels for ln in chosen})
+    methods = sorted({ln.method for p in panels for ln in p.lines})
     palette = [*plt.cm.tab20.colors, *plt.cm.Dark2.colors, *plt.cm.Set1.colors]  # 37 distinct colours
     colors = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
-    for ax, (title, attr, label, chosen) in zip(axes.flat, panels, strict=False):
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        attr = panel.attr
         for method in methods:
-            mine = [ln for ln in chosen if ln.method == method]
+            mine = [ln for ln in panel.lines if ln.method == method]
             if mine:
                 marker = "*" if method == "full" else ("s" if method.startswith("kvpress:") else "o")
-                ax.scatter([getattr(ln, attr) for ln in mine], [ln.quality for ln in mine], label=method,
-                           color=colors[method], marker=marker, s=140 if method == "full" else 45)
+                ax.errorbar([getattr(ln, attr) for ln in mine], [ln.quality for ln in mine], yerr=_errors(mine),
+                            fmt=marker, label=method, color=colors[method], markersize=12 if method == "full" else 6,
+                            elinewidth=0.8, capsize=2, alpha=0.9)
                 for ln in mine:  # which budget a point is
                     if method != "full":
                         ax.annotate(f"{ln.budget:g}", (getattr(ln, attr), ln.quality), fontsize=6, alpha=0.6,
                                     xytext=(4, 3), textcoords="offset points")
-        front = pareto([(getattr(ln, attr), ln.quality) for ln in chosen], attr in HIGHER_IS_BETTER)
+        front = pareto([(getattr(ln, attr), ln.quality) for ln in panel.lines], attr in HIGHER_IS_BETTER)
         if front:
             ax.step(*zip(*front, strict=True), where="post", color="grey", lw=1, ls="--", label="Pareto front")
-        ax.set_xlabel(label)
-        ax.set_ylabel(QUALITY[title.split()[0]])
-        ax.set_title(f"{title}: quality vs {label.split(' (')[0]}")
+        if panel.task in PROMPT_TASKS:
+            ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel(panel.label)
+        ax.set_ylabel(f"{QUALITY[panel.task]} (95 % CI)")
+        ax.set_title(f"{panel.title}: quality vs {panel.label.split(' (')[0]}", fontsize=10)
         ax.grid(alpha=0.3)
     if streams:
         ax = axes.flat[len(panels)]
@@ -198,44 +435,51 @@ def png(lines: list[Line], path: Path) -> None:
     plt.close(fig)
 
 
+def _panel_figure(panel: Panel, color: dict[str, str]):
+    """One plotly chart: quality (95 % error bars) against the panel's cost, with the Pareto front."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    attr = panel.attr
+    for method in sorted({ln.method for ln in panel.lines}):
+        mine = [ln for ln in panel.lines if ln.method == method]
+        below, above = _errors(mine)
+        fig.add_trace(go.Scatter(
+            x=[getattr(ln, attr) for ln in mine], y=[ln.quality for ln in mine], mode="markers", name=method,
+            error_y={"type": "data", "array": above, "arrayminus": below, "visible": True, "thickness": 1},
+            marker={"symbol": "star" if method == "full" else ("square" if ":" in method else "circle"),
+                    "size": 14 if method == "full" else 9, "color": color[method]},
+            text=[f"{method} @ {ln.budget:g}<br>{quality_text(ln)}, n={ln.n}, failed={ln.failed}"
+                  f"<br>vs full: {vs_full_text(ln)} ({verdict_text(ln)})" for ln in mine],
+            hovertemplate="%{text}<br>x=%{x:.3g}<extra></extra>"))
+    front = pareto([(getattr(ln, attr), ln.quality) for ln in panel.lines], attr in HIGHER_IS_BETTER)
+    fig.add_trace(go.Scatter(x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="Pareto front",
+                             line={"shape": "hv", "dash": "dash", "color": "grey"}))
+    fig.update_layout(title={"text": f"{panel.title}: quality vs {panel.label.split(' (')[0]}", "font": {"size": 13}},
+                      xaxis_title=panel.label, yaxis_title=f"{QUALITY[panel.task]} (95 % CI)", height=420,
+                      template="plotly_white", legend={"font": {"size": 9}}, margin={"l": 50, "r": 10, "t": 40})
+    if panel.task in PROMPT_TASKS:  # rates: the same 0-1 scale in every panel
+        fig.update_yaxes(range=[-0.03, 1.03])
+    return fig
+
+
 def html_page(lines: list[Line], rows: list[dict], path: Path, title: str, command: str) -> None:
     import plotly.colors as pc
     import plotly.graph_objects as go
     import plotly.io as pio
-    from plotly.subplots import make_subplots
+    from plotly.offline import get_plotlyjs
 
-    panels = _panels(lines)
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<p><code>{html.escape(command)}</code></p>"]
+    panels, streams = _panels(lines), _streams(lines)
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p><code>{html.escape(command)}</code></p>", _filter_bar(lines)]
     if panels:
-        rows_n = (len(panels) + 1) // 2
-        titles = [f"{t}: quality vs {lab.split(' (')[0]}" for t, _, lab, _ in panels]
-        fig = make_subplots(rows=rows_n, cols=2, subplot_titles=titles)
-        shown: set[str] = set()
+        every = sorted({ln.method for p in panels for ln in p.lines})
         palette = pc.qualitative.Dark24
-        every = sorted({ln.method for _, _, _, chosen in panels for ln in chosen})
         color = {m: palette[i % len(palette)] for i, m in enumerate(every)}
-        for i, (title_, attr, label, chosen) in enumerate(panels):
-            r, c = i // 2 + 1, i % 2 + 1
-            for method in sorted({ln.method for ln in chosen}):
-                mine = [ln for ln in chosen if ln.method == method]
-                fig.add_trace(go.Scatter(
-                    x=[getattr(ln, attr) for ln in mine], y=[ln.quality for ln in mine], mode="markers",
-                    name=method, legendgroup=method, showlegend=method not in shown,
-                    marker={"symbol": "star" if method == "full" else ("square" if ":" in method else "circle"),
-                            "size": 14 if method == "full" else 9, "color": color[method]},
-                    text=[f"{method} @ {ln.budget:g}<br>n={ln.n} failed={ln.failed}" for ln in mine],
-                    hovertemplate="%{text}<br>x=%{x:.3g}<br>y=%{y:.3g}<extra></extra>"), row=r, col=c)
-                shown.add(method)
-            front = pareto([(getattr(ln, attr), ln.quality) for ln in chosen], attr in HIGHER_IS_BETTER)
-            fig.add_trace(go.Scatter(x=[p[0] for p in front], y=[p[1] for p in front], mode="lines",
-                                     line={"shape": "hv", "dash": "dash", "color": "grey"}, name="Pareto front",
-                                     legendgroup="pareto", showlegend="pareto" not in shown), row=r, col=c)
-            shown.add("pareto")
-            fig.update_xaxes(title_text=label, row=r, col=c)
-            fig.update_yaxes(title_text=QUALITY[title_.split()[0]], row=r, col=c)
-        fig.update_layout(height=450 * rows_n, template="plotly_white")
-        parts.append(pio.to_html(fig, include_plotlyjs="inline", full_html=False, div_id="pareto"))
-    streams = _streams(lines)
+        charts = [f"<div class='filterable'{_data({'model': p.model, 'task': p.task, 'length': str(p.tokens)})}>"
+                  + pio.to_html(_panel_figure(p, color), include_plotlyjs=False, full_html=False,
+                                div_id=f"panel-{i}", config={"responsive": True}) + "</div>"
+                  for i, p in enumerate(panels)]
+        parts.append(f'<div id="pareto" class="panels">{"".join(charts)}</div>')
     if streams:
         fig = go.Figure([go.Scatter(x=tokens, y=kv_mb, mode="lines+markers", name=label,
                                     customdata=rss, hovertemplate="%{x} tokens<br>KV %{y:.1f} MB"
@@ -243,15 +487,19 @@ def html_page(lines: list[Line], rows: list[dict], path: Path, title: str, comma
                          for label, tokens, kv_mb, rss in streams])
         fig.update_layout(title="streaming: KV memory along the stream", xaxis_title="stream tokens read",
                           yaxis_title="kept KV MB", template="plotly_white", height=420)
-        parts.append(pio.to_html(fig, include_plotlyjs=False if panels else "inline", full_html=False,
-                                 div_id="streaming"))
-    for title, head, body in sections(lines, rows):
-        parts.append(f"<h2>{html.escape(title)}</h2>" + _html_table(head, body))
+        parts.append("<div class='filterable' data-task='streaming'>"
+                     + pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id="streaming") + "</div>")
+    parts += [_html_section(s) for s in sections(lines, rows)]
     parts += [f"<p>{html.escape(note)}</p>" for note in footnotes(lines)]
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}")
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
+             "#filters{position:sticky;top:0;background:#fff;padding:6px 0;z-index:10}#filters label{margin-right:1em}"
+             ".panels{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:8px}"
+             ".shows{max-width:70em}")
+    plotly_js = f"<script type='text/javascript'>{get_plotlyjs()}</script>" if panels or streams else ""
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+            f"<style>{style}</style>{plotly_js}</head><body>{''.join(parts)}<script>{FILTER_JS}</script>"
+            "</body></html>")
     path.write_text(page, encoding="utf-8")
 
 

@@ -11,6 +11,12 @@ from tokensieve.errors import TokensieveError
 
 TS_METHODS = ("full", "streaming_llm", "snapkv", "tova", "knorm", "h2o", "pyramid", "random", "window")
 DYNAMIC_METHODS = ("tokenselect", "fasa", "indexer_topk", "hisa", "rectified", "cluster")
+# The standard suite's main methods (every budget, every length); the rest run at 0.25 where they are cheap.
+MAIN_METHODS = ("full", "streaming_llm", "snapkv", "tova", "knorm", "tokenselect", "hisa")
+OTHER_METHODS = ("h2o", "pyramid", "random", "window", "fasa", "indexer_topk", "rectified", "cluster")
+MAIN_PRESSES = ("snapkv", "expected_attention", "tova", "streaming_llm", "knorm", "pyramidkv", "lagkv", "kvzip")
+RULER_SUBTASKS = ("niah_single_word", "niah_single_number", "niah_single_uuid", "niah_multikey", "niah_multivalue",
+                  "niah_multiquery", "vt", "cwe", "fwe", "qa")
 
 
 @dataclass
@@ -23,6 +29,8 @@ class Part:
     budgets: list[float]
     repeats: int = 1  # timed runs per cell (median); the process warms up once per model first
     peers: list[str] = field(default_factory=list)  # added when the kvpress venv exists
+    models: list[str] = field(default_factory=list)  # the part's models unless --model names them (empty: smollm2)
+    peer_budgets: list[float] = field(default_factory=list)  # the peers' budgets (empty: the part's)
 
 
 @dataclass
@@ -37,22 +45,70 @@ def diagonal_needles(lengths, pairs) -> list[dict]:
     return [c for t in lengths for d, n in pairs for c in needle_cases([t], [d], [n])]
 
 
+def ruler_cases(lengths, per_length: int, subtasks=RULER_SUBTASKS, first_seed: int = 0) -> list[dict]:
+    """`per_length` RULER cases at each length: subtasks in turn, one seed each, haystacks alternating between the
+    essays and the Python stdlib's source (cwe and fwe build their own text and ignore it)."""
+    out = []
+    for tokens in lengths:
+        for i in range(first_seed, first_seed + per_length):
+            out.append({"task": "ruler", "subtask": subtasks[i % len(subtasks)], "tokens": tokens, "seed": i,
+                        "haystack": ("essays", "stdlib")[(i // len(subtasks)) % 2]})
+    return out
+
+
+def code_cases(contexts, problems) -> list[dict]:
+    """HumanEval problems, each behind `context` tokens of real stdlib source (0 = the plain problem)."""
+    return [{"task": "code", "context": c, "problem": p} for c in contexts for p in problems]
+
+
 def quick() -> Suite:
-    cases = needle_cases([1024, 2048], [0.1, 0.5, 0.9], [0, 3])
-    cases.append({"task": "fidelity", "tokens": 1024, "continuation": 64, "offset": 3})
-    return Suite("quick", [Part(cases, ["full", "streaming_llm", "snapkv", "tova"], [0.25, 0.5],
+    """About 6 minutes on 2 cores: 20 RULER cases at 1k on SmolLM2 (2 per subtask): full, the eviction policies
+    and the best dynamic selector of the equal-budget run (tokenselect), at 25 %. n = 20 is small: the report's
+    intervals say how little it can separate."""
+    cases = ruler_cases([1024], 20)
+    return Suite("quick", [Part(cases, ["full", "streaming_llm", "snapkv", "tova", "tokenselect"], [0.25],
                                 peers=["kvpress:snapkv", "kvpress:expected_attention"])])
 
 
 def standard() -> Suite:
-    """The published suite (docs/RESULTS.md), sized to about an hour on 2 CPU cores."""
+    """The published suite (docs/RESULTS.md). RULER cases (10 subtasks in turn, 5 seeds each, essays and stdlib
+    haystacks) and HumanEval behind stdlib context. Every case is prefilled once and branched per method.
+
+    - SmolLM2-135M, 1k/2k/4k: 50 cases per length; main methods at 12.5/25/50 %, the others and 8 kvpress presses
+      at 25 %. 8k: 50 cases, main methods at 25 %.
+    - Qwen2.5-Coder-0.5B, 2k and 4k: 50 cases per length, main methods at 12.5/25/50 %, 4 presses at 25 % on 4k
+      (kvpress's leaderboard length); 8k: 50 cases, full/snapkv/streaming_llm/tokenselect at 25 %.
+    - Qwen 16k and 32k: what 4k-8k showed best (snapkv, tokenselect) against full, 6 and 3 cases: a few
+      32k prefills alone take ~10 min each on 2 cores, so these cells show failures, not rates.
+    - Code: HumanEval with 4k of stdlib context, 50 problems, Qwen: full, snapkv, streaming_llm, tokenselect at 25 %.
+    The parts run in this order, so a stopped sweep has the cheap, many-case cells first."""
+    main, others = list(MAIN_METHODS), list(OTHER_METHODS)
+    presses = [peers.PREFIX + p for p in MAIN_PRESSES]
+    small, qwen = ["smollm2-135m"], ["qwen2.5-coder-0.5b"]
+    best = ["full", "snapkv", "streaming_llm", "tokenselect"]
+    return Suite("standard", [
+        Part(ruler_cases([1024, 2048, 4096], 50), main, [0.125, 0.25, 0.5], models=small),
+        Part(ruler_cases([1024, 2048, 4096], 50), others, [0.25], peers=presses, models=small),
+        Part(ruler_cases([8192], 50), main, [0.25], models=small),
+        Part(ruler_cases([2048, 4096], 50), main, [0.125, 0.25, 0.5], models=qwen,
+             peers=[peers.PREFIX + p for p in ("snapkv", "expected_attention", "tova", "streaming_llm")],
+             peer_budgets=[0.25]),
+        Part(ruler_cases([8192], 50), best, [0.25], models=qwen),
+        Part(code_cases([4096], range(50)), best, [0.25], models=qwen),
+        Part(ruler_cases([16384], 6), ["full", "snapkv", "tokenselect"], [0.25], models=qwen),
+        Part(ruler_cases([32768], 3), ["full", "snapkv", "tokenselect"], [0.25], models=qwen),
+    ])
+
+
+def needles_v1() -> Suite:
+    """The needle grid docs/RESULTS-standard-v1.md was made with (3 cases per cell; kept to reproduce it)."""
     pairs = [(0.1, 0), (0.5, 1), (0.9, 2)]
     all_presses = [peers.PREFIX + p for p in peers.DEFAULT_PRESSES]
     breadth = diagonal_needles([1024, 2048, 4096], pairs)
     breadth += [{"task": "fidelity", "tokens": 2048, "continuation": 128, "offset": o} for o in (3, 11)]
     long_needles = diagonal_needles([8000], pairs)
     stream = [{"task": "streaming", "tokens": 3 * 8192, "chunk": 512, "window": 8192}]
-    return Suite("standard", [
+    return Suite("needles-v1", [
         Part(breadth, [*TS_METHODS, *DYNAMIC_METHODS], [0.125, 0.5], peers=all_presses),
         Part(long_needles, ["full", "streaming_llm", "snapkv", "tova", "tokenselect", "hisa", "fasa"], [0.125],
              peers=["kvpress:snapkv", "kvpress:streaming_llm", "kvpress:tova"]),
@@ -85,7 +141,7 @@ def stream() -> Suite:
                             Part([long], ["streaming_llm"], [0.125])])
 
 
-SUITES = {"quick": quick, "standard": standard, "equal": equal, "stream": stream}
+SUITES = {"quick": quick, "standard": standard, "needles-v1": needles_v1, "equal": equal, "stream": stream}
 
 
 def suite(name: str) -> Suite:

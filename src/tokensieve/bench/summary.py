@@ -2,7 +2,8 @@
 honestly (means of per-case quality, medians of timings, failed cells counted). Lengths are never pooled: cost
 grows with the context, and a suite may run its longest cases for only some methods.
 
-Each line also checks the budget a method really used against the nominal one (see `budget_check`)."""
+Each line also checks the budget a method really used against the nominal one (see `budget_check`), carries a 95 %
+interval of its quality and, unless it is `full`, the paired comparison with `full` on the cases both have."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+from tokensieve.bench.stats import Interval, Paired, compare, interval
 
 
 @dataclass
@@ -33,6 +37,10 @@ class Line:
     checked: int = 0  # ok cases whose real budget could be compared with the nominal one
     over_budget: int = 0  # ... and of those, the cases that used more than the nominal budget
     worst: tuple[int, int] | None = None  # (real, nominal) tokens of the case furthest over budget
+    interval: Interval | None = None  # 95 % interval of the mean per-case quality (Wilson for 0/1, else bootstrap)
+    vs_full: Paired | None = None  # this line - `full` (same model, task, length) on the cases both have
+    subtasks: dict[str, float] = field(default_factory=dict)  # RULER: mean quality per subtask
+    subtask_n: dict[str, int] = field(default_factory=dict)  # ... and its number of cases
     extra: dict = field(default_factory=dict)
 
     @property
@@ -60,47 +68,110 @@ def latest_version(rows: list[dict]) -> list[dict]:
     return list(best.values())
 
 
+REFERENCE = "full"  # the unmodified cache every method is compared with
+
+
 def summarise(rows: list[dict]) -> list[Line]:
+    """One line per (model, task, context length, method, budget). Rows are grouped once; the paired comparison
+    with `full` looks its cases up by case_id, so ~20k rows stay fast (the bootstrap is the cost, per line)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["model"], row["task"], context_tokens(row), method_label(row), row["budget"])].append(row)
+    scores = {key: _scores(group) for key, group in groups.items()}
+    references = _references(scores)
     lines = []
-    for (model, task, tokens, method, budget), group in sorted(groups.items()):
-        ok = [r for r in group if r["status"] == "ok"]
-        bad = [r for r in group if r["status"] != "ok"]
-        m = [r["metrics"] for r in ok]
-        line = Line(model, task, tokens, method, budget, n=len(ok), failed=len(bad),
-                    error=bad[0]["metrics"].get("error", "")[:120] if bad else "")
-        if m:
-            line.quality = _mean([r["quality"] for r in ok])
-            line.kv_frac = _mean([x["kv_bytes_kept"] / x["kv_bytes_full"] for x in m if x.get("kv_bytes_full")])
-            line.kv_mb = _mean([x.get("kv_bytes_kept") for x in m])
-            line.kv_mb = line.kv_mb / 2**20 if line.kv_mb is not None else None
-            line.prefill_s = _median([x.get("prefill_s") for x in m])
-            line.decode_tok_s = _median([x.get("decode_tok_s") for x in m])
-            line.peak_rss_mb = _median([x.get("peak_rss_mb") for x in m])
-            flops = _mean([x.get("attention_flops") for x in m])
-            line.gflops = flops / 1e9 if flops is not None else None
-            for name in ("kl", "ppl_ratio", "ppl", "tok_s", "seconds"):
-                value = _mean([x.get(name) for x in m])
-                if value is not None:
-                    line.extra[name] = value
-            for row in ok:
-                check = budget_check(row)
-                if check is None:
-                    continue
-                line.checked += 1
-                real, nominal = check
-                if real > nominal:
-                    line.over_budget += 1
-                    if line.worst is None or real - nominal > line.worst[0] - line.worst[1]:
-                        line.worst = (real, nominal)
-            if task == "streaming":
-                line.extra["memory"] = m[0].get("memory", [])
-                line.extra["tokens"] = m[0].get("tokens")
-                line.extra["beyond_trained"] = m[0].get("beyond_trained")
+    for key, group in sorted(groups.items()):
+        line = _line(key, group)
+        _add_stats(line, scores[key], references.get(key[:3]))
         lines.append(line)
     return lines
+
+
+def _line(key: tuple, group: list[dict]) -> Line:
+    """Quality and cost of one group of rows (one cell identity, every case)."""
+    model, task, tokens, method, budget = key
+    ok = [r for r in group if r["status"] == "ok"]
+    bad = [r for r in group if r["status"] != "ok"]
+    m = [r["metrics"] for r in ok]
+    line = Line(model, task, tokens, method, budget, n=len(ok), failed=len(bad),
+                error=bad[0]["metrics"].get("error", "")[:120] if bad else "")
+    if not m:
+        return line
+    line.quality = _mean([r["quality"] for r in ok])
+    line.kv_frac = _mean([x["kv_bytes_kept"] / x["kv_bytes_full"] for x in m if x.get("kv_bytes_full")])
+    line.kv_mb = _mean([x.get("kv_bytes_kept") for x in m])
+    line.kv_mb = line.kv_mb / 2**20 if line.kv_mb is not None else None
+    line.prefill_s = _median([x.get("prefill_s") for x in m])
+    line.decode_tok_s = _median([x.get("decode_tok_s") for x in m])
+    line.peak_rss_mb = _median([x.get("peak_rss_mb") for x in m])
+    flops = _mean([x.get("attention_flops") for x in m])
+    line.gflops = flops / 1e9 if flops is not None else None
+    for name in ("kl", "ppl_ratio", "ppl", "tok_s", "seconds"):
+        value = _mean([x.get(name) for x in m])
+        if value is not None:
+            line.extra[name] = value
+    for row in ok:
+        check = budget_check(row)
+        if check is None:
+            continue
+        line.checked += 1
+        real, nominal = check
+        if real > nominal:
+            line.over_budget += 1
+            if line.worst is None or real - nominal > line.worst[0] - line.worst[1]:
+                line.worst = (real, nominal)
+    if task == "streaming":
+        line.extra["memory"] = m[0].get("memory", [])
+        line.extra["tokens"] = m[0].get("tokens")
+        line.extra["beyond_trained"] = m[0].get("beyond_trained")
+    return line
+
+
+def _scores(group: list[dict]) -> dict[str, float]:
+    """case_id -> quality of the ok rows that have one (the mean, should a case appear twice)."""
+    by_case: dict[str, list[float]] = defaultdict(list)
+    for row in group:
+        if row["status"] == "ok" and row["quality"] is not None:
+            by_case[row["case_id"]].append(float(row["quality"]))
+    return {case: statistics.fmean(values) for case, values in by_case.items()}
+
+
+def _references(scores: dict[tuple, dict[str, float]]) -> dict[tuple, dict[str, float]]:
+    """(model, task, tokens) -> per-case scores of `full` (its budget-1.0 line where there are several)."""
+    out: dict[tuple, dict[str, float]] = {}
+    for (model, task, tokens, method, budget), mine in sorted(scores.items()):
+        if method == REFERENCE and mine and ((model, task, tokens) not in out or budget == 1.0):
+            out[(model, task, tokens)] = mine
+    return out
+
+
+@lru_cache(maxsize=8192)
+def _interval(values: tuple[float, ...]) -> Interval:
+    """Cached: the bootstrap is pure Python and `bench` summarises the same rows twice (table, then report)."""
+    return interval(values)
+
+
+@lru_cache(maxsize=8192)
+def _compare(reference: tuple[float, ...], method: tuple[float, ...]) -> Paired:
+    return compare(reference, method)
+
+
+def _add_stats(line: Line, mine: dict[str, float], reference: dict[str, float] | None) -> None:
+    """The line's quality interval, its comparison with `full` and (RULER) its per-subtask means."""
+    if not mine:
+        return
+    cases = sorted(mine)
+    line.interval = _interval(tuple(mine[c] for c in cases))
+    if line.method != REFERENCE and reference:
+        common = [c for c in cases if c in reference]
+        if common:
+            line.vs_full = _compare(tuple(reference[c] for c in common), tuple(mine[c] for c in common))
+    if line.task == "ruler":
+        by_subtask: dict[str, list[float]] = defaultdict(list)
+        for case in cases:
+            by_subtask[case.split("/")[1]].append(mine[case])
+        line.subtasks = {name: statistics.fmean(v) for name, v in sorted(by_subtask.items())}
+        line.subtask_n = {name: len(v) for name, v in sorted(by_subtask.items())}
 
 
 def method_label(row: dict) -> str:
@@ -110,8 +181,10 @@ def method_label(row: dict) -> str:
 
 
 def context_tokens(row: dict) -> int:
-    """The context length of a row's case, from its id: needle/1024/..., fidelity/2048+128/..., streaming/24576/..."""
-    return int(row["case_id"].split("/")[1].split("+")[0])
+    """The context length of a row's case, from its id: needle/1024/..., fidelity/2048+128/..., streaming/24576/...,
+    ruler/<subtask>/4096/..., code/4096/p17 (0 = the plain problem)."""
+    parts = row["case_id"].split("/")
+    return int(parts[2] if row["task"] == "ruler" else parts[1].split("+")[0])
 
 
 def needle_by_length(rows: list[dict]) -> dict[tuple[str, float], dict[int, tuple[int, int]]]:
@@ -127,6 +200,7 @@ def needle_by_length(rows: list[dict]) -> dict[tuple[str, float], dict[int, tupl
     return {k: {t: (h, n) for t, (h, n) in v.items()} for k, v in out.items()}
 
 
+PROMPT_BUDGET = ("needle", "ruler", "code")  # tasks whose budget is a share of the prompt; they decode an answer
 PEER_LAYER_AVERAGE = {"kvpress:pyramidkv"}  # peers whose budget is a per-layer average (layers differ)
 
 
@@ -140,9 +214,9 @@ def nominal_tokens(budget: float, base: int) -> int:
 
 
 def budget_base(row: dict) -> int | None:
-    """The tokens a row's budget is a share of: the prompt (needle), the compressed context (fidelity), the
-    eviction window (streaming)."""
-    if row["task"] == "needle":
+    """The tokens a row's budget is a share of: the prompt (needle, ruler, code), the compressed context
+    (fidelity), the eviction window (streaming)."""
+    if row["task"] in PROMPT_BUDGET:
         return row["metrics"].get("prompt_tokens")
     if row["task"] == "fidelity":
         return context_tokens(row)
@@ -165,9 +239,9 @@ def _dynamic(cls) -> bool:
 
 
 def decode_forwards(row: dict) -> int:
-    """Single-token forwards after the prompt (each sees one more cached token): the needle's decode steps
-    after the first token, the fidelity continuation fed token by token (all but its last token)."""
-    if row["task"] == "needle":
+    """Single-token forwards after the prompt (each sees one more cached token): the answer's decode steps
+    after the first token (needle, ruler, code), the fidelity continuation fed token by token (all but its last)."""
+    if row["task"] in PROMPT_BUDGET:
         return max(int(row["metrics"].get("new_tokens") or 1) - 1, 0)
     if row["task"] == "fidelity":
         return max(int(row["case_id"].split("+")[1].split("/")[0]) - 1, 0)

@@ -25,7 +25,8 @@ from tokensieve.errors import TokensieveError
 from tokensieve.generation import cached_load, completion_prompt
 from tokensieve.generation import generate as ts_generate
 
-TASKS = ("needle", "fidelity", "streaming")
+TASKS = ("needle", "fidelity", "streaming", "ruler", "code")
+PROMPT_TASKS = ("ruler", "code")  # run by bench/prompts.py (prefill once per case, branch per method)
 STREAM_OPTIONS = ("positions", "evict_every")  # KV-policy options a streaming case may set
 NEEDLE_NEW_TOKENS = 12
 # Per-generation counters stored in every row (null where the source lacks them, e.g. peers or older code):
@@ -45,6 +46,10 @@ def counters(source) -> dict:
 
 
 def case_id(case: dict) -> str:
+    if case["task"] in PROMPT_TASKS:
+        from tokensieve.bench.prompts import case_id as prompt_case_id
+
+        return prompt_case_id(case)
     if case["task"] == "needle":
         return f"needle/{case['tokens']}/d{case['depth']:.2f}/n{case['needle']}"
     if case["task"] == "fidelity":
@@ -202,4 +207,8 @@ RUNNERS = {"needle": run_needle, "fidelity": run_fidelity, "streaming": run_stre
 
 
 def run_local(model: str, case: dict, method: str, budget: float, repeats: int = 1) -> tuple[float | None, dict]:
+    if case["task"] in PROMPT_TASKS:
+        from tokensieve.bench.prompts import run_prompt
+
+        return run_prompt(model, case, method, budget, repeats)
     return RUNNERS[case["task"]](model, case, method, budget, repeats)

@@ -15,15 +15,20 @@ from tokensieve.errors import TokensieveError
 def bench(
     suite: Annotated[str, typer.Option(help="quick (< 10 min on 2 cores), standard (published), "
                                             "equal (Core v2 re-run at 12.5 %) or stream (65,536 tokens).")] = "quick",
-    model: Annotated[str, typer.Option("--model", "-m", help="Zoo name(s) or local HF dir(s), comma-separated.")]
-    = "smollm2-135m",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Zoo name(s) or local HF dir(s), comma-separated "
+                                                                 "(default: the suite's models, else smollm2-135m).")]
+    = None,
     methods: Annotated[str | None, typer.Option(help="Comma-separated: policies and kvpress:<press> peers "
                                                      "(default: the suite's, peers if their venv exists).")] = None,
     only: Annotated[str | None, typer.Option(help="Keep only the suite's cells of these methods (comma-separated), "
                                                   "e.g. to re-run one method after changing it.")] = None,
     budgets: Annotated[str | None, typer.Option(help="Comma-separated ratios in (0, 1].")] = None,
-    tasks: Annotated[str | None, typer.Option(help="Only these tasks: needle, fidelity, streaming.")] = None,
-    lengths: Annotated[str | None, typer.Option(help="Needle context lengths in tokens, comma-separated.")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Only these tasks: needle, fidelity, streaming, ruler, code.")]
+    = None,
+    lengths: Annotated[str | None, typer.Option(help="Context lengths in tokens, comma-separated: the needle grid's, "
+                                                     "or which of the suite's RULER/code lengths to keep.")] = None,
+    parts: Annotated[str | None, typer.Option(help="Run only these parts of the suite (1-based, comma-separated).")]
+    = None,
     depths: Annotated[str | None, typer.Option(help="Needle depths in [0, 1], comma-separated.")] = None,
     needles: Annotated[str | None, typer.Option(help="Needle indices, comma-separated.")] = None,
     repeats: Annotated[int | None, typer.Option(help="Timed repetitions per cell (median).")] = None,
@@ -41,7 +46,7 @@ def bench(
     from tokensieve.bench import command
 
     cells = command.plan(suite, model, methods, budgets, tasks, lengths, depths, needles, repeats,
-                         echo=lambda m: err.print(m, highlight=False), only=only)
+                         echo=lambda m: err.print(m, highlight=False), only=only, parts=parts)
     command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err, retry_failed)
 
 
