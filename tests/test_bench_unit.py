@@ -218,7 +218,7 @@ def test_standard_suite_has_fifty_cases_per_cell_for_the_main_methods_on_both_mo
     for c in cells:
         if c.case_dict["task"] == "ruler":
             cases.setdefault((c.model, c.case_dict["tokens"], c.method, c.budget), set()).add(c.case)
-    for model, lengths in (("smollm2-135m", (1024, 2048, 4096)), ("qwen2.5-coder-0.5b", (2048, 4096))):
+    for model, lengths in (("smollm2-135m", (1024, 2048, 4096)), ("qwen2.5-coder-0.5b", (4096,))):
         for tokens in lengths:
             for method in suites.MAIN_METHODS:
                 for budget in ([1.0] if method == "full" else [0.125, 0.25, 0.5]):
@@ -228,9 +228,15 @@ def test_standard_suite_has_fifty_cases_per_cell_for_the_main_methods_on_both_mo
             "kvpress:knorm", "kvpress:kvzip"} <= presses and len(presses) >= 7
     subtasks = {c.case_dict["subtask"] for c in cells if c.case_dict["task"] == "ruler"}
     assert subtasks == set(suites.RULER_SUBTASKS)
-    qwen = {c.case_dict["tokens"] for c in cells if c.model == "qwen2.5-coder-0.5b" and c.case_dict["task"] == "ruler"}
-    assert qwen == {2048, 4096, 8192, 16384, 32768}
-    assert any(c.case_dict["task"] == "code" and c.case_dict["context"] == 4096 for c in cells)
+    qwen = {c.case_dict["tokens"] for c in cells if c.model == "qwen2.5-coder-0.5b"}
+    assert qwen == {4096, 16384, 32768}
+    # the extended suite holds the rest: every other method, Qwen at 2k and 8k, and code behind 4k-16k of source
+    extended = plan("extended", None, None, None, None, None, None, None, None, echo=lambda _: None)
+    assert not set(extended) & set(cells)
+    assert set(suites.OTHER_METHODS) <= {c.method for c in extended}
+    assert {c.case_dict["context"] for c in extended if c.case_dict["task"] == "code"} == {0, 4096, 8192, 16384}
+    assert {c.case_dict["tokens"] for c in extended if c.model == "qwen2.5-coder-0.5b"
+            and c.case_dict["task"] == "ruler"} == {2048, 4096, 8192}
 
 
 NEEDLE = (("depth", 0.5), ("needle", 0), ("task", "needle"), ("tokens", 256))
