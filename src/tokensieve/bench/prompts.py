@@ -115,7 +115,8 @@ def run_prompt(model: str, case: dict, method: str, budget: float, repeats: int)
     case_items = tuple(sorted(case.items()))
     task = prompt_task(model, case_items)
     policy = make(method, budget=Budget(float(budget)))
-    prefix = shared_prefix(model, case_items, task) if branchable(policy, BRANCH_TAIL) is None else None
+    long_enough = sum(map(len, prompt_ids(model, task))) > BRANCH_TAIL  # a short prompt is prefilled whole
+    prefix = shared_prefix(model, case_items, task) if long_enough and branchable(policy, BRANCH_TAIL) is None else None
 
     def once() -> dict:
         r = ts_generate(model, task.context, task.question, policy, policy.budget, answer_prefix=task.answer_prefix,
