@@ -36,6 +36,9 @@ def test_code_cell_runs_the_problem_tests_on_the_completion():
     assert row["case_id"] == "code/0/p2"
     assert row["quality"] == 1.0 and row["metrics"]["tests"] == "passed", row["metrics"]["answer"]
     assert row["metrics"]["answer"].startswith("    ")  # the body keeps its indentation
+    short = _cell({"task": "code", "context": 0, "problem": 53}, "snapkv", 0.5, "qwen2.5-coder-0.5b")
+    assert short["status"] == "ok" and short["metrics"]["prompt_tokens"] <= prompts.BRANCH_TAIL
+    assert not short["metrics"]["branched"]  # too short to branch from: prefilled whole
 
 
 def test_code_case_with_repository_context_fills_its_length_with_real_stdlib_files(qwen05):
