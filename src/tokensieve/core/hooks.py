@@ -111,7 +111,9 @@ def dense_attention(module: torch.nn.Module, implementation: str | None) -> Call
 
 def _ensure_sieve_cache(session: Session, model: torch.nn.Module):
     def pre_hook(_module, args, kwargs):
-        cache = kwargs.get("past_key_values")
+        # transformers >= 5.24 passes the cache as `cache` (`past_key_values` is deprecated): use whichever is set
+        name = "cache" if kwargs.get("cache") is not None else "past_key_values"
+        cache = kwargs.get(name)
         if isinstance(cache, SieveCache):
             if cache is not session.cache:
                 session.bind(cache)
@@ -122,7 +124,7 @@ def _ensure_sieve_cache(session: Session, model: torch.nn.Module):
         else:
             cache = SieveCache(model.config)
             session.bind(cache)
-            kwargs["past_key_values"] = cache
+            kwargs[name] = cache
         if cache.get_seq_length() == 0:
             cache.set_padding(kwargs.get("attention_mask"))
         if session.rope is not None:
