@@ -48,6 +48,9 @@ def bench(
     cells = command.plan(suite, model, methods, budgets, tasks, lengths, depths, needles, repeats,
                          echo=lambda m: err.print(m, highlight=False), only=only, parts=parts)
     command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err, retry_failed)
+    if suite == "quick":
+        err.print("quick: 20 cases per cell, so only large differences are significant (see the intervals); "
+                  "`--suite standard` runs 50 per cell on two models", highlight=False)
 
 
 @guarded
