@@ -4,6 +4,7 @@ from tokensieve.core.budget import Budget, parse_budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.policy import REGISTRY, KVPolicy, Policy, make
+from tokensieve.encoder import merge
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import Result, Stats, generate
 from tokensieve.models import load
@@ -11,5 +12,5 @@ from tokensieve.prompt import Compressed, compress
 
 __all__ = [
     "REGISTRY", "Budget", "Compressed", "KVPolicy", "Policy", "Result", "SieveCache", "Stats", "TokensieveError",
-    "apply", "compress", "generate", "load", "make", "parse_budget",
+    "apply", "compress", "generate", "load", "make", "merge", "parse_budget",
 ]

@@ -31,11 +31,15 @@ def _source(module: str) -> Path:
 
 def _method_files(method: str | None) -> list[Path]:
     """The files that define `method`: its class and every tokensieve base class (pyramid -> snapkv), or the
-    peer adapter; all method files when `method` is None."""
+    peer adapter, or the whole encoder package for an encoder method; all method files when `method` is None."""
     if method is None:
         return sorted((ROOT / "kv").rglob("*.py")) + sorted((ROOT / "sparse").rglob("*.py"))
     if peers.is_peer(method):
         return [ROOT / f for f in PEER_FILES]
+    from tokensieve.encoder.cells import encoder_methods
+
+    if method in encoder_methods():
+        return sorted((ROOT / "encoder").rglob("*.py"))
     from tokensieve.core.policy import REGISTRY
 
     if method not in REGISTRY:
@@ -58,6 +62,13 @@ def code_version(method: str | None = None) -> str:
         digest.update(file.relative_to(ROOT).as_posix().encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def any_case_id(case: dict) -> str:
+    """The id of a decoder case (`bench.tasks.case_id`) or of an encoder case."""
+    from tokensieve.encoder import cells as encoder_cells
+
+    return encoder_cells.case_id(case) if encoder_cells.is_encoder_case(case) else case_id(case)
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,10 @@ def _warm_up(model: str) -> None:
 def _execute(cell: Cell) -> tuple[float | None, dict]:
     """(quality, metrics) of one cell, in this process (or through its peer worker)."""
     from tokensieve.bench.tasks import run_local
+    from tokensieve.encoder import cells as encoder_cells
 
+    if encoder_cells.is_encoder_case(cell.case_dict):
+        return encoder_cells.run(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
     _warm_up(cell.model)
     if peers.is_peer(cell.method):
         return peers.run_peer(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
@@ -130,5 +144,5 @@ def run_cell(cell: Cell, version: str | None = None) -> dict:
             metrics = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()[-1500:]}
     metrics["cell_s"] = round(time.perf_counter() - start, 3)
     return {"key": cell.key(version), "version": version, "model": cell.model, "task": case["task"],
-            "case_id": case_id(case), "method": cell.method, "budget": cell.budget, "status": status,
+            "case_id": any_case_id(case), "method": cell.method, "budget": cell.budget, "status": status,
             "quality": quality, "metrics": metrics}

@@ -57,8 +57,10 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
         if n < 64:
             raise TokensieveError(f"needle length {n} is too short: use at least 64 tokens")
     model_list = _split(models) or []
+    from tokensieve.encoder import zoo as encoders
+
     for m in model_list + [m for part in chosen.parts for m in part.models if not model_list]:
-        zoo.resolve(m)
+        encoders.resolve(m) if m in encoders.ENCODERS else zoo.resolve(m)
     if repeats is not None and repeats < 1:
         raise TokensieveError("--repeats must be at least 1")
     with_peers = not methods and peers.available()
@@ -135,10 +137,28 @@ def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: s
     rows = latest_version(store.rows(keys))
     store.close()
     err.print(f"{ran} cells run, {len(cells) - ran} already in {db}")
+    encoder_rows = [r for r in rows if r["task"] == "encoder"]
+    if encoder_rows:
+        from tokensieve.encoder import report as encoder_report
+
+        paths = encoder_report.write(encoder_rows, out, store_command(db))
+        err.print("wrote " + ", ".join(str(p) for p in paths.values()))
+        if len(encoder_rows) == len(rows):
+            return paths
+        rows = [r for r in rows if r["task"] != "encoder"]
+        keys = [r["key"] for r in rows]
     console.print(summary_table(rows))
     paths = report.write(db, out, keys, command=f"tokensieve report --db {db} --out {out}")
     err.print("wrote " + ", ".join(str(p) for p in paths.values()))
     return paths
+
+
+def store_command(db: Path) -> str:
+    store = Store(db)
+    try:
+        return store.meta("command") or "(unknown)"
+    finally:
+        store.close()
 
 
 def summary_table(rows: list[dict]) -> Table:

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tokensieve.bench import peers
-from tokensieve.bench.cell import Cell, code_version, run_cell
+from tokensieve.bench.cell import Cell, any_case_id, code_version, run_cell
 from tokensieve.bench.store import Store
-from tokensieve.bench.tasks import case_id
 from tokensieve.errors import TokensieveError
+
+REFERENCES = ("full", "none")  # the unmodified decoder cache, the plain encoder: one cell at 1.0 per case
 
 
 def grid(models: list[str], cases: list[dict], methods: list[str], budgets: list[float],
          repeats: int = 1) -> list[Cell]:
-    """Every cell once. `full` runs once per case (at 1.0: it keeps everything whatever its budget); peers
+    """Every cell once. `full` / `none` run once per case (at 1.0: they keep everything whatever the budget); peers
     skip the streaming task (kvpress compresses once after prefill)."""
     cells: list[Cell] = []
     for model in models:
@@ -27,7 +28,7 @@ def grid(models: list[str], cases: list[dict], methods: list[str], budgets: list
             for method in methods:
                 if peers.is_peer(method) and case["task"] == "streaming":
                     continue
-                for budget in [1.0] if method == "full" else budgets:
+                for budget in [1.0] if method in REFERENCES else budgets:
                     cells.append(Cell(model, frozen, method, float(budget), repeats))
     return list(dict.fromkeys(cells))
 
@@ -73,7 +74,7 @@ def sweep(cells: list[Cell], store: Store, executor: str = "local", address: str
 
 
 def describe(cell: Cell) -> str:
-    return f"{case_id(cell.case_dict)} · {cell.method} @ {cell.budget:g}"
+    return f"{any_case_id(cell.case_dict)} · {cell.method} @ {cell.budget:g}"
 
 
 __all__ = ["Cell", "code_version", "grid", "pending", "run_cell", "sweep"]

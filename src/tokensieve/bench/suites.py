@@ -155,8 +155,30 @@ def stream() -> Suite:
                             Part([long], ["streaming_llm"], [0.125])])
 
 
+ENCODER_METHODS = ("tome", "pitome", "zero_tprune", "pool_attention", "subword", "random_prune")
+SEARCHED_METHODS = ("tome", "pool_attention")  # also run on a schedule searched per budget (encoder.search)
+
+
+def encoder() -> Suite:
+    """Encoder token merging and pruning on MiniLM-L6 (docs/ENCODER.md): retrieval (HumanEval docstring -> code,
+    164 pairs; first sentence -> rest of paragraph, 500 pairs) and cosine to the plain model's embeddings (inputs
+    up to 256 tokens), throughput at batch 32 and 256 tokens; every method at kept ratios 0.9 to 0.3, and at 128
+    and 512 tokens for ToMe and pool attention (ToMe
+    and PiToMe merge at most half the rows a layer, so their lowest points keep more: the measured ratio is
+    reported). ToMe and [CLS]/pool attention also run on a schedule searched per budget on calibration passages
+    ("+search"). About 30 minutes on 2 cores."""
+    from tokensieve.encoder.cells import REFERENCE, retrieval_cases, throughput_cases
+
+    methods = [REFERENCE, *ENCODER_METHODS, *(m + "+search" for m in SEARCHED_METHODS)]
+    budgets, model = [0.9, 0.7, 0.5, 0.3], ["minilm-l6"]
+    return Suite("encoder", [
+        Part(retrieval_cases() + throughput_cases([256]), methods, budgets, models=model),
+        Part(throughput_cases([128, 512]), [REFERENCE, "tome", "pool_attention"], budgets, models=model),
+    ])
+
+
 SUITES = {"quick": quick, "standard": standard, "extended": extended, "needles-v1": needles_v1, "equal": equal,
-          "stream": stream}
+          "stream": stream, "encoder": encoder}
 
 
 def suite(name: str) -> Suite:
@@ -180,9 +202,12 @@ def parse_budgets(text: str) -> list[float]:
 
 def check_methods(methods: list[str]) -> list[str]:
     from tokensieve.core.policy import REGISTRY
+    from tokensieve.encoder.cells import encoder_methods
     from tokensieve.kv import full  # noqa: F401  (registers the KV policies)
 
     for m in methods:
+        if m in encoder_methods():
+            continue
         if peers.is_peer(m):
             peers.press_name(m)
         elif m not in REGISTRY:

@@ -21,6 +21,10 @@ def policies() -> None:
     for name, cls in sorted(REGISTRY.items()):
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         table.add_row(name, cls.__module__.split(".")[1], doc)
+    from tokensieve.encoder import METHODS
+
+    for name, cls in METHODS.items():  # `tokensieve encode --method NAME`
+        table.add_row(name, "encoder", " ".join((cls.__doc__ or "").split())[:110] + " …")
     out.print(table)
 
 
@@ -35,6 +39,11 @@ def models_list() -> None:
     for name, spec in models.ZOO.items():
         table.add_row(name, spec.package, "yes" if models.installed(name) else "no",
                       "yes" if (models.converted_dir(name) / "config.json").exists() else "no", spec.description)
+    from tokensieve.encoder import zoo as encoders
+
+    for name, entry in encoders.ENCODERS.items():  # safetensors as shipped: nothing to convert
+        table.add_row(name, entry.package, "yes" if encoders.installed(entry) else "no", "n/a (safetensors)",
+                      entry.description)
     out.print(table)
 
 
