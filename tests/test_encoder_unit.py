@@ -191,3 +191,22 @@ def test_encoder_report_states_only_supported_differences(tmp_path):
     assert "| n.s. |" in pitome and "1.30×" in pitome
     assert "keep 0.7: corpus: **pitome**" in text
     assert paths["png"].stat().st_size > 10_000 and "plotly" in paths["html"].read_text()
+
+
+def test_encoder_suite_plan():
+    """Every method at 0.9-0.3 on both retrieval sets and at 256 tokens, the plain model once per case, searched
+    variants included; every cell keyed by the encoder package's sources."""
+    from tokensieve.bench.cell import code_version
+    from tokensieve.bench.command import plan
+    from tokensieve.bench.suites import ENCODER_METHODS
+
+    cells = plan("encoder", None, None, None, None, None, None, None, None, echo=lambda _: None)
+    ids = {(c.case_dict.get("dataset") or c.case_dict["tokens"], c.method, c.budget) for c in cells}
+    for target in ("humaneval", "corpus", 256):
+        assert (target, "none", 1.0) in ids
+        for method in (*ENCODER_METHODS, "tome+search", "pool_attention+search"):
+            for keep in (0.9, 0.7, 0.5, 0.3):
+                assert (target, method, keep) in ids
+    assert {(128, "tome", 0.5), (512, "pool_attention", 0.3), (512, "none", 1.0)} <= ids
+    assert all(c.model == "minilm-l6" for c in cells) and len(cells) == len(set(cells))
+    assert code_version("tome") == code_version("pitome") != code_version("snapkv")
