@@ -409,3 +409,18 @@ def test_a_misbehaving_peer_worker_is_a_peer_failure(tmp_path, script, message):
             worker.call({"op": "load"})
     finally:
         worker.close()
+
+
+def test_store_lists_every_finished_sweep_command(tmp_path):
+    """A suite run part by part (or sharded by length) is several commands; the report names them all."""
+    from tokensieve.bench.store import Store
+
+    store = Store(tmp_path / "b.sqlite")
+    assert store.commands() == []
+    for command in ("tokensieve bench --suite standard --parts 1", "tokensieve bench --suite standard --parts 3",
+                    "tokensieve bench --suite standard --parts 1"):
+        store.add_command(command)
+    assert store.commands() == ["tokensieve bench --suite standard --parts 1",
+                                "tokensieve bench --suite standard --parts 3"]
+    assert store.meta("command") == "tokensieve bench --suite standard --parts 1"
+    store.close()

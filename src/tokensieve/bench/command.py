@@ -133,7 +133,7 @@ def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: s
             bar.update(task, description=f"{row['case_id']} {row['method']}@{row['budget']:g}{state}")
 
         ran = runner.sweep(cells, store, executor, address, progress, on_row, retry_failed=retry_failed)
-    store.set_meta("command", shlex.join(["tokensieve", *sys.argv[1:]]))  # only once its whole grid is done
+    store.add_command(shlex.join(["tokensieve", *sys.argv[1:]]))  # only once its whole grid is done
     rows = latest_version(store.rows(keys))
     store.close()
     err.print(f"{ran} cells run, {len(cells) - ran} already in {db}")
@@ -156,7 +156,7 @@ def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: s
 def store_command(db: Path) -> str:
     store = Store(db)
     try:
-        return store.meta("command") or "(unknown)"
+        return "\n".join(store.commands()) or "(unknown)"
     finally:
         store.close()
 

@@ -66,7 +66,7 @@ def write(db: str | Path, out: str | Path, keys: list[str] | None = None, comman
     """Write RESULTS.md, pareto.png and results.html into `out` from the rows of `db`; returns the paths."""
     store = Store(db)
     rows = latest_version(store.rows(keys))
-    bench_command = store.meta("command") or "(unknown)"
+    bench_command = "\n".join(store.commands()) or "(unknown)"
     store.close()
     lines = summarise(rows)
     folder = Path(out)

@@ -86,5 +86,20 @@ class Store:
         row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
+    def add_command(self, command: str) -> None:
+        """Record a sweep command that finished its grid: `command` is the latest, `commands` every distinct one in
+        order (a suite run part by part, or sharded by length, is several)."""
+        done = self.commands()
+        if command not in done:
+            self.set_meta("commands", "\n".join([*done, command]))
+        self.set_meta("command", command)
+
+    def commands(self) -> list[str]:
+        listed = self.meta("commands")
+        if listed:
+            return listed.split("\n")
+        last = self.meta("command")
+        return [last] if last else []
+
     def close(self) -> None:
         self.db.close()
