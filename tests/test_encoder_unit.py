@@ -165,13 +165,13 @@ def _row(case_id, method, budget, metrics, quality=None):
 
 
 def test_encoder_report_states_only_supported_differences(tmp_path):
-    """Synthetic rows: a method that loses 40 of 100 queries is 'worse'; one that loses 1 is 'n.s.'; speed-ups are
-    ratios to the plain model's throughput from the same rows."""
+    """Synthetic rows: a method that loses 40 of 100 queries is 'worse'; one that loses 1 is 'n.s.'; one that
+    kept more than its budget is never ranked best; speed-ups are ratios to the plain model's in the same rows."""
     from tokensieve.encoder import report
 
-    def retrieval(hits):
+    def retrieval(hits, kept=0.7):
         return {"hits": hits, "rr": [float(h) or 0.5 for h in hits], "cosine": [0.99] * len(hits),
-                "kept_ratio": 0.7, "pairs": len(hits)}
+                "kept_ratio": kept, "pairs": len(hits)}
 
     def speed(per_s):
         return {"sentences_per_s": per_s, "kept_ratio": 0.7, "gflops": 7.0, "gflops_full": 10.0, "peak_rss_mb": 500}
@@ -180,6 +180,7 @@ def test_encoder_report_states_only_supported_differences(tmp_path):
     rows = [_row("encoder/retrieval/corpus", "none", 1.0, retrieval(full), 1.0),
             _row("encoder/retrieval/corpus", "tome", 0.7, retrieval([0] * 40 + [1] * 60), 0.6),
             _row("encoder/retrieval/corpus", "pitome", 0.7, retrieval([0] + [1] * 99), 0.99),
+            _row("encoder/retrieval/corpus", "subword", 0.7, retrieval(full, kept=0.95), 1.0),  # kept too much
             _row("encoder/throughput/256", "none", 1.0, speed(10.0)),
             _row("encoder/throughput/256", "tome", 0.7, speed(14.0)),
             _row("encoder/throughput/256", "pitome", 0.7, speed(13.0))]
@@ -189,7 +190,7 @@ def test_encoder_report_states_only_supported_differences(tmp_path):
     pitome = next(line for line in text.splitlines() if line.startswith("| pitome | 0.7 | 0.700 | 99%"))
     assert "| worse |" in tome and "1.40×" in tome
     assert "| n.s. |" in pitome and "1.30×" in pitome
-    assert "keep 0.7: corpus: **pitome**" in text
+    assert "keep 0.7: corpus: **pitome**" in text and "not ranked: subword" in text
     assert paths["png"].stat().st_size > 10_000 and "plotly" in paths["html"].read_text()
 
 

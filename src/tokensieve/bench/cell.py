@@ -38,8 +38,8 @@ def _method_files(method: str | None) -> list[Path]:
         return [ROOT / f for f in PEER_FILES]
     from tokensieve.encoder.cells import encoder_methods
 
-    if method in encoder_methods():
-        return sorted((ROOT / "encoder").rglob("*.py"))
+    if method in encoder_methods():  # everything that can change an encoder cell's numbers; not its report
+        return sorted(p for p in (ROOT / "encoder").rglob("*.py") if p.name != "report.py")
     from tokensieve.core.policy import REGISTRY
 
     if method not in REGISTRY:

@@ -137,28 +137,12 @@ def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: s
     rows = latest_version(store.rows(keys))
     store.close()
     err.print(f"{ran} cells run, {len(cells) - ran} already in {db}")
-    encoder_rows = [r for r in rows if r["task"] == "encoder"]
-    if encoder_rows:
-        from tokensieve.encoder import report as encoder_report
-
-        paths = encoder_report.write(encoder_rows, out, store_command(db))
-        err.print("wrote " + ", ".join(str(p) for p in paths.values()))
-        if len(encoder_rows) == len(rows):
-            return paths
-        rows = [r for r in rows if r["task"] != "encoder"]
-        keys = [r["key"] for r in rows]
-    console.print(summary_table(rows))
+    decoder_rows = [r for r in rows if r["task"] != "encoder"]
+    if decoder_rows:
+        console.print(summary_table(decoder_rows))
     paths = report.write(db, out, keys, command=f"tokensieve report --db {db} --out {out}")
     err.print("wrote " + ", ".join(str(p) for p in paths.values()))
     return paths
-
-
-def store_command(db: Path) -> str:
-    store = Store(db)
-    try:
-        return "\n".join(store.commands()) or "(unknown)"
-    finally:
-        store.close()
 
 
 def summary_table(rows: list[dict]) -> Table:

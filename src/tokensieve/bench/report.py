@@ -68,10 +68,20 @@ def write(db: str | Path, out: str | Path, keys: list[str] | None = None, comman
     rows = latest_version(store.rows(keys))
     bench_command = "\n".join(store.commands()) or "(unknown)"
     store.close()
+    encoder_rows = [r for r in rows if r["task"] == "encoder"]
+    rows = [r for r in rows if r["task"] != "encoder"]
+    paths: dict[str, Path] = {}
+    if encoder_rows:  # the encoder suite has its own tables (encoder/report.py)
+        from tokensieve.encoder import report as encoder_report
+
+        written = encoder_report.write(encoder_rows, out, bench_command)
+        paths.update({f"encoder_{kind}": path for kind, path in written.items()})
+        if not rows:
+            return paths
     lines = summarise(rows)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"markdown": folder / "RESULTS.md", "png": folder / "pareto.png", "html": folder / "results.html"}
+    paths |= {"markdown": folder / "RESULTS.md", "png": folder / "pareto.png", "html": folder / "results.html"}
     title = "tokensieve benchmark: quality kept vs cost"
     header = (f"# {title}\n\n{_generated_by(command, note)} from a sweep run with:\n\n"
               f"```\n{bench_command}\n```\n\n"
