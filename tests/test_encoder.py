@@ -122,9 +122,8 @@ def test_cli_encode_and_schedule(tmp_path, texts):
     stats = json.loads(done.stdout)
     assert np.load(out).shape == (len(texts), 384)
     assert stats["sentences_per_s"] > 0 and 0.6 < stats["kept_ratio"] < 0.8 and stats["peak_rss_mb"] > 0
-    plain = tmp_path / "p.npy"
-    assert _cli("encode", "--input", str(src), "--out", str(plain), "--method", "none").returncode == 0
-    assert np.load(plain).shape == (len(texts), 384)
+    bad = _cli("encode", "--input", str(src), "--out", str(tmp_path / "x.npy"), "--method", "tomx")
+    assert bad.returncode == 2 and bad.stderr.count("error:") == 1 and not (tmp_path / "x.npy").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -134,12 +133,18 @@ def test_cli_encode_and_schedule(tmp_path, texts):
     (["--max-length", "4096"], "exceeds the model's maximum"),
 ])
 def test_cli_bad_input_one_line_nothing_written(tmp_path, args, message):
+    """In-process (typer's runner; the subprocess path is covered above): one error line, exit 2, no file."""
+    from typer.testing import CliRunner
+
+    from tokensieve.cli import app
+
     src = tmp_path / "in.txt"
     src.write_text("hello world\n", encoding="utf-8")
     out = tmp_path / "e.npy"
-    done = _cli("encode", "--input", str(src), "--out", str(out), *args)
-    assert done.returncode == 2
-    assert message in done.stderr and done.stderr.count("error:") == 1
+    result = CliRunner().invoke(app, ["encode", "--input", str(src), "--out", str(out), *args])
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == 2
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error:"), result.output
     assert not out.exists() and list(tmp_path.iterdir()) == [src]
 
 
