@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from torch import Tensor
@@ -9,6 +10,7 @@ from tokensieve.encoder.base import EncoderMethod, Seen, cosine, ranked, removab
 from tokensieve.encoder.tokens import Tokens
 
 
+@cache  # one vocabulary scan per tokenizer, not one per merge() context
 def continuation_ids(tokenizer) -> Tensor:
     """bool [vocab]: the ids that continue a word rather than start one. WordPiece marks continuations with
     "##"; byte-level BPE (GPT-2, RoBERTa, code models) marks word starts with "Ġ" and SentencePiece with "▁"."""
