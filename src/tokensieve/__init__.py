@@ -4,6 +4,8 @@ from tokensieve.core.budget import Budget, parse_budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.policy import REGISTRY, KVPolicy, Policy, make
+from tokensieve.decode.hf import TreeDecoding
+from tokensieve.decode.loop import DecodeOptions, speculate
 from tokensieve.encoder import merge
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import Result, Stats, generate
@@ -11,6 +13,7 @@ from tokensieve.models import load
 from tokensieve.prompt import Compressed, compress
 
 __all__ = [
-    "REGISTRY", "Budget", "Compressed", "KVPolicy", "Policy", "Result", "SieveCache", "Stats", "TokensieveError",
-    "apply", "compress", "generate", "load", "make", "merge", "parse_budget",
+    "REGISTRY", "Budget", "Compressed", "DecodeOptions", "KVPolicy", "Policy", "Result", "SieveCache", "Stats",
+    "TokensieveError", "TreeDecoding", "apply", "compress", "generate", "load", "make", "merge", "parse_budget",
+    "speculate",
 ]

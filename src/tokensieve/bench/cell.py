@@ -36,8 +36,12 @@ def _method_files(method: str | None) -> list[Path]:
         return sorted((ROOT / "kv").rglob("*.py")) + sorted((ROOT / "sparse").rglob("*.py"))
     if peers.is_peer(method):
         return [ROOT / f for f in PEER_FILES]
+    from tokensieve.decode.cells import is_decode_method
     from tokensieve.encoder.cells import encoder_methods
 
+    if is_decode_method(method):  # the decode package, and the policy a decoder runs on
+        decoder, _, policy = method.partition("+")
+        return sorted((ROOT / "decode").rglob("*.py")) + (_method_files(policy) if policy else [])
     if method in encoder_methods():  # everything that can change an encoder cell's numbers; not its report
         return sorted(p for p in (ROOT / "encoder").rglob("*.py") if p.name != "report.py")
     from tokensieve.core.policy import REGISTRY
@@ -65,9 +69,12 @@ def code_version(method: str | None = None) -> str:
 
 
 def any_case_id(case: dict) -> str:
-    """The id of a decoder case (`bench.tasks.case_id`) or of an encoder case."""
+    """The id of a decoder case (`bench.tasks.case_id`), of an encoder case or of a decode (speed) case."""
+    from tokensieve.decode import cells as decode_cells
     from tokensieve.encoder import cells as encoder_cells
 
+    if decode_cells.is_decode_case(case):
+        return decode_cells.case_id(case)
     return encoder_cells.case_id(case) if encoder_cells.is_encoder_case(case) else case_id(case)
 
 
@@ -115,11 +122,14 @@ def _warm_up(model: str) -> None:
 def _execute(cell: Cell) -> tuple[float | None, dict]:
     """(quality, metrics) of one cell, in this process (or through its peer worker)."""
     from tokensieve.bench.tasks import run_local
+    from tokensieve.decode import cells as decode_cells
     from tokensieve.encoder import cells as encoder_cells
 
     if encoder_cells.is_encoder_case(cell.case_dict):
         return encoder_cells.run(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
     _warm_up(cell.model)
+    if decode_cells.is_decode_case(cell.case_dict):
+        return decode_cells.run(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
     if peers.is_peer(cell.method):
         return peers.run_peer(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
     return run_local(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)

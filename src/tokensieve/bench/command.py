@@ -137,7 +137,7 @@ def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: s
     rows = latest_version(store.rows(keys))
     store.close()
     err.print(f"{ran} cells run, {len(cells) - ran} already in {db}")
-    decoder_rows = [r for r in rows if r["task"] != "encoder"]
+    decoder_rows = [r for r in rows if r["task"] not in ("encoder", "decode")]
     if decoder_rows:
         console.print(summary_table(decoder_rows))
     paths = report.write(db, out, keys, command=f"tokensieve report --db {db} --out {out}")

@@ -69,8 +69,15 @@ def write(db: str | Path, out: str | Path, keys: list[str] | None = None, comman
     bench_command = "\n".join(store.commands()) or "(unknown)"
     store.close()
     encoder_rows = [r for r in rows if r["task"] == "encoder"]
-    rows = [r for r in rows if r["task"] != "encoder"]
+    decode_rows = [r for r in rows if r["task"] == "decode"]
+    rows = [r for r in rows if r["task"] not in ("encoder", "decode")]
     paths: dict[str, Path] = {}
+    if decode_rows:  # the decode suite measures speed, not quality: its own tables (decode/report.py)
+        from tokensieve.decode import report as decode_report
+
+        paths.update(decode_report.write(decode_rows, out, bench_command))
+        if not rows and not encoder_rows:
+            return paths
     if encoder_rows:  # the encoder suite has its own tables (encoder/report.py)
         from tokensieve.encoder import report as encoder_report
 

@@ -14,7 +14,8 @@ from tokensieve.bench.cell import Cell, any_case_id, code_version, run_cell
 from tokensieve.bench.store import Store
 from tokensieve.errors import TokensieveError
 
-REFERENCES = ("full", "none")  # the unmodified decoder cache, the plain encoder: one cell at 1.0 per case
+# the unmodified decoder cache, the plain encoder, plain greedy decoding: one cell at 1.0 per case
+REFERENCES = ("full", "none", "greedy")
 
 
 def grid(models: list[str], cases: list[dict], methods: list[str], budgets: list[float],
@@ -28,7 +29,8 @@ def grid(models: list[str], cases: list[dict], methods: list[str], budgets: list
             for method in methods:
                 if peers.is_peer(method) and case["task"] == "streaming":
                     continue
-                for budget in [1.0] if method in REFERENCES else budgets:
+                plain = method in REFERENCES or (case["task"] == "decode" and "+" not in method)
+                for budget in [1.0] if plain else budgets:
                     cells.append(Cell(model, frozen, method, float(budget), repeats))
     return list(dict.fromkeys(cells))
 

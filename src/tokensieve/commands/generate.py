@@ -32,6 +32,15 @@ def generate(
     device: Device = "cpu",
     option: Annotated[list[str] | None, typer.Option("--set", help="Policy option key=value (repeatable), "
                                                      "e.g. --set observe=64 --set sparse_prefill=true")] = None,
+    decode: Annotated[str, typer.Option(help="Decoding: greedy, or lossless tree decoding drafted by recycling "
+                                        "(Token Recycling), lookup (prompt lookup) or layerskip (early exit).")]
+    = "greedy",
+    tree_nodes: Annotated[int | None, typer.Option(help="recycling: draft nodes per step (default 24).")] = None,
+    tree_depth: Annotated[int | None, typer.Option(help="recycling: draft levels (default 6).")] = None,
+    draft_length: Annotated[int, typer.Option(help="lookup / layerskip: draft tokens per step.")] = 8,
+    exit_layer: Annotated[int, typer.Option(help="layerskip: layers that draft (0 = a quarter).")] = 0,
+    adjacency: Annotated[Path | None, typer.Option(help="recycling: warm-start the adjacency matrix from this "
+                                                   "file if it exists, and save it there afterwards.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer and stats.")] = False,
 ) -> None:
     """Answer a question about a long document with a KV policy, and report what it cost."""
@@ -41,14 +50,55 @@ def generate(
 
     context = read_text(context_file, "the context file")
     policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
-    result = run(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
-                 query_aware=not query_agnostic, answer_prefix=answer_prefix, sinks=sinks, window=window,
-                 evict_every=evict_every, device=device)
+    if decode != "greedy":
+        result = speculate_cli(model, context, question, policy, budget, decode, tree_nodes, tree_depth,
+                               draft_length, exit_layer, adjacency, chunk=chunk, max_new_tokens=max_new_tokens,
+                               answer_prefix=answer_prefix, sinks=sinks, window=window, evict_every=evict_every,
+                               device=device, query_agnostic=query_agnostic)
+    else:
+        result = run(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
+                     query_aware=not query_agnostic, answer_prefix=answer_prefix, sinks=sinks, window=window,
+                     evict_every=evict_every, device=device)
     if as_json:
         print(json.dumps(result.to_dict()))
         return
     out.print(f"[bold]answer:[/] {result.answer}")
     out.print(cost_table([result]))
+
+
+def speculate_cli(model, context, question, policy, budget, decode, tree_nodes, tree_depth, draft_length,
+                  exit_layer, adjacency, *, query_agnostic: bool, **kwargs):
+    """`generate --decode X`: check the decoder's options, warm-start and save the adjacency matrix."""
+    from tokensieve.decode.adjacency import Adjacency
+    from tokensieve.decode.drafters import CPU_TREE
+    from tokensieve.decode.loop import DECODERS, DecodeOptions, speculate
+    from tokensieve.decode.tree import DraftTree
+    from tokensieve.generation import cached_load
+
+    if decode not in DECODERS:
+        raise TokensieveError(f"unknown decoder '{decode}': choose from {', '.join(DECODERS)}")
+    if query_agnostic:
+        raise TokensieveError("--query-agnostic applies to greedy decoding only")
+    if draft_length < 1:
+        raise TokensieveError(f"--draft-length must be at least 1, got {draft_length}")
+    options = DecodeOptions(length=draft_length, exit_layer=exit_layer)
+    if tree_nodes is not None or tree_depth is not None:
+        shape = {**CPU_TREE, **({"nodes": tree_nodes} if tree_nodes is not None else {}),
+                 **({"depth": tree_depth} if tree_depth is not None else {})}
+        options.tree = DraftTree.by_prior(**shape)
+    if adjacency is not None and decode == "recycling" and adjacency.exists():
+        net, _ = cached_load(model, kwargs["device"])
+        options.adjacency = Adjacency.load(adjacency, net.get_output_embeddings().weight.shape[0], net.device)
+        options.k = options.adjacency.k
+    elif adjacency is not None and decode == "recycling":
+        if not adjacency.parent.is_dir():
+            raise TokensieveError(f"cannot save the adjacency matrix: {adjacency.parent} is not a directory")
+        net, _ = cached_load(model, kwargs["device"])
+        options.adjacency = Adjacency(net.get_output_embeddings().weight.shape[0], options.k, net.device)
+    result = speculate(model, context, question, policy, budget, decode=decode, options=options, **kwargs)
+    if adjacency is not None and decode == "recycling":
+        options.adjacency.save(adjacency)
+    return result
 
 
 def cost_table(results) -> Table:

@@ -35,6 +35,11 @@ class BlockPool:
             self.values = new_v if self.values is None else torch.cat([self.values, new_v], 2)
         return self.keys, self.values
 
+    def rewind(self, tokens: int) -> None:
+        """Forget the blocks past the first `tokens` keys (a tree decoder rolled the cache back)."""
+        if self.keys is not None:
+            self.keys, self.values = self.keys[:, :, : tokens // self.size], self.values[:, :, : tokens // self.size]
+
 
 @dataclass
 class KeyChannels:
@@ -51,3 +56,8 @@ class KeyChannels:
             index = self.dims[None, :, None, :].expand(fresh.shape[0], -1, fresh.shape[2], -1)
             self.keys = append_rows(self.keys, fresh.gather(-1, index))
         return self.keys
+
+    def rewind(self, tokens: int) -> None:
+        """Forget the channels of the keys past the first `tokens` (a tree decoder rolled the cache back)."""
+        if self.keys is not None:
+            self.keys = self.keys[:, :, :tokens]

@@ -1,0 +1,1 @@
+"""The decode stage: lossless speculative decoding with training-free drafters (docs/DECODE.md)."""

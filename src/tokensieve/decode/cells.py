@@ -1,0 +1,163 @@
+"""Decode cases in the bench grid (`tokensieve bench --suite decode`): ids, methods, and running one cell.
+
+A case is {"task": "decode", "workload": "code" | "prose" | "json", "index": i, "new_tokens": n}. A method is a
+decoder, optionally on top of a policy at the cell's budget ("recycling+snapkv"):
+- `greedy` (the reference), `recycling` (adjacency warm-started on the workload's calibration text),
+  `recycling:cold` (an empty matrix, seeded from the prompt only), `lookup`, `layerskip`;
+- peers through transformers' own `generate`: `hf:lookup` (prompt_lookup_num_tokens) and `hf:assisted`
+  (assistant_model: qwen2.5-coder-0.5b drafting for qwen2.5-coder-1.5b).
+Every cell also decodes plain greedy in the same process, interleaved with the method over the repeats, so the
+speed-up is a ratio of medians measured side by side, and checks the tokens are greedy's (lossless)."""
+
+from __future__ import annotations
+
+import statistics
+from functools import cache
+
+from tokensieve.errors import TokensieveError
+
+TASK = "decode"
+REFERENCE = "greedy"
+DECODERS = ("greedy", "recycling", "recycling:cold", "lookup", "layerskip")
+PEERS = ("hf:lookup", "hf:assisted")
+ASSISTANTS = {"qwen2.5-coder-1.5b": "qwen2.5-coder-0.5b"}  # same tokenizer, a smaller model
+LOOKUP_TOKENS = 10  # transformers' documented default for prompt_lookup_num_tokens
+
+
+def is_decode_case(case: dict) -> bool:
+    return case.get("task") == TASK
+
+
+def case_id(case: dict) -> str:
+    return f"decode/{case['workload']}/{case['index']}"
+
+
+def cases(workload: str, indices, new_tokens: int = 128) -> list[dict]:
+    return [{"task": TASK, "workload": workload, "index": i, "new_tokens": new_tokens} for i in indices]
+
+
+def split(method: str) -> tuple[str, str | None]:
+    decoder, _, policy = method.partition("+")
+    if decoder not in DECODERS + PEERS:
+        raise TokensieveError(f"unknown decoder '{decoder}': choose from {', '.join(DECODERS + PEERS)}")
+    return decoder, policy or None
+
+
+def decode_methods() -> set[str]:
+    return set(DECODERS + PEERS)
+
+
+def is_decode_method(method: str) -> bool:
+    return method.partition("+")[0] in decode_methods()
+
+
+@cache
+def calibrated(model: str, workload: str, k: int = 8, texts: int = 40):
+    """The adjacency matrix after teacher-forcing the workload's calibration text (once per process)."""
+    from tokensieve.decode.adjacency import Adjacency
+    from tokensieve.decode.workloads import calibration
+    from tokensieve.generation import cached_load
+
+    net, tokenizer = cached_load(model)
+    adjacency = Adjacency(net.get_output_embeddings().weight.shape[0], k, net.device)
+    adjacency.calibrate(net, [tokenizer(t).input_ids for t in calibration(workload, texts)])
+    return adjacency
+
+
+def run(model: str, case: dict, method: str, budget: float, repeats: int = 1) -> tuple[float | None, dict]:
+    """(quality, metrics): quality 1.0 when the tokens are plain greedy's (lossless), else 0.0; metrics the
+    medians of decode and end-to-end tokens/s for the method and for greedy, their ratios, tokens per step,
+    the measured cost of verifying the tree and the ceiling it sets."""
+    from tokensieve.decode.workloads import prompt
+    from tokensieve.generation import generate
+
+    decoder, policy = split(method)
+    policy, budget = (policy, budget) if policy else ("full", 1.0)
+    p = prompt(case["workload"], case["index"])
+    common = dict(max_new_tokens=case["new_tokens"], plain=p.plain, answer_prefix=p.answer_prefix, stop=p.stop)
+    runs: dict[str, list] = {"greedy": [], "method": [], "hf_greedy": []}
+    for _ in range(max(repeats, 3)):
+        runs["greedy"].append(generate(model, p.context, p.question, policy, budget, **common))
+        if decoder in PEERS:  # the peers' own baseline: transformers' greedy generate, same tokens
+            from tokensieve.decode.peers import hf_generate
+
+            runs["hf_greedy"].append(hf_generate(model, "hf:greedy", p, len(runs["greedy"][0].token_ids)))
+        if decoder != REFERENCE:
+            runs["method"].append(_method(model, decoder, case["workload"], p, policy, budget, common,
+                                          runs["greedy"][0]))
+    greedy = runs["greedy"][0]
+    metrics = {"new_tokens": len(greedy.token_ids), "policy": policy}
+    for name, results in runs.items():
+        metrics |= _speeds(name, results)
+    if decoder == REFERENCE:
+        return 1.0, metrics
+    first = runs["method"][0]
+    base = "hf_greedy" if decoder in PEERS else "greedy"
+    for kind in ("decode", "e2e"):
+        a, b = metrics.get(f"method_{kind}_tok_s"), metrics.get(f"{base}_{kind}_tok_s")
+        metrics[f"speedup_{kind}"] = round(a / b, 3) if a and b else None
+    lossless = first.token_ids == greedy.token_ids
+    metrics["lossless"] = lossless
+    stats = getattr(first, "stats", None)
+    if stats is not None and hasattr(stats, "accepted_per_step"):
+        metrics |= {"accepted_per_step": stats.accepted_per_step, "accepted_hist": stats.accepted_hist,
+                    "draft_nodes": stats.draft_nodes, "steps": stats.steps, "extra_bytes": stats.adjacency_bytes,
+                    "peak_rss_mb": stats.peak_rss_mb, "draft_s": stats.draft_s}
+        cost = _verify_cost(model, p, round(stats.draft_nodes))
+        metrics["verify_cost"] = round(cost, 3)
+        metrics["ceiling"] = round(stats.accepted_per_step / cost, 3)
+    return (1.0 if lossless else 0.0), metrics
+
+
+def _speeds(name: str, results) -> dict:
+    """Medians over the repeats: decode tokens/s (after the first token; tokensieve's decoders) and end-to-end
+    tokens/s (prefill included; every decoder and peer)."""
+    if not results:
+        return {}
+    out = {f"{name}_e2e_tok_s": round(statistics.median(len(r.token_ids) / _wall(r.stats) for r in results), 3)}
+    if all(getattr(r.stats, "decode_tok_s", 0) for r in results):
+        out[f"{name}_decode_tok_s"] = round(statistics.median(r.stats.decode_tok_s for r in results), 3)
+    return out
+
+
+def _wall(stats) -> float:
+    if hasattr(stats, "wall_s"):
+        return stats.wall_s
+    return stats.prefill_s + (stats.new_tokens - 1) / stats.decode_tok_s if stats.decode_tok_s else stats.prefill_s
+
+
+def _method(model, decoder, workload, p, policy, budget, common, greedy):
+    from tokensieve.decode.loop import DecodeOptions, speculate
+
+    if decoder in PEERS:
+        if policy != "full":
+            raise TokensieveError(f"{decoder} runs transformers' own generate: no tokensieve policy on top")
+        from tokensieve.decode.peers import hf_generate
+
+        return hf_generate(model, decoder, p, len(greedy.token_ids))
+    options = DecodeOptions()
+    if decoder == "recycling":
+        options.adjacency = calibrated(model, workload).copy()
+    return speculate(model, p.context, p.question, policy, budget, decode=decoder.partition(":")[0],
+                     options=options, **common)
+
+
+def _verify_cost(model: str, p, nodes: int) -> float:
+    """cost(nodes) / cost(1) on this prompt's full cache, medians of interleaved repeats."""
+    import torch
+
+    from tokensieve.core.cache import SieveCache
+    from tokensieve.core.hooks import apply
+    from tokensieve.core.policy import make
+    from tokensieve.decode.cost import verification_cost
+    from tokensieve.decode.verify import Verifier
+    from tokensieve.generation import Batch, _feed, cached_load, completion_prompt
+
+    net, tokenizer = cached_load(model)
+    context, question = completion_prompt(p.context, p.question, p.answer_prefix, p.plain)
+    ids = tokenizer(context).input_ids + tokenizer(question, add_special_tokens=False).input_ids
+    cache_ = SieveCache(net.config, reserve=len(ids) + nodes + 8)
+    with torch.inference_mode(), apply(net, make("full")) as session:
+        _feed(net, Batch.left_padded([ids], 0, net.device), cache_, 0, len(ids), None)
+        times = verification_cost(Verifier(net, cache_, session), sorted({1, max(nodes, 1)}), repeats=5)
+    return times[max(nodes, 1)] / times[1]

@@ -1,0 +1,32 @@
+"""The measured price of verification: seconds of one tree forward of T tokens against a one-token step, on the
+real cache of a real prompt. With the tokens a drafter yields per step it bounds the speed-up:
+tokens per step / (cost(T) / cost(1))."""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from tokensieve.core.memory import now
+from tokensieve.decode.tree import DraftTree
+from tokensieve.decode.verify import Verifier
+
+
+def verification_cost(verifier: Verifier, sizes: list[int], repeats: int = 5, token: int = 0) -> dict[int, float]:
+    """Median seconds of a chain forward of each size in `sizes` (1 = a plain greedy step), interleaved over
+    `repeats` rounds so that machine noise hits every size alike; the cache is rolled back after each."""
+    times: dict[int, list[float]] = {size: [] for size in sizes}
+    device = next(iter(verifier.layers.values())).keys.device
+    for _ in range(repeats + 1):  # the first round warms up
+        for size in sizes:
+            tree = DraftTree.chain(size - 1)
+            tokens = torch.full((size,), token, dtype=torch.long, device=device)
+            start = now()
+            verifier.forward(tree, tokens)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[size].append(now() - start)
+            verifier.rollback([0], size)
+            verifier.rewind(1)
+    return {size: statistics.median(t[1:]) for size, t in times.items()}

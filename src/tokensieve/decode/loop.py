@@ -1,0 +1,217 @@
+"""Speculative decoding on one sequence under any policy: prefill as `generate` does, then tree steps.
+
+load model -> apply policy -> prefill -> [draft -> verify the tree in one forward -> accept -> roll back] -> stats.
+Greedy acceptance makes it lossless: the tokens are those of `tokensieve.generation.generate` (plain greedy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from tokensieve import models
+from tokensieve.core.budget import Budget, parse_budget
+from tokensieve.core.cache import SieveCache
+from tokensieve.core.hooks import apply
+from tokensieve.core.memory import PeakMemory, now
+from tokensieve.core.policy import KVPolicy, Policy
+from tokensieve.decode.adjacency import Adjacency
+from tokensieve.decode.drafters import CPU_TREE, LayerSkip, Lookup, Recycling
+from tokensieve.decode.tree import DraftTree
+from tokensieve.decode.verify import Verifier, accept
+from tokensieve.errors import TokensieveError
+from tokensieve.generation import (
+    Batch,
+    Result,
+    Stats,
+    _as_list,
+    _feed,
+    _policy,
+    _real_tokens,
+    _sync,
+    _validate,
+    cached_load,
+    completion_prompt,
+    model_lock,
+)
+
+DECODERS = ("greedy", "recycling", "lookup", "layerskip")
+
+
+@dataclass
+class DecodeStats(Stats):
+    """`Stats` plus what a drafter did. decode_tok_s is the wall rate of generated tokens after the first."""
+
+    decode: str = "greedy"
+    steps: int = 0  # verification forwards
+    accepted_per_step: float = 0.0  # tokens each verification forward yielded (accepted drafts + 1), mean
+    accepted_hist: dict = field(default_factory=dict)  # tokens per step -> steps
+    draft_nodes: float = 0.0  # tree nodes verified per step (root included), mean
+    draft_s: float = 0.0  # of the decode time: drafting
+    adjacency_bytes: int = 0  # the drafter's extra memory (Token Recycling's matrix)
+
+
+@dataclass
+class DecodeOptions:
+    """How a drafter drafts: the tree (Token Recycling), the chain length (lookup, layer-skip)."""
+
+    tree: DraftTree | None = None
+    k: int = 8
+    adjacency: Adjacency | None = None  # warm start: the matrix of earlier requests (kept updated in place)
+    length: int = 8  # lookup / layer-skip chain length
+    exit_layer: int = 0  # layer-skip: 0 = a quarter of the layers
+
+
+def make_drafter(name: str, net, verifier: Verifier, options: DecodeOptions):
+    if name == "recycling":
+        vocab = net.get_output_embeddings().weight.shape[0]
+        adjacency = options.adjacency or Adjacency(vocab, options.k, device=net.device)
+        if adjacency.table.shape[0] != vocab:
+            raise TokensieveError(f"the adjacency matrix has {adjacency.table.shape[0]} rows, the vocabulary {vocab}")
+        tree = options.tree or DraftTree.by_prior(**{**CPU_TREE, "k": min(CPU_TREE["k"], adjacency.k)})
+        return Recycling(adjacency, tree)
+    if name == "lookup":
+        return Lookup(length=options.length)
+    if name == "layerskip":
+        return LayerSkip(net, verifier, exit_layer=options.exit_layer, length=options.length)
+    raise TokensieveError(f"unknown decoder '{name}': choose from {', '.join(DECODERS)}")
+
+
+def speculate(
+    model: str = models.DEFAULT_MODEL,
+    context: str = "",
+    question: str = "",
+    policy: str | Policy = "full",
+    budget: float | str | Budget = 1.0,
+    *,
+    decode: str = "recycling",
+    options: DecodeOptions | None = None,
+    chunk: int | None = None,
+    max_new_tokens: int = 32,
+    answer_prefix: str = "",
+    sinks: int = 4,
+    window: int = 32,
+    evict_every: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    stop_at_newline: bool = False,
+    stop: Callable[[str], bool] | None = None,
+    plain: bool = False,
+) -> Result:
+    """`generation.generate` for one query-aware sequence, decoded by `decode`'s drafter and tree verification."""
+    if decode == "greedy":
+        from tokensieve.generation import generate
+
+        return generate(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
+                        answer_prefix=answer_prefix, sinks=sinks, window=window, evict_every=evict_every,
+                        device=device, dtype=dtype, stop_at_newline=stop_at_newline, stop=stop, plain=plain)
+    if decode not in DECODERS:
+        raise TokensieveError(f"unknown decoder '{decode}': choose from {', '.join(DECODERS)}")
+    if chunk is not None and chunk < 1:
+        raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
+    if max_new_tokens < 1:
+        raise TokensieveError("max_new_tokens must be at least 1")
+    options = options or DecodeOptions()
+    if not isinstance(budget, Budget):
+        budget = parse_budget(budget, sinks=sinks, window=window)
+    policy_obj = _policy(policy, budget, evict_every)
+    net, tokenizer = cached_load(model, device, dtype)
+    limit = getattr(net.config.get_text_config(), "max_position_embeddings", None)
+    context_text, question_text = completion_prompt(context, question, answer_prefix, plain)
+    ids = (tokenizer(context_text).input_ids if context.strip() else []) + \
+        tokenizer(question_text, add_special_tokens=False).input_ids
+    _validate(len(ids), len(ids) - len(tokenizer(question_text, add_special_tokens=False).input_ids),
+              max_new_tokens, limit)
+    eos = set(_as_list(net.generation_config.eos_token_id) + _as_list(tokenizer.eos_token_id))
+    batch = Batch.left_padded([ids], 0, net.device)
+    evicts = isinstance(policy_obj, KVPolicy) and not policy_obj.budget.is_full
+    with model_lock(net), torch.inference_mode(), PeakMemory(net.device) as peak, \
+            apply(net, policy_obj, [len(ids)]) as session:
+        cache_ = SieveCache(net.config)
+        verifier = Verifier(net, cache_, session)
+        drafter = make_drafter(decode, net, verifier, options)
+        room = max_new_tokens + drafter.max_nodes  # the tree's temporary rows need spare room too
+        for layer in cache_.sieve_layers.values():
+            layer.reserve = 0 if evicts else len(ids) + room
+        session.decode_room = room
+        start = now()
+        logits = _feed(net, batch, cache_, 0, len(ids), chunk)
+        _sync(net.device)
+        prefill_s = now() - start
+        kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
+        kept = _real_tokens(cache_, 0)
+        start = now()
+        run = decode_tree(verifier, drafter, ids, int(logits[0].argmax()), max_new_tokens,
+                          lambda out, token: _finished(out, token, eos, tokenizer, max_new_tokens,
+                                                       stop_at_newline, stop))
+        _sync(net.device)
+        decode_s = now() - start
+        kv_end = cache_.kv_bytes()
+        kept_end = _real_tokens(cache_, 0)
+    usage = session.usage
+    extra = drafter.adjacency.table.nbytes + drafter.adjacency.written.nbytes if decode == "recycling" else 0
+    generated, steps, hist = run.generated, run.steps, run.hist
+    stats = DecodeStats(
+        policy=policy_obj.name, budget=budget.value, prompt_tokens=len(ids), new_tokens=len(generated),
+        prefill_s=round(prefill_s, 4), decode_tok_s=round((len(generated) - 1) / decode_s, 3) if steps else 0.0,
+        peak_rss_mb=round(peak.rss_mb, 1), kv_bytes_full=kv_full, kv_bytes_kept=kv_kept, kv_bytes_end=kv_end,
+        kept_tokens=kept, kept_tokens_end=kept_end, attended_tokens=usage.attended_summary(),
+        dense_fallbacks=usage.dense_fallbacks, dense_fallbacks_decode=usage.dense_decode,
+        evictions=session.evictions, chunk=chunk, evict_every=getattr(policy_obj, "evict_every", 0),
+        device=str(net.device), peak_device_mb=peak.device_mb, decode=decode, steps=steps,
+        accepted_per_step=round(sum(k * v for k, v in hist.items()) / steps, 3) if steps else 0.0,
+        accepted_hist=dict(sorted(hist.items())), draft_nodes=round(run.nodes / steps, 2) if steps else 0.0,
+        draft_s=round(run.draft_s, 4), adjacency_bytes=extra,
+    )
+    answer = tokenizer.decode([t for t in generated if t not in eos], skip_special_tokens=True)
+    return Result(answer=answer if plain else answer.strip(), token_ids=generated, stats=stats)
+
+
+@dataclass
+class TreeRun:
+    generated: list[int]
+    steps: int = 0
+    nodes: int = 0  # tree nodes verified, all steps
+    draft_s: float = 0.0
+    hist: dict = field(default_factory=dict)  # tokens yielded per step -> steps
+
+
+def decode_tree(verifier: Verifier, drafter, prompt: list[int], first: int, max_new_tokens: int,
+                finished: Callable[[list[int], int], bool]) -> TreeRun:
+    """From the prompt's argmax `first`: draft, verify the tree in one forward, accept, roll back, until
+    `finished(generated, token)`. A step never drafts past `max_new_tokens` nor past a decode eviction point."""
+    drafter.start(prompt)
+    run = TreeRun([first])
+    done, root = finished(run.generated, first), first
+    device = next(iter(verifier.layers.values())).keys.device
+    while not done:
+        room = verifier.room()
+        depth = max_new_tokens - len(run.generated) - 1
+        depth = depth if room is None else min(depth, room - 1)
+        mark = now()
+        tree, tokens = drafter.draft(root, prompt + run.generated[:-1], depth)
+        run.draft_s += now() - mark
+        tokens = tokens.to(device)
+        logits = verifier.forward(tree, tokens)
+        drafter.observe(tokens, logits)
+        path, new = accept(tree, tokens.tolist(), logits.argmax(-1).tolist())
+        verifier.rollback(path, tree.size)
+        run.steps, run.nodes = run.steps + 1, run.nodes + tree.size
+        run.hist[len(new)] = run.hist.get(len(new), 0) + 1
+        for token in new:
+            run.generated.append(token)
+            done = finished(run.generated, token)
+            if done:
+                break
+        root = run.generated[-1]
+    return run
+
+
+def _finished(generated, token, eos, tokenizer, max_new_tokens, stop_at_newline, stop) -> bool:
+    if token in eos or len(generated) >= max_new_tokens:
+        return True
+    if stop_at_newline and "\n" in tokenizer.decode([token]):
+        return True
+    return stop is not None and stop(tokenizer.decode(generated, skip_special_tokens=True))
