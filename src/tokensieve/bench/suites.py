@@ -198,6 +198,16 @@ def decode() -> Suite:
     ])
 
 
+def decode_trees() -> Suite:
+    """The draft tree's size against the measured cost of verifying it on this machine (how the CPU default was
+    chosen): Token Recycling with trees of 4 to 48 nodes on Qwen2.5-Coder-0.5B's HumanEval prompts."""
+    from tokensieve.decode.cells import cases
+
+    trees = ["recycling:4x3", "recycling:8x4", "recycling:12x5", "recycling:24x6", "recycling:48x6"]
+    return Suite("decode-trees", [Part(cases("code", range(3)), ["greedy", *trees], [0.25],
+                                       models=["qwen2.5-coder-0.5b"])])
+
+
 def decode_assisted() -> Suite:
     """Assisted generation's own pairing: qwen2.5-coder-0.5b drafting for qwen2.5-coder-1.5b (`tokensieve models
     install qwen2.5-coder-1.5b` first), against Token Recycling and prompt lookup on the same prompts."""
@@ -209,7 +219,8 @@ def decode_assisted() -> Suite:
 
 
 SUITES = {"quick": quick, "standard": standard, "extended": extended, "needles-v1": needles_v1, "equal": equal,
-          "stream": stream, "encoder": encoder, "decode": decode, "decode-assisted": decode_assisted}
+          "stream": stream, "encoder": encoder, "decode": decode, "decode-trees": decode_trees,
+          "decode-assisted": decode_assisted}
 
 
 def suite(name: str) -> Suite:

@@ -3,7 +3,8 @@
 A case is {"task": "decode", "workload": "code" | "prose" | "json", "index": i, "new_tokens": n}. A method is a
 decoder, optionally on top of a policy at the cell's budget ("recycling+snapkv"):
 - `greedy` (the reference), `recycling` (adjacency warm-started on the workload's calibration text),
-  `recycling:cold` (an empty matrix, seeded from the prompt only), `lookup`, `layerskip`;
+  `recycling:cold` (an empty matrix, seeded from the prompt only), `recycling:NxD` (a tree of N draft nodes over
+  D levels), `lookup` / `lookup:N` (N draft tokens), `layerskip` / `layerskip:K` (the first K layers draft);
 - peers through transformers' own `generate`: `hf:lookup` (prompt_lookup_num_tokens) and `hf:assisted`
   (assistant_model: qwen2.5-coder-0.5b drafting for qwen2.5-coder-1.5b).
 Every cell also decodes plain greedy in the same process, interleaved with the method over the repeats, so the
@@ -11,6 +12,7 @@ speed-up is a ratio of medians measured side by side, and checks the tokens are 
 
 from __future__ import annotations
 
+import re
 import statistics
 from functools import cache
 
@@ -18,7 +20,7 @@ from tokensieve.errors import TokensieveError
 
 TASK = "decode"
 REFERENCE = "greedy"
-DECODERS = ("greedy", "recycling", "recycling:cold", "lookup", "layerskip")
+DECODERS = ("greedy", "recycling", "lookup", "layerskip")
 PEERS = ("hf:lookup", "hf:assisted")
 ASSISTANTS = {"qwen2.5-coder-1.5b": "qwen2.5-coder-0.5b"}  # same tokenizer, a smaller model
 LOOKUP_TOKENS = 10  # transformers' documented default for prompt_lookup_num_tokens
@@ -38,9 +40,37 @@ def cases(workload: str, indices, new_tokens: int = 128) -> list[dict]:
 
 def split(method: str) -> tuple[str, str | None]:
     decoder, _, policy = method.partition("+")
-    if decoder not in DECODERS + PEERS:
-        raise TokensieveError(f"unknown decoder '{decoder}': choose from {', '.join(DECODERS + PEERS)}")
+    options(decoder)
     return decoder, policy or None
+
+
+def options(decoder: str):
+    """`recycling:cold:12x5` -> ("recycling", DecodeOptions, cold) with the variant's tree, chain or exit layer."""
+    from tokensieve.decode.drafters import CPU_TREE
+    from tokensieve.decode.loop import DecodeOptions
+    from tokensieve.decode.tree import DraftTree
+
+    if decoder in PEERS:
+        return decoder, DecodeOptions(), False
+    base, *variants = decoder.split(":")
+    if base not in DECODERS:
+        raise TokensieveError(f"unknown decoder '{decoder}': choose from {', '.join(DECODERS + PEERS)} "
+                              "(variants: recycling:cold, recycling:NxD, lookup:N, layerskip:K)")
+    out, cold = DecodeOptions(), False
+    for v in variants:
+        if base == "recycling" and v == "cold":
+            cold = True
+        elif base == "recycling" and re.fullmatch(r"\d+x\d+", v):
+            nodes, depth = map(int, v.split("x"))
+            out.tree = DraftTree.by_prior(**{**CPU_TREE, "nodes": nodes, "depth": depth})
+        elif base in ("lookup", "layerskip") and v.isdigit() and int(v) > 0:
+            if base == "lookup":
+                out.length = int(v)
+            else:
+                out.exit_layer = int(v)
+        else:
+            raise TokensieveError(f"decoder '{decoder}': unknown variant '{v}'")
+    return base, out, cold
 
 
 def decode_methods() -> set[str]:
@@ -48,7 +78,11 @@ def decode_methods() -> set[str]:
 
 
 def is_decode_method(method: str) -> bool:
-    return method.partition("+")[0] in decode_methods()
+    try:
+        split(method)
+    except TokensieveError:
+        return False
+    return True
 
 
 @cache
@@ -127,7 +161,7 @@ def _wall(stats) -> float:
 
 
 def _method(model, decoder, workload, p, policy, budget, common, greedy):
-    from tokensieve.decode.loop import DecodeOptions, speculate
+    from tokensieve.decode.loop import speculate
 
     if decoder in PEERS:
         if policy != "full":
@@ -135,11 +169,10 @@ def _method(model, decoder, workload, p, policy, budget, common, greedy):
         from tokensieve.decode.peers import hf_generate
 
         return hf_generate(model, decoder, p, len(greedy.token_ids))
-    options = DecodeOptions()
-    if decoder == "recycling":
-        options.adjacency = calibrated(model, workload).copy()
-    return speculate(model, p.context, p.question, policy, budget, decode=decoder.partition(":")[0],
-                     options=options, **common)
+    base, chosen, cold = options(decoder)
+    if base == "recycling" and not cold:
+        chosen.adjacency = calibrated(model, workload).copy()
+    return speculate(model, p.context, p.question, policy, budget, decode=base, options=chosen, **common)
 
 
 def _verify_cost(model: str, p, nodes: int) -> float:
