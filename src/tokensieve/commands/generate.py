@@ -35,8 +35,8 @@ def generate(
     decode: Annotated[str, typer.Option(help="Decoding: greedy, or lossless tree decoding drafted by recycling "
                                         "(Token Recycling), lookup (prompt lookup) or layerskip (early exit).")]
     = "greedy",
-    tree_nodes: Annotated[int | None, typer.Option(help="recycling: draft nodes per step (default 24).")] = None,
-    tree_depth: Annotated[int | None, typer.Option(help="recycling: draft levels (default 6).")] = None,
+    tree_nodes: Annotated[int | None, typer.Option(help="recycling: draft nodes per step (default 12).")] = None,
+    tree_depth: Annotated[int | None, typer.Option(help="recycling: draft levels (default 5).")] = None,
     draft_length: Annotated[int, typer.Option(help="lookup / layerskip: draft tokens per step.")] = 8,
     exit_layer: Annotated[int, typer.Option(help="layerskip: layers that draft (0 = a quarter).")] = 0,
     adjacency: Annotated[Path | None, typer.Option(help="recycling: warm-start the adjacency matrix from this "
