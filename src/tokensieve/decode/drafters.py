@@ -65,14 +65,10 @@ class Recycling:
         self.adjacency.update(tokens, logits)
 
 
-@dataclass
-class Lookup:
-    """Drafts up to `length` tokens after the latest earlier match of the last `max_ngram`..`min_ngram` tokens."""
+class ChainDrafter:
+    """A drafter of one chain of up to `length` tokens that learns nothing from the verified logits."""
 
-    length: int = 8
-    max_ngram: int = 3
-    min_ngram: int = 1
-    name = "lookup"
+    length: int
 
     @property
     def max_nodes(self) -> int:
@@ -80,6 +76,19 @@ class Lookup:
 
     def start(self, prompt: list[int]) -> None:
         pass
+
+    def observe(self, tokens: Tensor, logits: Tensor) -> None:
+        pass
+
+
+@dataclass
+class Lookup(ChainDrafter):
+    """Drafts up to `length` tokens after the latest earlier match of the last `max_ngram`..`min_ngram` tokens."""
+
+    length: int = 8
+    max_ngram: int = 3
+    min_ngram: int = 1
+    name = "lookup"
 
     def draft(self, root: int, history: list[int], depth: int | None) -> tuple[DraftTree, Tensor]:
         text = history + [root]
@@ -95,12 +104,8 @@ class Lookup:
                 break
         return DraftTree.chain(len(proposal)), torch.tensor([root, *proposal])
 
-    def observe(self, tokens: Tensor, logits: Tensor) -> None:
-        pass
-
-
 @dataclass
-class LayerSkip:
+class LayerSkip(ChainDrafter):
     """Drafts `length` tokens greedily with a subset of the layers, then restores the skipped ones: the full model
     verifies the chain. `exit_layer` k > 0 drafts with the first k layers (early exit); `skip` names the layers to
     leave out instead (Draft & Verify's intermediate-layer skipping). The drafting layers read and extend the
@@ -130,13 +135,6 @@ class LayerSkip:
             self.kept = list(range(exit_layer))
         self.decoder, self.layers = decoder, layers
 
-    @property
-    def max_nodes(self) -> int:
-        return self.length + 1
-
-    def start(self, prompt: list[int]) -> None:
-        pass
-
     def draft(self, root: int, history: list[int], depth: int | None) -> tuple[DraftTree, Tensor]:
         length = self.length if depth is None else min(self.length, depth)
         if length == 0:
@@ -163,10 +161,6 @@ class LayerSkip:
             for layer, (stored, seen) in zip(drafting, marks, strict=True):
                 truncate(layer, stored, seen)
         return DraftTree.chain(length), torch.tensor([root, *proposal])
-
-    def observe(self, tokens: Tensor, logits: Tensor) -> None:
-        pass
-
 
 def truncate(layer, stored: int, seen: int) -> None:
     """Drop a SieveLayer's rows past `stored` (kept as spare room) and rewind its seen count."""
