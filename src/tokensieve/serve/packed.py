@@ -1,0 +1,136 @@
+"""One forward for many sequences, each with its own cache and its own policy (the engine's batched step).
+
+The tokens of every scheduled sequence are laid end to end in a single row, as vLLM flattens its batches:
+embeddings, projections, MLPs and the LM head run once for all of them, so the weights are read once per step.
+Attention is the only per-sequence part. `PackedCache.update` appends each segment's keys and values into that
+sequence's own SieveCache; the "tokensieve-packed" attention function then attends each segment under that
+sequence's Session (policy + budget) through tokensieve's one hook, `sieve_attention`, so every policy and
+selector behaves exactly as it does in `generate`, evictions included.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from transformers import AttentionInterface
+
+from tokensieve.core.cache import SieveCache, SieveLayer
+from tokensieve.core.hooks import SESSION_ATTR, attention_modules, sieve_attention
+from tokensieve.core.session import Session
+from tokensieve.errors import TokensieveError
+
+NAME = "tokensieve-packed"
+_ACTIVE = threading.local()  # the PackedCache of the forward running on this thread
+
+
+@dataclass
+class Segment:
+    """One sequence's share of a packed step: `length` new tokens appended to `cache` under `session`."""
+
+    cache: SieveCache
+    session: Session
+    length: int
+
+    def positions(self, device) -> Tensor:
+        """RoPE positions of this segment's tokens: their true positions, or (rolling positions) positions
+        counted from the fewest tokens any layer stores, as `Session.roll` does for a one-sequence forward."""
+        seen = self.cache.get_seq_length()
+        base = seen
+        if self.session.rope is not None:
+            base = min((layer.stored for layer in self.cache.sieve_layers.values()), default=0)
+            self.session.rolling_base = base
+        return torch.arange(base, base + self.length, device=device)
+
+
+class PackedCache:
+    """What the model's attention modules see as their cache during a packed forward: it routes each segment's
+    new keys and values into its own cache and keeps what each layer returned, for `packed_attention`."""
+
+    def __init__(self, segments: list[Segment]) -> None:
+        self.segments = segments
+        bounds, start = [], 0
+        for segment in segments:
+            bounds.append((start, start + segment.length))
+            start += segment.length
+        self.bounds = bounds
+        self.states: dict[int, list[tuple[Tensor, Tensor]]] = {}
+
+    def update(self, key_states: Tensor, value_states: Tensor, layer_idx: int, *args, **kwargs):
+        self.states[layer_idx] = [
+            segment.cache.layers[layer_idx].update(key_states[:, :, lo:hi], value_states[:, :, lo:hi])
+            for segment, (lo, hi) in zip(self.segments, self.bounds, strict=True)
+        ]
+        return key_states, value_states
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
+
+
+def _segment_mask(layer, q_len: int, k_len: int, window: int | None, device) -> Tensor | None:
+    """bool [1, 1, q, k]: each new token sees the stored tokens at or before it (and within a sliding window)."""
+    if q_len == 1 and not window:
+        return None
+    seen = layer.seen if isinstance(layer, SieveLayer) else layer.get_seq_length()
+    query_pos = torch.arange(seen - q_len, seen, device=device)[:, None]
+    if isinstance(layer, SieveLayer):
+        key_pos = layer.positions[0, 0][None, :]
+    else:  # transformers' own layers keep their last k tokens in order
+        key_pos = torch.arange(seen - k_len, seen, device=device)[None, :]
+    visible = key_pos <= query_pos
+    if window:
+        visible &= query_pos - key_pos < window
+    return visible[None, None]
+
+
+def packed_attention(module, query: Tensor, key: Tensor, value: Tensor, attention_mask, **kwargs):
+    """Attend each segment of the packed row under its own session; outputs are laid back end to end."""
+    packed: PackedCache | None = getattr(_ACTIVE, "cache", None)
+    if packed is None:
+        raise TokensieveError("the packed attention ran outside a packed forward")
+    outputs = []
+    states = packed.states[module.layer_idx]
+    window = kwargs.pop("sliding_window", None) or getattr(module, "sliding_window", None)
+    for segment, (lo, hi), (keys, values) in zip(packed.segments, packed.bounds, states, strict=True):
+        layer = segment.cache.layers[module.layer_idx]
+        mask = _segment_mask(layer, hi - lo, keys.shape[-2], window, query.device)
+        setattr(module, SESSION_ATTR, segment.session)
+        output, _ = sieve_attention(module, query[:, :, lo:hi], keys, values, mask, **kwargs)
+        outputs.append(output)
+    return torch.cat(outputs, 1), None
+
+
+AttentionInterface.register(NAME, packed_attention)
+
+
+class PackedModel:
+    """A model run by the engine: one packed forward per step, under the packed attention."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.modules = attention_modules(model)
+        self.dense_name = model.config._attn_implementation
+
+    @torch.inference_mode()
+    def forward(self, ids: list[list[int]], segments: list[Segment]) -> Tensor:
+        """Logits [segments, vocab] at the last token of each segment."""
+        device = self.model.device
+        flat = torch.tensor([[t for row in ids for t in row]], dtype=torch.long, device=device)
+        positions = torch.cat([s.positions(device) for s in segments])[None]
+        lasts = torch.tensor([hi - 1 for _, hi in PackedCache(segments).bounds], device=device)
+        packed = PackedCache(segments)
+        _ACTIVE.cache = packed
+        previous = self.model.config._attn_implementation
+        self.model.set_attn_implementation(NAME)
+        try:
+            out = self.model(input_ids=flat, position_ids=positions, past_key_values=packed, use_cache=True,
+                             logits_to_keep=lasts)
+        finally:
+            _ACTIVE.cache = None
+            self.model.set_attn_implementation(previous)
+            for module in self.modules:
+                if hasattr(module, SESSION_ATTR):
+                    delattr(module, SESSION_ATTR)
+        return out.logits[0]

@@ -1,0 +1,101 @@
+"""The KV memory pool: requests are admitted by the bytes their cache will really hold under their policy.
+
+A request reserves its peak while its prompt is prefilled (the whole prompt's rows: a query-aware eviction needs
+every key once, at the end of the prompt) and, once evicted, only what it keeps plus its decode rows. The bytes per
+row come from the model's shapes and match what `SieveCache.kv_bytes()` counts (keys, values and the int64
+position of each row); `measured_bytes` reads the real allocation, selectors' scratch included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+
+from torch import Tensor
+
+from tokensieve.core.cache import SieveCache
+from tokensieve.core.policy import KVPolicy, Policy
+from tokensieve.core.session import Session
+from tokensieve.core.tensors import storage_bytes
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Bytes per cached row of one model: all full-attention layers together, per sequence."""
+
+    row_bytes: int
+    full_layers: int
+
+    @classmethod
+    def of(cls, model) -> Footprint:
+        config = model.config.get_text_config(decoder=True)
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        kinds = getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers
+        full = sum(kind == "full_attention" for kind in kinds)
+        element = next(model.parameters()).element_size()
+        per_layer = kv_heads * (2 * head_dim * element + 8)  # keys + values + an int64 position per KV head
+        return cls(row_bytes=per_layer * full, full_layers=full)
+
+    def prefill_bytes(self, prompt: int, new: int, policy: Policy) -> int:
+        """The most this request holds: its prompt's rows before eviction, or prompt + new without eviction."""
+        return self.row_bytes * (prompt if evicts(policy) else prompt + new)
+
+    def decode_bytes(self, prompt: int, new: int, policy: Policy) -> int:
+        """What it holds after its prompt is evicted to the budget: the kept rows plus room for `new` tokens."""
+        if not evicts(policy):
+            return self.row_bytes * (prompt + new)
+        capacities = policy.capacities(prompt, self.full_layers)
+        every = getattr(policy, "evict_every", 0)
+        per_layer = [cap + max(new, every) for cap in capacities]
+        return self.row_bytes * sum(per_layer) // self.full_layers
+
+
+def evicts(policy: Policy) -> bool:
+    return isinstance(policy, KVPolicy) and not policy.budget.is_full
+
+
+def _tensors(value, depth: int = 0):
+    if isinstance(value, Tensor):
+        yield value
+    elif depth > 4:
+        return
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item, depth + 1)
+    elif is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            yield from _tensors(getattr(value, f.name), depth + 1)
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        yield from _tensors(vars(value), depth + 1)
+
+
+def measured_bytes(cache: SieveCache, session: Session) -> int:
+    """Bytes really allocated for one sequence: its cache buffers plus its selectors' scratch state."""
+    return cache.kv_bytes() + storage_bytes(_tensors(session.scratch))
+
+
+@dataclass
+class KVPool:
+    """Reserved bytes per sequence against a capacity (None: unlimited)."""
+
+    capacity: int | None
+    reserved: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def in_use(self) -> int:
+        return sum(self.reserved.values())
+
+    def fits(self, nbytes: int) -> bool:
+        return self.capacity is None or self.in_use + nbytes <= self.capacity
+
+    def could_ever_fit(self, nbytes: int) -> bool:
+        return self.capacity is None or nbytes <= self.capacity
+
+    def reserve(self, key: int, nbytes: int) -> None:
+        self.reserved[key] = nbytes
+
+    def release(self, key: int) -> None:
+        self.reserved.pop(key, None)
