@@ -1,0 +1,63 @@
+"""Serving: `tokensieve serve`, an OpenAI-compatible server with per-request token budgets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tokensieve.commands.common import Device, Model, guarded, out
+from tokensieve.errors import TokensieveError
+
+
+@guarded
+def serve(
+    model: Model = "smollm2-135m",
+    policy: Annotated[str, typer.Option("--policy", "-p", help="Default policy (a request may override it).")]
+    = "full",
+    budget: Annotated[float, typer.Option(help="Default budget: a ratio in (0, 1] of each prompt.")] = 1.0,
+    max_batch: Annotated[int, typer.Option(help="Sequences decoded together at most.")] = 16,
+    kv_pool_mb: Annotated[float | None, typer.Option(
+        help="KV memory pool in MiB: requests are admitted by the bytes their policy really keeps "
+             "(default: unlimited).")] = None,
+    prefill_chunk: Annotated[int, typer.Option(help="Prompt tokens per engine step, interleaved with decodes.")]
+    = 256,
+    max_queue: Annotated[int, typer.Option(help="Requests waiting for admission before 429 answers.")] = 64,
+    max_body_kb: Annotated[int, typer.Option(help="Largest request body accepted (413 beyond).")] = 1024,
+    max_tokens_default: Annotated[int, typer.Option(help="Chat completions' max_tokens when unset.")] = 256,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    replicas: Annotated[int, typer.Option(help="Engine replicas behind Ray Serve (1 = plain uvicorn).")] = 1,
+    device: Device = "cpu",
+) -> None:
+    """Serve a model over the OpenAI API (completions, chat, streaming), with a KV policy per request."""
+    from tokensieve.core.budget import parse_budget
+    from tokensieve.core.policy import make
+    from tokensieve.serve.server import ServeConfig
+
+    if not 0 < budget <= 1:
+        raise TokensieveError(f"budget {budget} is outside (0, 1]")
+    make(policy, budget=parse_budget(budget))
+    if replicas < 1 or max_batch < 1 or prefill_chunk < 1 or max_queue < 0 or max_body_kb < 1:
+        raise TokensieveError("replicas, max-batch, prefill-chunk and max-body-kb must be >= 1, max-queue >= 0")
+    if kv_pool_mb is not None and kv_pool_mb <= 0:
+        raise TokensieveError(f"kv-pool-mb must be positive, got {kv_pool_mb}")
+    config = ServeConfig(model=model, policy=policy, budget=budget, max_batch=max_batch, kv_pool_mb=kv_pool_mb,
+                         prefill_chunk=prefill_chunk, max_queue=max_queue, max_body_bytes=max_body_kb * 1024,
+                         default_max_tokens=max_tokens_default, device=device)
+    if replicas > 1:
+        from tokensieve.serve.replicas import serve_replicas
+
+        serve_replicas(config, replicas, host, port)
+        return
+    import uvicorn
+
+    from tokensieve.serve.server import build_app
+
+    app = build_app(config)
+    out.print(f"serving {model} on http://{host}:{port}/v1 (policy {policy} at {budget})", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
