@@ -9,6 +9,10 @@ SnapKV-style windows, key-norm scorers, every dynamic selector) all but the prom
 without eviction, and the last piece evicts with the prompt's final queries, exactly as one-piece prefill does. A
 policy that is not (H2O accumulates over every prompt query, rolling positions, sparse prefill) is prefilled in
 one piece. Greedy output therefore equals `tokensieve generate` on the same prompt and policy.
+
+Memory decides the rest: in pieces, every layer holds the whole prompt until the last piece; in one piece, each
+layer evicts right after it attends. A request whose pieces do not fit the pool's free bytes is prefilled in one
+piece, which needs only its kept cache plus two layers of the prompt.
 """
 
 from __future__ import annotations
@@ -147,7 +151,7 @@ class Engine:
         if self.context and n + m > self.context:
             raise RequestError(f"this model's maximum context length is {self.context} tokens; the request has "
                                f"{n} prompt tokens + {m} max_tokens")
-        peak = self.footprint.prefill_bytes(n, m, policy)
+        peak = self.footprint.prefill_bytes(n, m, policy, whole=True)
         if not self.pool.could_ever_fit(peak):
             raise RequestError(f"the request needs {peak / 2**20:.1f} MiB of KV cache under {policy.name}; the "
                                f"server's KV pool holds {self.pool.capacity / 2**20:.1f} MiB")
@@ -214,11 +218,17 @@ class Engine:
             while self.waiting:
                 seq = self.waiting[0]
                 n, m = seq.prompt_len, seq.request.max_tokens
-                peak = self.footprint.prefill_bytes(n, m, seq.policy)
+                tail = max(TAIL, getattr(seq.policy, "observe", 1))
+                seq.one_piece = branchable(seq.policy, tail) is not None
+                peak = self.footprint.prefill_bytes(n, m, seq.policy, whole=seq.one_piece)
+                if not seq.one_piece and not self._admissible(peak):  # pieces do not fit: one piece may
+                    seq.one_piece = True
+                    peak = self.footprint.prefill_bytes(n, m, seq.policy, whole=True)
                 if not self._admissible(peak):
                     break
                 self.waiting.popleft()
                 self.pool.reserve(seq.id, peak)
+                seq.dense_until = 0 if seq.one_piece else max(0, n - tail)
                 self._open(seq)
                 self.running.append(seq)
 
@@ -230,9 +240,6 @@ class Engine:
         session.decode_room = m
         session.bind(seq.cache)
         seq.session = session
-        tail = max(TAIL, getattr(seq.policy, "observe", 1))
-        seq.one_piece = branchable(seq.policy, tail) is not None
-        seq.dense_until = 0 if seq.one_piece else max(0, n - tail)
 
     def _plan(self) -> list[tuple[Sequence, list[int]]]:
         """This step's work: every decoding sequence's last token, then prompt pieces, shortest prompt first."""

@@ -91,7 +91,7 @@ def packed_attention(module, query: Tensor, key: Tensor, value: Tensor, attentio
     if packed is None:
         raise TokensieveError("the packed attention ran outside a packed forward")
     outputs = []
-    states = packed.states[module.layer_idx]
+    states = packed.states.pop(module.layer_idx)  # an evicted layer's old buffers are freed as soon as it attended
     window = kwargs.pop("sliding_window", None) or getattr(module, "sliding_window", None)
     for segment, (lo, hi), (keys, values) in zip(packed.segments, packed.bounds, states, strict=True):
         layer = segment.cache.layers[module.layer_idx]

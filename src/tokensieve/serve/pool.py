@@ -36,9 +36,16 @@ class Footprint:
         per_layer = kv_heads * (2 * head_dim * element + 8)  # keys + values + an int64 position per KV head
         return cls(row_bytes=per_layer * full, full_layers=full)
 
-    def prefill_bytes(self, prompt: int, new: int, policy: Policy) -> int:
-        """The most this request holds: its prompt's rows before eviction, or prompt + new without eviction."""
-        return self.row_bytes * (prompt if evicts(policy) else prompt + new)
+    def prefill_bytes(self, prompt: int, new: int, policy: Policy, whole: bool = False) -> int:
+        """The most this request holds while its prompt goes in. Without eviction: prompt + new rows. With it,
+        in pieces: every layer holds the whole prompt until the last piece evicts. In one piece (`whole`): each
+        layer evicts right after it attends, so the peak is the kept cache plus the prompt in two layers (the
+        one attending and the one being freed)."""
+        if not evicts(policy):
+            return self.row_bytes * (prompt + new)
+        if not whole:
+            return self.row_bytes * prompt
+        return self.decode_bytes(prompt, new, policy) + 2 * self.row_bytes * prompt // self.full_layers
 
     def decode_bytes(self, prompt: int, new: int, policy: Policy) -> int:
         """What it holds after its prompt is evicted to the budget: the kept rows plus room for `new` tokens."""
