@@ -10,9 +10,12 @@ import typer
 from tokensieve.commands.common import err, guarded, out
 from tokensieve.errors import TokensieveError
 
+bench_app = typer.Typer(invoke_without_command=True, help="Sweep methods on real tasks (options), or `bench serve`.")
+
 
 @guarded
 def bench(
+    ctx: typer.Context,
     suite: Annotated[str, typer.Option(help="quick (< 10 min on 2 cores), standard (published), "
                                             "equal (Core v2 re-run at 12.5 %) or stream (65,536 tokens).")] = "quick",
     model: Annotated[str | None, typer.Option("--model", "-m", help="Zoo name(s) or local HF dir(s), comma-separated "
@@ -43,6 +46,8 @@ def bench(
     = None,
 ) -> None:
     """Sweep model x task case x method x budget (resumable), print the table, write the report."""
+    if ctx.invoked_subcommand:
+        return
     from tokensieve.bench import command
 
     cells = command.plan(suite, model, methods, budgets, tasks, lengths, depths, needles, repeats,
@@ -93,5 +98,9 @@ def peers_setup_llmlingua() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(bench)
+    from tokensieve.commands.bench_serve import bench_serve
+
+    bench_app.callback()(bench)
+    bench_app.command("serve")(bench_serve)
+    app.add_typer(bench_app, name="bench")
     app.command()(report)

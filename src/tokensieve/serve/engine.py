@@ -127,13 +127,16 @@ class Engine:
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.steps = 0
+        self.step_log: list[tuple[int, int, float]] = []  # (decode tokens, prompt tokens, seconds) per step
         self._ids = itertools.count()
         self._lock = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
 
     # --- requests -------------------------------------------------------------------------------------------------
-    def make_policy(self, policy: str | None, budget: float | str | None) -> Policy:
+    def make_policy(self, policy: str | Policy | None, budget: float | str | None) -> Policy:
+        if isinstance(policy, Policy):
+            return policy
         budget = parse_budget(budget if budget is not None else self.default_budget)
         return make(policy or self.default_policy, budget=budget)
 
@@ -268,8 +271,11 @@ class Engine:
         for seq, ids in plan:
             seq.session.compress = seq.decoding or seq.fed + len(ids) > seq.dense_until
             segments.append(Segment(seq.cache, seq.session, len(ids)))
+        started = time.perf_counter()
         with model_lock(self.model):
             logits = self.packed.forward([ids for _, ids in plan], segments)
+        decoding = sum(seq.decoding for seq, _ in plan)
+        prompt = sum(len(ids) for s, ids in plan if not s.decoding)
         self.steps += 1
         for row, (seq, ids) in enumerate(plan):
             was_decoding = seq.decoding
@@ -279,6 +285,8 @@ class Engine:
                     continue
                 self._prefilled(seq)
             self._emit_token(seq, next_token(logits[row], seq.request.sampling, seq.generator))
+        self.step_log.append((decoding, prompt, time.perf_counter() - started))  # forward, sampling, streaming
+        del self.step_log[:-100_000]
         if self.metrics is not None:
             self.metrics.step(batch=len(plan), running=len(self.running), queued=len(self.waiting),
                               kv_bytes=self.pool.in_use)

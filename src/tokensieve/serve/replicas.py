@@ -32,6 +32,7 @@ def serve_replicas(config: ServeConfig, replicas: int, host: str, port: int, rea
     threads = max(1, (os.cpu_count() or 1) // replicas)
     for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
         os.environ.setdefault(name, "120")  # a loaded small machine starts the proxy slowly (5 s by default)
+    os.environ.setdefault("RAY_worker_niceness", "0")  # replicas serve requests: not background work (Ray: 15)
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     serve.start(http_options={"host": host, "port": port})
     deployment = serve.deployment(serve.ingress(_builder(config, threads))(), name="tokensieve",

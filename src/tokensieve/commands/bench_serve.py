@@ -1,0 +1,102 @@
+"""`tokensieve bench serve`: throughput, latency and memory of the server under full cache and token budgets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tokensieve.commands.common import Device, Model, err, guarded, out
+from tokensieve.errors import TokensieveError
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise TokensieveError(f"'{text}' is not a comma-separated list of whole numbers") from None
+    if not values or min(values) < 1:
+        raise TokensieveError(f"'{text}': give whole numbers >= 1")
+    return values
+
+
+@guarded
+def bench_serve(
+    model: Model = "smollm2-135m",
+    methods: Annotated[str, typer.Option(help="Comma-separated policy:budget, full cache first.")]
+    = "full,snapkv:0.125,tokenselect:0.125",
+    concurrency: Annotated[str, typer.Option(help="Clients at once, comma-separated.")] = "1,4,8,16",
+    prompt_tokens: Annotated[int, typer.Option(help="Tokens per prompt.")] = 4096,
+    new_tokens: Annotated[int, typer.Option(help="Tokens generated per request.")] = 128,
+    pool_mb: Annotated[float, typer.Option(help="KV pool of the served-at-once test (default: room for four "
+                                                "full-cache requests).")] = 0.0,
+    short_tokens: Annotated[int, typer.Option(help="The short request of the TTFT-under-load test.")] = 128,
+    parts: Annotated[str, typer.Option(help="Which measurements: sweep, capacity, ttft (comma-separated).")]
+    = "sweep,capacity,ttft",
+    out_file: Annotated[Path, typer.Option("--out", help="JSON results.")] = Path("runs/serve.json"),
+    device: Device = "cpu",
+) -> None:
+    """Serve a request trace at several concurrencies for each method, and measure what it buys."""
+    from tokensieve.core.budget import parse_budget
+    from tokensieve.core.policy import make
+    from tokensieve.serve import bench
+
+    chosen = [bench.Method.parse(m) for m in methods.split(",") if m.strip()]
+    for method in chosen:
+        if not 0 < method.budget <= 1:
+            raise TokensieveError(f"budget {method.budget} of {method.policy} is outside (0, 1]")
+        make(method.policy, budget=parse_budget(method.budget))
+    levels = _ints(concurrency)
+    wanted = {p.strip() for p in parts.split(",") if p.strip()}
+    if not wanted or wanted - {"sweep", "capacity", "ttft"}:
+        raise TokensieveError(f"parts must be among sweep, capacity, ttft; got '{parts}'")
+    if prompt_tokens < 64 or new_tokens < 2:
+        raise TokensieveError("prompt-tokens must be >= 64 and new-tokens >= 2")
+    results: dict = json.loads(out_file.read_text()) if out_file.is_file() else {}
+    results.update({"model": model, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
+                    "command": "tokensieve bench serve " + " ".join(
+                        f"--{k} {v}" for k, v in (("model", model), ("methods", methods),
+                                                  ("concurrency", concurrency), ("prompt-tokens", prompt_tokens),
+                                                  ("new-tokens", new_tokens), ("parts", parts)))})
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+
+    def save():
+        tmp = out_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        tmp.replace(out_file)
+
+    if "sweep" in wanted:
+        rows = bench.concurrency_sweep(model, chosen, levels, prompt_tokens, new_tokens, device,
+                                       progress=lambda r: err.print(r, highlight=False))
+        results["sweep"] = [vars(r) for r in rows]
+        save()
+        _sweep_table(rows)
+    if "capacity" in wanted:
+        from tokensieve.generation import cached_load
+        from tokensieve.serve.pool import Footprint
+
+        footprint = Footprint.of(cached_load(model, device)[0])
+        pool = pool_mb or 4 * footprint.decode_bytes(prompt_tokens, new_tokens, make("full")) / 2**20
+        results["capacity"] = [bench.served_at_once(model, m, pool, prompt_tokens, new_tokens,
+                                                    requests=64, device=device) for m in chosen]
+        save()
+        out.print(results["capacity"])
+    if "ttft" in wanted:
+        results["ttft"] = bench.ttft_under_load(model, chosen[0], prompt_tokens, short_tokens, device=device)
+        save()
+        out.print(results["ttft"])
+    err.print(f"wrote {out_file}")
+
+
+def _sweep_table(rows) -> None:
+    table = Table("method", "clients", "decode tok/s", "prefill s", "TTFT p50", "TTFT p95", "per-token p50",
+                  "per-token p95", "peak RSS MB")
+    for r in rows:
+        table.add_row(r.method, str(r.concurrency), f"{r.decode_tok_s:.1f}", f"{r.prefill_s:.1f}",
+                      *(f"{v:.3f}" if v is not None else "–" for v in (r.ttft_p50, r.ttft_p95, r.tpot_p50,
+                                                                        r.tpot_p95)),
+                      f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "–")
+    out.print(table)

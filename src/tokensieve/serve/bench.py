@@ -1,0 +1,205 @@
+"""`tokensieve bench serve`: what token budgets buy a server, measured through the real HTTP server and client.
+
+Three measurements, each for full cache and the given methods on the same request trace:
+- **concurrency sweep** — c clients at once (c in 1, 4, 8, 16), each streaming one completion of a distinct
+  `prompt_tokens`-token essay prompt with `new_tokens` new tokens, through the `openai` async client over loopback.
+  Decode throughput is the engine's: tokens generated in steps that carried no prompt piece, over those steps'
+  seconds (prefill steps are reported apart). TTFT and per-token latency are the client's, p50 and p95. Peak RSS is
+  the whole process's (server and clients). The attention-free bound is the same trace with attention replaced by
+  zeros (`NoAttention`, as `bench speed` measures it), run on the engine directly.
+- **served at once** — at a fixed KV pool, how many `prompt_tokens` requests decode concurrently.
+- **TTFT under load** — a short request's time to first token alone, and while a long prompt is being prefilled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import openai
+
+from tokensieve.bench.speed import BOUND, NoAttention
+from tokensieve.core.memory import PeakMemory
+from tokensieve.data.corpus import haystack
+from tokensieve.serve.engine import Engine, Request
+from tokensieve.serve.server import ServeConfig, ServerThread, build_app
+
+
+@dataclass
+class Method:
+    policy: str
+    budget: float
+
+    @classmethod
+    def parse(cls, text: str) -> Method:
+        policy, _, budget = text.partition(":")
+        return cls(policy, float(budget) if budget else 1.0)
+
+    @property
+    def label(self) -> str:
+        return self.policy if self.policy in ("full", BOUND) else f"{self.policy}@{self.budget:g}"
+
+
+@dataclass
+class TraceResult:
+    method: str
+    concurrency: int
+    decode_tok_s: float
+    prefill_s: float
+    wall_s: float
+    ttft_p50: float | None = None
+    ttft_p95: float | None = None
+    tpot_p50: float | None = None
+    tpot_p95: float | None = None
+    peak_rss_mb: float = 0.0
+    generated: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 4)
+
+
+def prompts_for(tokenizer, tokens: int, count: int) -> list[str]:
+    return [haystack(tokenizer, tokens, offset=7919 * i) + "\n\nSummarise the essay above:" for i in range(count)]
+
+
+def _decode_rate(engine: Engine, since: int) -> tuple[float, float]:
+    """(decode tokens/s over steps without prompt pieces, seconds of steps with them) since step `since`."""
+    log = engine.step_log[since:]
+    decode = [(n, s) for n, p, s in log if p == 0 and n]
+    tokens, seconds = sum(n for n, _ in decode), sum(s for _, s in decode)
+    return (tokens / seconds if seconds else 0.0), sum(s for _, p, s in log if p)
+
+
+async def _stream_one(client, model: str, prompt: str, new: int, method: Method) -> tuple[float, list[float], int]:
+    sent = time.perf_counter()
+    first, gaps, last, count = None, [], None, 0
+    stream = await client.completions.create(
+        model=model, prompt=prompt, max_tokens=new, temperature=0, stream=True,
+        extra_body={"tokensieve": {"policy": method.policy, "budget": method.budget}})
+    async for chunk in stream:
+        now = time.perf_counter()
+        if chunk.choices and chunk.choices[0].text:
+            count += 1
+            if first is None:
+                first = now - sent
+            elif last is not None:
+                gaps.append(now - last)
+            last = now
+    return first or 0.0, gaps, count
+
+
+def http_trace(url: str, engine: Engine, model: str, prompts: list[str], new: int, method: Method) -> TraceResult:
+    async def run():
+        async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="bench", max_retries=0, timeout=3600) as c:
+            return await asyncio.gather(*(_stream_one(c, model, p, new, method) for p in prompts))
+
+    since = len(engine.step_log)
+    start = time.perf_counter()
+    with PeakMemory() as peak:
+        results = asyncio.run(run())
+    wall = time.perf_counter() - start
+    rate, prefill = _decode_rate(engine, since)
+    ttfts = [r[0] for r in results]
+    gaps = [g for r in results for g in r[1]]
+    return TraceResult(method.label, len(prompts), round(rate, 2), round(prefill, 2), round(wall, 2),
+                       percentile(ttfts, 0.5), percentile(ttfts, 0.95), percentile(gaps, 0.5),
+                       percentile(gaps, 0.95), round(peak.rss_mb, 1), sum(r[2] for r in results))
+
+
+def engine_trace(engine: Engine, tokenizer, prompts: list[str], new: int) -> TraceResult:
+    """The attention-free bound on the same trace, on the engine directly (no HTTP: a policy object)."""
+    since = len(engine.step_log)
+    start = time.perf_counter()
+    for prompt in prompts:
+        engine.submit(Request(tokenizer(prompt).input_ids, new, NoAttention(), 1.0), lambda event: None)
+    while engine.waiting or engine.running:
+        time.sleep(0.05)
+    rate, prefill = _decode_rate(engine, since)
+    return TraceResult(BOUND, len(prompts), round(rate, 2), round(prefill, 2),
+                       round(time.perf_counter() - start, 2))
+
+
+def concurrency_sweep(model: str, methods: list[Method], levels: list[int], prompt_tokens: int, new: int,
+                      device: str = "cpu", progress=print) -> list[TraceResult]:
+    app = build_app(ServeConfig(model=model, max_batch=max(levels), device=device, max_queue=max(levels)))
+    engine = app.state.engine
+    tokenizer = engine.tokenizer
+    results = []
+    with ServerThread(app) as server:
+        for level in levels:
+            prompts = prompts_for(tokenizer, prompt_tokens, level)
+            for method in methods:  # every method on the same trace, one after the other
+                results.append(http_trace(server.url, engine, model, prompts, new, method))
+                progress(results[-1])
+            results.append(engine_trace(engine, tokenizer, prompts, new))
+            progress(results[-1])
+    engine.stop()
+    return results
+
+
+def served_at_once(model: str, method: Method, pool_mb: float, prompt_tokens: int, new: int, requests: int,
+                   device: str = "cpu") -> dict:
+    """Submit `requests` prompts to an engine with a `pool_mb` KV pool; count the sequences decoding at once
+    when admission stalls (nothing prefilling, the next request does not fit)."""
+    from tokensieve.generation import cached_load
+
+    net, tokenizer = cached_load(model, device)
+    engine = Engine(net, tokenizer, kv_pool_bytes=int(pool_mb * 2**20), max_batch=requests, max_queue=requests)
+    ids = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, 1)] * requests
+    seqs = [engine.submit(Request(row, new, method.policy, method.budget), lambda e: None) for row in ids]
+    most, real = 0, 0
+    while True:
+        engine.step()
+        decoding = [s for s in engine.running if s.decoding]
+        most = max(most, len(decoding))
+        real = max(real, sum(s.kv_kept for s in decoding))
+        if any(not s.decoding for s in engine.running):
+            continue
+        engine._admit()  # the last prefill just shrank its reservation: does the next request fit now?
+        if not any(not s.decoding for s in engine.running):
+            break  # every request admitted, or the pool is full
+    for seq in seqs:
+        engine.cancel(seq)
+    engine.run_until_idle()
+    return {"method": method.label, "pool_mb": pool_mb, "served_at_once": most,
+            "kv_mb_of_those": round(real / 2**20, 1)}
+
+
+def ttft_under_load(model: str, method: Method, long_tokens: int, short_tokens: int, repeats: int = 3,
+                    device: str = "cpu") -> dict:
+    app = build_app(ServeConfig(model=model, device=device))
+    engine = app.state.engine
+    tokenizer = engine.tokenizer
+    long_prompt = prompts_for(tokenizer, long_tokens, 1)[0]
+    short_prompt = haystack(tokenizer, short_tokens, offset=50_000)
+    idle, loaded = [], []
+
+    async def short(client) -> float:
+        first, _, _ = await _stream_one(client, model, short_prompt, 4, method)
+        return first
+
+    async def run():
+        async with openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="bench", max_retries=0,
+                                      timeout=3600) as client:
+            for _ in range(repeats):
+                idle.append(await short(client))
+                long_task = asyncio.create_task(_stream_one(client, model, long_prompt, 4, method))
+                while not any(not s.decoding and s.fed for s in engine.running):
+                    await asyncio.sleep(0.01)  # the long prompt's prefill has started
+                loaded.append(await short(client))
+                await long_task
+
+    with ServerThread(app) as server:
+        asyncio.run(run())
+    engine.stop()
+    idle_s, loaded_s = statistics.median(idle), statistics.median(loaded)
+    return {"method": method.label, "long_tokens": long_tokens, "short_tokens": short_tokens,
+            "ttft_idle_s": round(idle_s, 3), "ttft_during_long_prefill_s": round(loaded_s, 3),
+            "ratio": round(loaded_s / idle_s, 2), "repeats": repeats}
