@@ -10,9 +10,13 @@ import sys
 import threading
 import time
 
-import httpx2 as httpx
 import openai
 import pytest
+
+try:
+    import httpx2 as httpx  # the HTTP client openai >= 3 ships with
+except ImportError:
+    import httpx
 
 from tokensieve.data.corpus import haystack
 from tokensieve.generation import cached_load, generate

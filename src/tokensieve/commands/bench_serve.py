@@ -31,7 +31,7 @@ def bench_serve(
     concurrency: Annotated[str, typer.Option(help="Clients at once, comma-separated.")] = "1,4,8,16",
     prompt_tokens: Annotated[int, typer.Option(help="Tokens per prompt.")] = 4096,
     new_tokens: Annotated[int, typer.Option(help="Tokens generated per request.")] = 128,
-    pool_mb: Annotated[float, typer.Option(help="KV pool of the served-at-once test (default: room for four "
+    pool_mb: Annotated[float, typer.Option(help="KV pool of the served-at-once test (default: room for two "
                                                 "full-cache requests).")] = 0.0,
     short_tokens: Annotated[int, typer.Option(help="The short request of the TTFT-under-load test.")] = 128,
     parts: Annotated[str, typer.Option(help="Which measurements: sweep, capacity, ttft (comma-separated).")]
@@ -79,7 +79,7 @@ def bench_serve(
         from tokensieve.serve.pool import Footprint
 
         footprint = Footprint.of(cached_load(model, device)[0])
-        pool = pool_mb or 4 * footprint.decode_bytes(prompt_tokens, new_tokens, make("full")) / 2**20
+        pool = pool_mb or 2 * footprint.decode_bytes(prompt_tokens, new_tokens, make("full")) / 2**20
         results["capacity"] = [bench.served_at_once(model, m, pool, prompt_tokens, new_tokens,
                                                     requests=64, device=device) for m in chosen]
         save()
