@@ -34,7 +34,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def server():
-    app = build_app(ServeConfig(model=MODEL, max_batch=16, kv_pool_mb=POOL_MB, prefill_chunk=256))
+    app = build_app(ServeConfig(model=MODEL, max_batch=16, kv_pool_mb=POOL_MB, prefill_chunk=128))
     with ServerThread(app) as running:
         running.app = app
         yield running

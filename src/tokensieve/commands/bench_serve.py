@@ -56,6 +56,9 @@ def bench_serve(
     if prompt_tokens < 64 or new_tokens < 2:
         raise TokensieveError("prompt-tokens must be >= 64 and new-tokens >= 2")
     results: dict = json.loads(out_file.read_text()) if out_file.is_file() else {}
+    if results and (results.get("model"), results.get("prompt_tokens"), results.get("new_tokens")) != (
+            model, prompt_tokens, new_tokens):
+        raise TokensieveError(f"{out_file} holds another model or trace; pass a new --out")
     results.update({"model": model, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
                     "command": "tokensieve bench serve " + " ".join(
                         f"--{k} {v}" for k, v in (("model", model), ("methods", methods),
@@ -71,15 +74,18 @@ def bench_serve(
     if "sweep" in wanted:
         rows = bench.concurrency_sweep(model, chosen, levels, prompt_tokens, new_tokens, device,
                                        progress=lambda r: err.print(r, highlight=False))
-        results["sweep"] = [vars(r) for r in rows]
+        fresh = {(r.method, r.concurrency) for r in rows}  # a rerun at other levels adds to earlier rows
+        kept = [r for r in results.get("sweep", []) if (r["method"], r["concurrency"]) not in fresh]
+        results["sweep"] = sorted(kept + [vars(r) for r in rows], key=lambda r: r["concurrency"])
         save()
         _sweep_table(rows)
     if "capacity" in wanted:
         from tokensieve.generation import cached_load
         from tokensieve.serve.pool import Footprint
 
-        footprint = Footprint.of(cached_load(model, device)[0])
-        pool = pool_mb or 2 * footprint.decode_bytes(prompt_tokens, new_tokens, make("full")) / 2**20
+        net, tokenizer = cached_load(model, device)
+        real = len(tokenizer(bench.prompts_for(tokenizer, prompt_tokens, 1)[0]).input_ids)  # with its question
+        pool = pool_mb or 2 * Footprint.of(net).decode_bytes(real, new_tokens, make("full")) / 2**20
         results["capacity"] = [bench.served_at_once(model, m, pool, prompt_tokens, new_tokens,
                                                     requests=64, device=device) for m in chosen]
         save()

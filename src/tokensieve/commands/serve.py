@@ -21,7 +21,7 @@ def serve(
         help="KV memory pool in MiB: requests are admitted by the bytes their policy really keeps "
              "(default: unlimited).")] = None,
     prefill_chunk: Annotated[int, typer.Option(help="Prompt tokens per engine step, interleaved with decodes.")]
-    = 256,
+    = 128,
     max_queue: Annotated[int, typer.Option(help="Requests waiting for admission before 429 answers.")] = 64,
     max_body_kb: Annotated[int, typer.Option(help="Largest request body accepted (413 beyond).")] = 1024,
     max_tokens_default: Annotated[int, typer.Option(help="Chat completions' max_tokens when unset.")] = 256,

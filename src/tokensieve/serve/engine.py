@@ -1,7 +1,7 @@
 """The continuous-batching engine: requests join the running batch at step boundaries and leave when done.
 
 Each step is one packed forward (`packed.py`): one token for every decoding sequence plus up to `prefill_chunk`
-prompt tokens of the prefilling ones, shortest prompt first, so a short request is not stuck behind a long one.
+tokens of one prompt, the one with the fewest left, so a short request is not stuck behind a long one.
 Every sequence has its own policy, budget, SieveCache and Session.
 
 A prompt is prefilled in pieces. For a policy that gives the same result from a dense prefix (`branchable`:
@@ -104,7 +104,7 @@ class Engine:
     """Runs a model for many concurrent requests in its own thread (`start`), or step by step (`step`)."""
 
     def __init__(self, model, tokenizer=None, *, policy: str = "full", budget: float | str = 1.0,
-                 max_batch: int = 16, kv_pool_bytes: int | None = None, prefill_chunk: int = 256,
+                 max_batch: int = 16, kv_pool_bytes: int | None = None, prefill_chunk: int = 128,
                  max_queue: int = 64, metrics=None, name: str = "model") -> None:
         if max_batch < 1 or prefill_chunk < 1 or max_queue < 0:
             raise TokensieveError("max_batch and prefill_chunk must be >= 1, max_queue >= 0")
@@ -245,21 +245,18 @@ class Engine:
         seq.session = session
 
     def _plan(self) -> list[tuple[Sequence, list[int]]]:
-        """This step's work: every decoding sequence's last token, then prompt pieces, shortest prompt first."""
+        """This step's work: every decoding sequence's last token, plus one piece of the prefilling prompt with the
+        fewest tokens left. One prompt per step keeps each step short, so a request that arrives during a long
+        prefill waits at most one piece before its own prompt goes in."""
         plan = [(seq, [seq.generated[-1]]) for seq in self.running if seq.decoding]
-        room = self.prefill_chunk
-        prefilling = sorted((s for s in self.running if not s.decoding), key=lambda s: s.prompt_len - s.fed)
-        for seq in prefilling:
-            if room <= 0:
-                break
+        prefilling = [s for s in self.running if not s.decoding]
+        if prefilling:
+            seq = min(prefilling, key=lambda s: (s.prompt_len - s.fed, s.id))
             if seq.one_piece or seq.fed >= seq.dense_until:
                 end = seq.prompt_len  # the evicting piece (or a whole prompt) is never split
             else:
-                end = min(seq.dense_until, seq.fed + room)
-            if end - seq.fed > room and plan and any(not s.decoding for s, _ in plan):
-                continue  # a piece larger than what is left waits for a step of its own
+                end = min(seq.dense_until, seq.fed + self.prefill_chunk)
             plan.append((seq, seq.request.prompt_ids[seq.fed:end]))
-            room -= end - seq.fed
         return plan
 
     def step(self) -> None:

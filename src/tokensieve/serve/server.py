@@ -21,7 +21,7 @@ class ServeConfig:
     budget: float = 1.0
     max_batch: int = 16
     kv_pool_mb: float | None = None
-    prefill_chunk: int = 256
+    prefill_chunk: int = 128
     max_queue: int = 64
     max_body_bytes: int = 1 << 20
     default_max_tokens: int = 256
