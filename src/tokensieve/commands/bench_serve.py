@@ -98,10 +98,11 @@ def bench_serve(
 
 
 def _sweep_table(rows) -> None:
-    table = Table("method", "clients", "decode tok/s", "prefill s", "TTFT p50", "TTFT p95", "per-token p50",
-                  "per-token p95", "peak RSS MB")
+    table = Table("method", "clients", "decode tok/s", "at full batch", "prefill s", "TTFT p50", "TTFT p95",
+                  "per-token p50", "per-token p95", "peak RSS MB")
     for r in rows:
-        table.add_row(r.method, str(r.concurrency), f"{r.decode_tok_s:.1f}", f"{r.prefill_s:.1f}",
+        table.add_row(r.method, str(r.concurrency), f"{r.decode_tok_s:.1f}",
+                      f"{r.full_batch_tok_s:.1f}" if r.full_batch_tok_s else "–", f"{r.prefill_s:.1f}",
                       *(f"{v:.3f}" if v is not None else "–" for v in (r.ttft_p50, r.ttft_p95, r.tpot_p50,
                                                                         r.tpot_p95)),
                       f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "–")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import openai
 
@@ -55,7 +55,7 @@ class TraceResult:
     tpot_p95: float | None = None
     peak_rss_mb: float = 0.0
     generated: int = 0
-    extra: dict = field(default_factory=dict)
+    full_batch_tok_s: float | None = None  # decode tokens/s over the steps that decoded every request at once
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -69,12 +69,18 @@ def prompts_for(tokenizer, tokens: int, count: int) -> list[str]:
     return [haystack(tokenizer, tokens, offset=7919 * i) + "\n\nSummarise the essay above:" for i in range(count)]
 
 
-def _decode_rate(engine: Engine, since: int) -> tuple[float, float]:
-    """(decode tokens/s over steps without prompt pieces, seconds of steps with them) since step `since`."""
+def _rate(steps: list[tuple[int, float]]) -> float:
+    seconds = sum(s for _, s in steps)
+    return sum(n for n, _ in steps) / seconds if seconds else 0.0
+
+
+def _decode_rate(engine: Engine, since: int, batch: int) -> tuple[float, float, float]:
+    """Since step `since`: decode tokens/s over the steps without prompt pieces, the same over those steps that
+    decoded all `batch` sequences (methods whose answers end earlier are compared at the same batch), and the
+    seconds of the steps with prompt pieces."""
     log = engine.step_log[since:]
     decode = [(n, s) for n, p, s in log if p == 0 and n]
-    tokens, seconds = sum(n for n, _ in decode), sum(s for _, s in decode)
-    return (tokens / seconds if seconds else 0.0), sum(s for _, p, s in log if p)
+    return _rate(decode), _rate([(n, s) for n, s in decode if n == batch]), sum(s for _, p, s in log if p)
 
 
 async def _stream_one(client, model: str, prompt: str, new: int, method: Method) -> tuple[float, list[float], int]:
@@ -105,12 +111,13 @@ def http_trace(url: str, engine: Engine, model: str, prompts: list[str], new: in
     with PeakMemory() as peak:
         results = asyncio.run(run())
     wall = time.perf_counter() - start
-    rate, prefill = _decode_rate(engine, since)
+    rate, full_batch, prefill = _decode_rate(engine, since, len(prompts))
     ttfts = [r[0] for r in results]
     gaps = [g for r in results for g in r[1]]
     return TraceResult(method.label, len(prompts), round(rate, 2), round(prefill, 2), round(wall, 2),
                        percentile(ttfts, 0.5), percentile(ttfts, 0.95), percentile(gaps, 0.5),
-                       percentile(gaps, 0.95), round(peak.rss_mb, 1), sum(r[2] for r in results))
+                       percentile(gaps, 0.95), round(peak.rss_mb, 1), sum(r[2] for r in results),
+                       round(full_batch, 2))
 
 
 def engine_trace(engine: Engine, tokenizer, prompts: list[str], new: int) -> TraceResult:
@@ -121,9 +128,9 @@ def engine_trace(engine: Engine, tokenizer, prompts: list[str], new: int) -> Tra
         engine.submit(Request(tokenizer(prompt).input_ids, new, NoAttention(), 1.0), lambda event: None)
     while engine.waiting or engine.running:
         time.sleep(0.05)
-    rate, prefill = _decode_rate(engine, since)
+    rate, full_batch, prefill = _decode_rate(engine, since, len(prompts))
     return TraceResult(BOUND, len(prompts), round(rate, 2), round(prefill, 2),
-                       round(time.perf_counter() - start, 2))
+                       round(time.perf_counter() - start, 2), full_batch_tok_s=round(full_batch, 2))
 
 
 def concurrency_sweep(model: str, methods: list[Method], levels: list[int], prompt_tokens: int, new: int,
