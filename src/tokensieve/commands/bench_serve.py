@@ -36,7 +36,9 @@ def bench_serve(
     short_tokens: Annotated[int, typer.Option(help="The short request of the TTFT-under-load test.")] = 128,
     parts: Annotated[str, typer.Option(help="Which measurements: sweep, capacity, ttft (comma-separated).")]
     = "sweep,capacity,ttft",
-    out_file: Annotated[Path, typer.Option("--out", help="JSON results.")] = Path("runs/serve.json"),
+    out_file: Annotated[Path, typer.Option("--out", help="JSON results (merged with earlier runs of the same "
+                                                         "trace).")] = Path("runs/serve.json"),
+    report: Annotated[Path | None, typer.Option(help="Also write the results as Markdown here.")] = None,
     device: Device = "cpu",
 ) -> None:
     """Serve a request trace at several concurrencies for each method, and measure what it buys."""
@@ -51,19 +53,23 @@ def bench_serve(
         make(method.policy, budget=parse_budget(method.budget))
     levels = _ints(concurrency)
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
-    if not wanted or wanted - {"sweep", "capacity", "ttft"}:
-        raise TokensieveError(f"parts must be among sweep, capacity, ttft; got '{parts}'")
+    if not wanted or wanted - {"sweep", "capacity", "ttft", "report"}:
+        raise TokensieveError(f"parts must be among sweep, capacity, ttft, report; got '{parts}'")
     if prompt_tokens < 64 or new_tokens < 2:
         raise TokensieveError("prompt-tokens must be >= 64 and new-tokens >= 2")
     results: dict = json.loads(out_file.read_text()) if out_file.is_file() else {}
     if results and (results.get("model"), results.get("prompt_tokens"), results.get("new_tokens")) != (
             model, prompt_tokens, new_tokens):
         raise TokensieveError(f"{out_file} holds another model or trace; pass a new --out")
-    results.update({"model": model, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
-                    "command": "tokensieve bench serve " + " ".join(
+    if wanted == {"report"} and not results:
+        raise TokensieveError(f"no results at {out_file} to report")
+    results.update({"model": model, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens})
+    if wanted != {"report"}:
+        command = "tokensieve bench serve " + " ".join(
                         f"--{k} {v}" for k, v in (("model", model), ("methods", methods),
                                                   ("concurrency", concurrency), ("prompt-tokens", prompt_tokens),
-                                                  ("new-tokens", new_tokens), ("parts", parts)))})
+                                                  ("new-tokens", new_tokens), ("parts", parts)))
+        results["commands"] = [c for c in results.get("commands", []) if c != command] + [command]
     out_file.parent.mkdir(parents=True, exist_ok=True)
 
     def save():
@@ -94,6 +100,9 @@ def bench_serve(
         results["ttft"] = bench.ttft_under_load(model, chosen[0], prompt_tokens, short_tokens, device=device)
         save()
         out.print(results["ttft"])
+    if report is not None:
+        report.write_text(bench.markdown(results) + "\n")
+        err.print(f"wrote {report}")
     err.print(f"wrote {out_file}")
 
 

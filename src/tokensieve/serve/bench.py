@@ -210,3 +210,56 @@ def ttft_under_load(model: str, method: Method, long_tokens: int, short_tokens: 
     return {"method": method.label, "long_tokens": long_tokens, "short_tokens": short_tokens,
             "ttft_idle_s": round(idle_s, 3), "ttft_during_long_prefill_s": round(loaded_s, 3),
             "ratio": round(loaded_s / idle_s, 2), "repeats": repeats}
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}×" if value and base else "–"
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(results: dict) -> str:
+    """The results file as Markdown: the sweep per concurrency (ratios to full cache in the same run, and to the
+    attention-free bound), served at once at a fixed pool, and TTFT under a long prefill."""
+    commands = results.get("commands") or [results.get("command", "tokensieve bench serve")]
+    lines = ["Commands (each adds its rows to the same results file):", "",
+             *[f"    {c}" for c in commands], "",
+             f"Model {results['model']}, prompts of {results['prompt_tokens']} tokens, {results['new_tokens']} new "
+             "tokens each, greedy, streamed through the `openai` client over loopback.", ""]
+    sweep = results.get("sweep", [])
+    if sweep:
+        lines += ["| clients | method | decode tok/s | vs full | at full batch | vs full | share of the "
+                  "attention-free bound | prefill s | TTFT p50 / p95 s | per-token p50 / p95 s | peak RSS MB |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for level in sorted({r["concurrency"] for r in sweep}):
+            rows = [r for r in sweep if r["concurrency"] == level]
+            full = next((r for r in rows if r["method"] == "full"), {})
+            bound = next((r for r in rows if r["method"] == BOUND), {})
+            for r in rows:
+                share = (f"{r['decode_tok_s'] / bound['decode_tok_s']:.0%}"
+                         if bound.get("decode_tok_s") and r is not bound else "–")
+                lines.append(
+                    f"| {level} | {r['method']} | {_fmt(r['decode_tok_s'], 1)} | "
+                    f"{_ratio(r['decode_tok_s'], full.get('decode_tok_s'))} | "
+                    f"{_fmt(r.get('full_batch_tok_s') or None, 1)} | "
+                    f"{_ratio(r.get('full_batch_tok_s'), full.get('full_batch_tok_s'))} | {share} | "
+                    f"{_fmt(r['prefill_s'], 1)} | {_fmt(r['ttft_p50'])} / {_fmt(r['ttft_p95'])} | "
+                    f"{_fmt(r['tpot_p50'], 3)} / {_fmt(r['tpot_p95'], 3)} | "
+                    f"{_fmt(r['peak_rss_mb'] or None, 0)} |")
+        lines.append("")
+    capacity = results.get("capacity", [])
+    if capacity:
+        full = next((c for c in capacity if c["method"] == "full"), {})
+        lines += [f"Served at once at a fixed KV pool of {capacity[0]['pool_mb']:.0f} MB:", "",
+                  "| method | requests decoding at once | vs full | their kept KV MB |", "|---|---|---|---|"]
+        lines += [f"| {c['method']} | {c['served_at_once']} | {_ratio(c['served_at_once'], full.get('served_at_once'))}"
+                  f" | {c['kv_mb_of_those']} |" for c in capacity]
+        lines.append("")
+    ttft = results.get("ttft")
+    if ttft:
+        lines += [f"Time to first token of a {ttft['short_tokens']}-token request ({ttft['method']}, median of "
+                  f"{ttft['repeats']}): {ttft['ttft_idle_s']} s idle, {ttft['ttft_during_long_prefill_s']} s while "
+                  f"a {ttft['long_tokens']}-token prompt is being prefilled: **{ttft['ratio']}×**.", ""]
+    return "\n".join(lines)
