@@ -34,8 +34,9 @@ def bench_serve(
     pool_mb: Annotated[float, typer.Option(help="KV pool of the served-at-once test (default: room for two "
                                                 "full-cache requests).")] = 0.0,
     short_tokens: Annotated[int, typer.Option(help="The short request of the TTFT-under-load test.")] = 128,
-    parts: Annotated[str, typer.Option(help="Which measurements: sweep, capacity, ttft (comma-separated).")]
-    = "sweep,capacity,ttft",
+    parts: Annotated[str, typer.Option(help="Which measurements: sweep, batch, capacity, ttft (comma-separated).")]
+    = "sweep,batch,capacity,ttft",
+    batch: Annotated[int, typer.Option(help="Sequences of the decode-at-full-batch measurement.")] = 8,
     out_file: Annotated[Path, typer.Option("--out", help="JSON results (merged with earlier runs of the same "
                                                          "trace).")] = Path("runs/serve.json"),
     report: Annotated[Path | None, typer.Option(help="Also write the results as Markdown here.")] = None,
@@ -53,8 +54,8 @@ def bench_serve(
         make(method.policy, budget=parse_budget(method.budget))
     levels = _ints(concurrency)
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
-    if not wanted or wanted - {"sweep", "capacity", "ttft", "report"}:
-        raise TokensieveError(f"parts must be among sweep, capacity, ttft, report; got '{parts}'")
+    if not wanted or wanted - {"sweep", "batch", "capacity", "ttft", "report"}:
+        raise TokensieveError(f"parts must be among sweep, batch, capacity, ttft, report; got '{parts}'")
     if prompt_tokens < 64 or new_tokens < 2:
         raise TokensieveError("prompt-tokens must be >= 64 and new-tokens >= 2")
     results: dict = json.loads(out_file.read_text()) if out_file.is_file() else {}
@@ -85,6 +86,10 @@ def bench_serve(
         results["sweep"] = sorted(kept + [vars(r) for r in rows], key=lambda r: r["concurrency"])
         save()
         _sweep_table(rows)
+    if "batch" in wanted:
+        results["batch"] = bench.decode_at_batch(model, chosen, batch, prompt_tokens, new_tokens, device,
+                                                 progress=lambda r: err.print(r, highlight=False))
+        save()
     if "capacity" in wanted:
         from tokensieve.generation import cached_load
         from tokensieve.serve.pool import Footprint

@@ -133,6 +133,42 @@ def engine_trace(engine: Engine, tokenizer, prompts: list[str], new: int) -> Tra
                        round(time.perf_counter() - start, 2), full_batch_tok_s=round(full_batch, 2))
 
 
+def decode_at_batch(model: str, methods: list[Method], batch: int, prompt_tokens: int, new: int,
+                    device: str = "cpu", progress=print) -> list[dict]:
+    """Decode throughput with `batch` sequences decoding together: the trace's prompts are all prefilled first
+    (one by one), then `new` - 1 decode steps run at full batch, every sequence decoding every step (EOS
+    ignored), so each method is timed on the same tokens and batch. The attention-free bound runs last."""
+    from tokensieve.generation import cached_load
+
+    net, tokenizer = cached_load(model, device)
+    rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, batch)]
+    results = []
+    for method in [*methods, Method(BOUND, 1.0)]:
+        engine = Engine(net, tokenizer, max_batch=batch, max_queue=batch)
+        policy = NoAttention() if method.policy == BOUND else method.policy
+        engine.hold_decode = True
+        for row in rows:
+            engine.submit(Request(row, new, policy, method.budget, ignore_eos=True), lambda event: None)
+        while engine.waiting or any(not s.decoding for s in engine.running):
+            engine.step()
+        engine.hold_decode = False
+        since = len(engine.step_log)
+        engine.run_until_idle()
+        steps = engine.step_log[since:]
+        seconds = sum(s for _, _, s in steps)
+        tokens = sum(n for n, _, _ in steps)
+        results.append({"method": method.label, "batch": batch, "steps": len(steps),
+                        "decode_tok_s": round(tokens / seconds, 2),
+                        "step_ms_median": round(1000 * statistics.median(s for _, _, s in steps), 1)})
+        progress(results[-1])
+    full = next((r for r in results if r["method"] == "full"), results[0])  # the first method stands in
+    bound = results[-1]
+    for row in results:
+        row["vs_full"] = round(row["decode_tok_s"] / full["decode_tok_s"], 2)
+        row["share_of_bound"] = round(row["decode_tok_s"] / bound["decode_tok_s"], 2)
+    return results
+
+
 def concurrency_sweep(model: str, methods: list[Method], levels: list[int], prompt_tokens: int, new: int,
                       device: str = "cpu", progress=print) -> list[TraceResult]:
     app = build_app(ServeConfig(model=model, max_batch=max(levels), device=device, max_queue=max(levels)))
@@ -256,6 +292,15 @@ def markdown(results: dict) -> str:
                   "| method | requests decoding at once | vs full | their kept KV MB |", "|---|---|---|---|"]
         lines += [f"| {c['method']} | {c['served_at_once']} | {_ratio(c['served_at_once'], full.get('served_at_once'))}"
                   f" | {c['kv_mb_of_those']} |" for c in capacity]
+        lines.append("")
+    batch = results.get("batch", [])
+    if batch:
+        lines += [f"Decode at full batch ({batch[0]['batch']} sequences decoding every step, prompts prefilled "
+                  "first, EOS ignored so that every method decodes the same tokens):", "",
+                  "| method | decode tok/s | vs full | share of the attention-free bound | median step ms |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {b['method']} | {b['decode_tok_s']} | {b['vs_full']:.2f}× | {b['share_of_bound']:.0%} | "
+                  f"{b['step_ms_median']} |" for b in batch]
         lines.append("")
     ttft = results.get("ttft")
     if ttft:

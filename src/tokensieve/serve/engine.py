@@ -58,6 +58,7 @@ class Request:
     budget: float | str = 1.0
     sampling: Sampling = field(default_factory=Sampling)
     stops: list[str] = field(default_factory=list)
+    ignore_eos: bool = False  # decode all max_tokens (benchmarks: every method generates the same count)
 
 
 @dataclass
@@ -132,6 +133,7 @@ class Engine:
         self._lock = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self.hold_decode = False  # benchmarks: prefill everything admitted before any sequence decodes
 
     # --- requests -------------------------------------------------------------------------------------------------
     def make_policy(self, policy: str | Policy | None, budget: float | str | None) -> Policy:
@@ -248,7 +250,7 @@ class Engine:
         """This step's work: every decoding sequence's last token, plus one piece of the prefilling prompt with the
         fewest tokens left. One prompt per step keeps each step short, so a request that arrives during a long
         prefill waits at most one piece before its own prompt goes in."""
-        plan = [(seq, [seq.generated[-1]]) for seq in self.running if seq.decoding]
+        plan = [] if self.hold_decode else [(seq, [seq.generated[-1]]) for seq in self.running if seq.decoding]
         prefilling = [s for s in self.running if not s.decoding]
         if prefilling:
             seq = min(prefilling, key=lambda s: (s.prompt_len - s.fed, s.id))
@@ -302,7 +304,7 @@ class Engine:
         seq.generated.append(token)
         stops = seq.request.stops
         finish = None
-        if token in self.eos:
+        if token in self.eos and not seq.request.ignore_eos:
             finish = "stop"
         text = self._text(seq)
         if stops:
