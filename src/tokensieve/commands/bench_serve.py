@@ -79,13 +79,15 @@ def bench_serve(
         tmp.replace(out_file)
 
     if "sweep" in wanted:
-        rows = bench.concurrency_sweep(model, chosen, levels, prompt_tokens, new_tokens, device,
-                                       progress=lambda r: err.print(r, highlight=False))
-        fresh = {(r.method, r.concurrency) for r in rows}  # a rerun at other levels adds to earlier rows
-        kept = [r for r in results.get("sweep", []) if (r["method"], r["concurrency"]) not in fresh]
-        results["sweep"] = sorted(kept + [vars(r) for r in rows], key=lambda r: r["concurrency"])
-        save()
-        _sweep_table(rows)
+        def keep(row) -> None:  # each trace is saved as it ends; a rerun replaces its own rows only
+            err.print(row, highlight=False)
+            earlier = [r for r in results.get("sweep", []) if (r["method"], r["concurrency"]) !=
+                       (row.method, row.concurrency)]
+            results["sweep"] = sorted([*earlier, vars(row)], key=lambda r: r["concurrency"])
+            save()
+
+        _sweep_table(bench.concurrency_sweep(model, chosen, levels, prompt_tokens, new_tokens, device,
+                                             progress=keep))
     if "batch" in wanted:
         results["batch"] = bench.decode_at_batch(model, chosen, batch, prompt_tokens, new_tokens, device,
                                                  progress=lambda r: err.print(r, highlight=False))

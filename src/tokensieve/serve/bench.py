@@ -267,8 +267,8 @@ def markdown(results: dict) -> str:
     sweep = results.get("sweep", [])
     if sweep:
         lines += ["| clients | method | decode tok/s | vs full | at full batch | vs full | share of the "
-                  "attention-free bound | prefill s | TTFT p50 / p95 s | per-token p50 / p95 s | peak RSS MB |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "attention-free bound | prefill s | TTFT p50 / p95 s | per-token p50 / p95 s | peak RSS MB | "
+                  "prompt pieces per step |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for level in sorted({r["concurrency"] for r in sweep}):
             rows = [r for r in sweep if r["concurrency"] == level]
             full = next((r for r in rows if r["method"] == "full"), {})
@@ -283,7 +283,7 @@ def markdown(results: dict) -> str:
                     f"{_ratio(r.get('full_batch_tok_s'), full.get('full_batch_tok_s'))} | {share} | "
                     f"{_fmt(r['prefill_s'], 1)} | {_fmt(r['ttft_p50'])} / {_fmt(r['ttft_p95'])} | "
                     f"{_fmt(r['tpot_p50'], 3)} / {_fmt(r['tpot_p95'], 3)} | "
-                    f"{_fmt(r['peak_rss_mb'] or None, 0)} |")
+                    f"{_fmt(r['peak_rss_mb'] or None, 0)} | {r.get('schedule', 'one prompt, 128 tokens')} |")
         lines.append("")
     capacity = results.get("capacity", [])
     if capacity:
