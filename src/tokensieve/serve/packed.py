@@ -119,8 +119,8 @@ class PackedModel:
         device = self.model.device
         flat = torch.tensor([[t for row in ids for t in row]], dtype=torch.long, device=device)
         positions = torch.cat([s.positions(device) for s in segments])[None]
-        lasts = torch.tensor([hi - 1 for _, hi in PackedCache(segments).bounds], device=device)
         packed = PackedCache(segments)
+        lasts = torch.tensor([hi - 1 for _, hi in packed.bounds], device=device)
         _ACTIVE.cache = packed
         previous = self.model.config._attn_implementation
         self.model.set_attn_implementation(NAME)
