@@ -262,7 +262,8 @@ def test_protected_tokens_stay_even_with_the_lowest_scores():
         assert kept(make(name, Budget(4, sinks=1, window=2), **options), view, 4) == [[0, 5, 8, 9]], name
 
 
-SCORED = {"full", "window", "streaming_llm", "h2o", "snapkv", "tova", "knorm", "random", "pyramid", "auto"}
+SCORED = {"full", "window", "streaming_llm", "h2o", "snapkv", "tova", "knorm", "random", "pyramid", "auto",
+          "fastv+snapkv"}  # evicts with SnapKV's scorer (above); its token skipping: tests/test_prefill_skip.py
 
 
 def test_every_kv_policy_has_a_hand_checked_case_here():

@@ -2,6 +2,8 @@
 selector runs on it, keeps its budget, and gives from a shared prefix (`prefill` + branch) exactly what it gives
 from its own prefill."""
 
+import math
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from tokensieve.core.policy import REGISTRY, make
 from tokensieve.data.needle import needle_case
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import branchable, completion_prompt, generate, prefill
+from tokensieve.prefill.skip import TokenSkip
 
 MODEL = "qwen2.5-coder-0.5b"
 METHODS = sorted(n for n in REGISTRY if n != "auto")  # auto needs a saved head report (tested on SmolLM2)
@@ -52,7 +55,11 @@ def test_every_method_on_qwen_keeps_its_budget_and_branches_exactly(method, case
     keep = -(-s.prompt_tokens // 4)
     if method == "full":
         assert case.expected in own.answer  # the full cache finds the fact
-    if method != "full" and isinstance(make(method, 0.25), tokensieve.KVPolicy):
+    if isinstance(make(method, 0.25), TokenSkip) and not isinstance(make(method, 0.25), tokensieve.KVPolicy):
+        carried = keep if method != "fastv+hisa" else math.ceil(s.prompt_tokens * make(method).skip_keep)
+        assert s.kept_tokens[-1] == carried < s.kept_tokens[0]  # skipped tokens have no KV in the last layer
+        assert s.dense_fallbacks_decode == 0
+    elif method != "full" and isinstance(make(method, 0.25), tokensieve.KVPolicy):
         assert max(s.kept_tokens) <= keep + (0 if method != "pyramid" else s.prompt_tokens)
         assert sum(s.kept_tokens) <= keep * len(s.kept_tokens)
     elif method != "full":  # a selector's budget is a share of the tokens cached at each decode step

@@ -13,6 +13,10 @@ from tokensieve.kv.snapkv import SnapKV
 from tokensieve.kv.streaming_llm import StreamingLLM
 from tokensieve.kv.tova import TOVA
 from tokensieve.kv.window import Window
+from tokensieve.prefill.combos import FastVHISA, FastVSnapKV, HISAPrefill
+from tokensieve.prefill.fastv import FastV
+from tokensieve.prefill.gemfilter import GemFilter
+from tokensieve.prefill.spts import SPTS
 from tokensieve.sparse.cluster import Cluster
 from tokensieve.sparse.fasa import FASA
 from tokensieve.sparse.hisa import HISA
@@ -37,4 +41,10 @@ METHODS = (
     HISA,
     Rectified,
     Cluster,
+    FastV,
+    SPTS,
+    GemFilter,
+    FastVSnapKV,
+    FastVHISA,
+    HISAPrefill,
 )

@@ -49,9 +49,11 @@ def _method_files(method: str | None) -> list[Path]:
     if method not in REGISTRY:
         return []
     files = {_source(c.__module__) for c in REGISTRY[method].__mro__
-             if c.__module__.startswith(("tokensieve.kv.", "tokensieve.sparse."))}
+             if c.__module__.startswith(("tokensieve.kv.", "tokensieve.sparse.", "tokensieve.prefill."))}
     if any("sparse" in f.relative_to(ROOT).parts for f in files):
         files.add(ROOT / "sparse" / "base.py")
+    if any("prefill" in f.relative_to(ROOT).parts for f in files):  # the skipping mechanism and its probes
+        files.update({ROOT / "prefill" / "skip.py", ROOT / "prefill" / "probe.py"})
     return sorted(files)
 
 

@@ -2,8 +2,9 @@
 
 decode: one dense prefill of a long real-prose prompt, then `steps` greedy decode steps per method from a copy
 of that cache; median tokens/s over `repeats` and the ratio to full attention measured in the same run.
-prefill: dense sdpa vs block-sparse prefill on the same prompt; median seconds, and the perplexity of the
-prompt's last `score_tokens` tokens (teacher-forced) under each, so speed comes with its quality cost.
+prefill: dense sdpa vs block-sparse prefill or prefill token skipping (fastv, spts, gemfilter) on the same prompt;
+median seconds next to a FLOPs estimate, and the perplexity of the prompt's last `score_tokens` tokens
+(teacher-forced; a token skipper keeps them to the top) under each, so speed comes with its quality cost.
 
 Rows count the layer-forwards a method read densely although its budget was smaller (`dense_fallbacks`, of
 the last run): a selector that falls back everywhere is timed as dense attention, not as its kernel.
@@ -24,10 +25,12 @@ import torch
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import now
-from tokensieve.core.policy import DynamicPolicy, Policy, make
+from tokensieve.core.policy import REGISTRY, DynamicPolicy, Policy, make
 from tokensieve.core.session import Session
 from tokensieve.data.corpus import haystack
 from tokensieve.generation import cached_load
+from tokensieve.prefill.flops import prefill_flops
+from tokensieve.prefill.skip import TokenSkip
 from tokensieve.sparse.tokenselect import TokenSelect
 
 BOUND = "bound:no-attention"
@@ -96,8 +99,9 @@ def decode_speed(model_name: str, tokens: int, budget: float, methods: list[str]
     return rows
 
 
-def _prefill(model, ids, policy, score_tokens: int) -> tuple[float, float, int]:
-    """(seconds, perplexity of the last `score_tokens`, dense fallbacks) of one prefill under `policy`."""
+def _prefill(model, ids, policy, score_tokens: int) -> tuple[float, float, int, int]:
+    """(seconds, perplexity of the last `score_tokens`, dense fallbacks, tokens entering the last layer) of one
+    prefill under `policy`."""
     cache = SieveCache(model.config)
     with apply(model, policy) as session:
         start = now()
@@ -105,30 +109,53 @@ def _prefill(model, ids, policy, score_tokens: int) -> tuple[float, float, int]:
         elapsed = now() - start
     targets = ids[:, -score_tokens:]
     nll = torch.nn.functional.cross_entropy(logits[0, :-1].float(), targets[0])
-    return elapsed, float(nll.exp()), session.usage.dense_fallbacks
+    skip = session.scratch.get("skip")
+    last = skip.carried[-1] if skip is not None and skip.carried else ids.shape[1]
+    return elapsed, float(nll.exp()), session.usage.dense_fallbacks, last
+
+
+def _speed_policy(name: str, budget: float, block: int, score_tokens: int, options: dict | None = None) -> Policy:
+    """A method as `speed prefill` runs it: dynamic selectors with sparse prefill; token skippers keep at least
+    the scored tokens (their perplexity needs the last `score_tokens` + 1 carried to the top). `options`: the
+    user's `--set` pairs, for every method compared."""
+    cls = REGISTRY[name]
+    if issubclass(cls, TokenSkip):
+        return make(name, budget, **{"last": score_tokens + 1, **(options or {})})
+    return make(name, budget, **{"sparse_prefill": True, "prefill_block": block, **(options or {})})
 
 
 @torch.inference_mode()
 def prefill_speed(model_name: str, tokens: int, budget: float, methods: list[str], repeats: int = 3,
-                  score_tokens: int = 512, device: str = "cpu", block: int = 128) -> list[dict]:
+                  score_tokens: int = 512, device: str = "cpu", block: int = 128,
+                  options: dict | None = None) -> list[dict]:
+    """Rows per method: median seconds and speed-up over dense, the FLOPs estimate and its ratio next to them,
+    perplexity of the last `score_tokens` and its rise, and the tokens that reached the last layer."""
     model, ids = _prompt(model_name, tokens, device)
     names = ["full", *[m for m in methods if m != "full"], BOUND]
     policies: dict[str, Policy] = {"full": make("full"), BOUND: NoAttention()}
     for name in names[1:-1]:
-        policies[name] = make(name, budget, sparse_prefill=True, prefill_block=block)
+        policies[name] = _speed_policy(name, budget, block, score_tokens, options)
     times: dict[str, list[float]] = {name: [] for name in names}
     ppl: dict[str, float] = {}
     fallbacks: dict[str, int] = {}
+    last: dict[str, int] = {}
     for _ in range(repeats):
         for name in names:
-            elapsed, ppl[name], fallbacks[name] = _prefill(model, ids, policies[name], score_tokens)
+            elapsed, ppl[name], fallbacks[name], last[name] = _prefill(model, ids, policies[name], score_tokens)
             times[name].append(elapsed)
     median = {name: statistics.median(values) for name, values in times.items()}
+    n = ids.shape[1]
+    dense_flops = prefill_flops(model.config, n)
     rows = []
     for name in names:
         measured = name != BOUND  # the attention-free run's perplexity means nothing
-        rows.append({"method": name, "budget": _budget_of(name, budget), "prompt_tokens": ids.shape[1],
+        skips = isinstance(policies[name], TokenSkip)
+        flops = prefill_flops(model.config, n, policies[name]) if name == "full" or skips else None
+        rows.append({"method": name, "budget": _budget_of(name, budget), "prompt_tokens": n,
                      "prefill_s": round(median[name], 2), "speedup": round(median["full"] / median[name], 3),
+                     "est_gflops": round(flops / 1e9, 1) if flops else None,
+                     "est_speedup": round(dense_flops / flops, 3) if flops else None,
+                     "last_layer_tokens": last[name],
                      "ppl_last_tokens": round(ppl[name], 3) if measured else None,
                      "ppl_rise_pct": round(100 * (ppl[name] / ppl["full"] - 1), 2) if measured else None,
                      "dense_fallbacks": fallbacks[name], "repeats": repeats})

@@ -222,9 +222,23 @@ def decode_assisted() -> Suite:
                                           models=["qwen2.5-coder-1.5b"])])
 
 
+SKIP_METHODS = ("full", "fastv", "spts", "gemfilter", "hisa_prefill", "fastv+hisa")
+
+
+def prefill_skipping() -> Suite:
+    """Issue #15: prefill token skipping against full and against sparse prefill alone (hisa_prefill), at 25 %, on
+    the lengths of its goals: SmolLM2 at 8k (8,000 tokens, so that the answer fits in its 8,192; 12 RULER cases) and
+    Qwen at 16k (3). Every method here prefills per
+    case (none can branch from a dense prefix), so a case costs a prefill per method."""
+    return Suite("prefill", [
+        Part(ruler_cases([8000], 12), list(SKIP_METHODS), [0.25], models=["smollm2-135m"]),
+        Part(ruler_cases([16384], 3), list(SKIP_METHODS), [0.25], models=["qwen2.5-coder-0.5b"]),
+    ])
+
+
 SUITES = {"quick": quick, "standard": standard, "extended": extended, "needles-v1": needles_v1, "equal": equal,
           "stream": stream, "encoder": encoder, "decode": decode, "decode-trees": decode_trees,
-          "decode-assisted": decode_assisted}
+          "decode-assisted": decode_assisted, "prefill": prefill_skipping}
 
 
 def suite(name: str) -> Suite:

@@ -63,17 +63,28 @@ def speed_decode(
 def speed_prefill(
     model: Model = "smollm2-135m",
     tokens: Annotated[int, typer.Option(help="Prompt length (real prose).")] = 8000,
-    budget: Annotated[float, typer.Option(help="Ratio of earlier keys each query block attends to.")] = 0.125,
+    budget: Annotated[float, typer.Option(help="Ratio of earlier keys each query block attends to (sparse "
+                                              "prefill), or of the prompt carried past the last stage (skipping).")]
+    = 0.125,
     methods: Methods = "hisa",
     block: Annotated[int, typer.Option(help="Query/key block size of the sparse prefill.")] = 128,
     repeats: int = 3,
+    option: Annotated[list[str] | None, typer.Option("--set", help="Option key=value for every compared method "
+                                                     "(repeatable), e.g. --set layer=0.4")] = None,
     device: Device = "cpu",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Prefill seconds and perplexity: dense sdpa vs block-sparse prefill on the same prompt."""
-    from tokensieve.bench.speed import prefill_speed
+    """Prefill seconds (with a FLOPs estimate) and perplexity: dense sdpa vs block-sparse prefill or prefill token
+    skipping (fastv, spts, gemfilter, fastv+hisa) on the same prompt."""
+    from tokensieve.bench.speed import _speed_policy, prefill_speed
+    from tokensieve.core.policy import parse_options
 
-    rows = prefill_speed(model, tokens, budget, _speed_methods(methods, budget), repeats, device=device, block=block)
+    names = _speed_methods(methods, budget)
+    options = parse_options(option or [])
+    for name in names:
+        if name != "full":
+            _speed_policy(name, budget, block, 512, options)  # a bad option fails before any model work
+    rows = prefill_speed(model, tokens, budget, names, repeats, device=device, block=block, options=options)
     _speed_table(rows, f"prefill speed, median of {repeats}", as_json)
 
 

@@ -50,6 +50,13 @@ class RequestError(TokensieveError):
         self.status, self.retry_after = status, retry_after
 
 
+def servable(policy: Policy) -> None:
+    """RequestError unless a packed step can run `policy` (token skipping shrinks one sequence's forward)."""
+    if getattr(policy, "skips_tokens", False):
+        raise RequestError(f"{policy.name} skips prompt tokens inside the forward, which a packed step of several "
+                           "sequences cannot do; use it with `tokensieve generate` or the bench")
+
+
 @dataclass
 class Request:
     prompt_ids: list[int]
@@ -111,7 +118,7 @@ class Engine:
             raise TokensieveError("max_batch and prefill_chunk must be >= 1, max_queue >= 0")
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.default_policy, self.default_budget = policy, budget
-        self.make_policy(policy, budget)  # a bad server default fails at start, not at the first request
+        servable(self.make_policy(policy, budget))  # a bad server default fails at start, not at a request
         self.packed = PackedModel(model)
         self.dense = dense_attention(self.packed.modules[0], self.packed.dense_name)
         self.footprint = Footprint.of(model)
@@ -148,6 +155,7 @@ class Engine:
             policy = self.make_policy(request.policy, request.budget)
         except TokensieveError as error:
             raise RequestError(str(error)) from None
+        servable(policy)
         n, m = len(request.prompt_ids), request.max_tokens
         if n == 0:
             raise RequestError("the prompt is empty")
