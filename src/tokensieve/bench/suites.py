@@ -104,7 +104,7 @@ def extended() -> Suite:
     more_presses = [peers.PREFIX + p for p in MAIN_PRESSES if p not in ("snapkv", "expected_attention")]
     return Suite("extended", [
         Part(ruler_cases([1024, 2048, 4096], 50), others, [0.25], models=small),
-        Part(ruler_cases([8192], 50), main, [0.25], models=small),
+        Part(ruler_cases([8000], 50), main, [0.25], models=small),  # 8,192 + the answer would pass its context
         Part(ruler_cases([2048], 50), main, [0.125, 0.25, 0.5], models=qwen),
         Part(ruler_cases([4096], 50), others, [0.25], peers=more_presses, models=qwen),
         Part(ruler_cases([8192], 50), best, [0.25], models=qwen),
@@ -228,11 +228,12 @@ SKIP_METHODS = ("full", "fastv", "spts", "gemfilter", "hisa_prefill", "fastv+his
 def prefill_skipping() -> Suite:
     """Issue #15: prefill token skipping against full and against sparse prefill alone (hisa_prefill), at 25 %, on
     the lengths of its goals: SmolLM2 at 8k (8,000 tokens, so that the answer fits in its 8,192; 12 RULER cases) and
-    Qwen at 16k (3). Every method here prefills per
+    Qwen at 16k (3); part 3 is the two fastest at half the prompt kept. Every method here prefills per
     case (none can branch from a dense prefix), so a case costs a prefill per method."""
     return Suite("prefill", [
         Part(ruler_cases([8000], 12), list(SKIP_METHODS), [0.25], models=["smollm2-135m"]),
         Part(ruler_cases([16384], 3), list(SKIP_METHODS), [0.25], models=["qwen2.5-coder-0.5b"]),
+        Part(ruler_cases([8000], 12), ["spts", "fastv+hisa"], [0.5], models=["smollm2-135m"]),  # the frontier
     ])
 
 
