@@ -207,6 +207,23 @@ def test_only_keeps_the_suite_cells_of_the_named_methods():
         plan("quick", "smollm2-135m", None, None, None, None, None, None, None, echo=lambda _: None, only="h2o")
 
 
+def test_shards_partition_a_part_by_case_and_keep_each_case_whole(monkeypatch):
+    from tokensieve.bench import peers
+    from tokensieve.bench.command import plan
+
+    monkeypatch.setattr(peers, "available", lambda: True)
+    args = ("standard", None, None, None, None, None, None, None, None)
+    every = plan(*args, echo=lambda _: None, parts="3")
+    halves = [plan(*args, echo=lambda _: None, parts="3", shard=f"{k}/2") for k in (1, 2)]
+    assert sorted(halves[0] + halves[1], key=every.index) == every and not set(halves[0]) & set(halves[1])
+    for half in halves:  # all eight presses of a case in the same shard; the cases split evenly
+        per_case = {c.case: {x.method for x in half if x.case == c.case} for c in half}
+        assert all(len(methods) == 8 for methods in per_case.values()) and len(per_case) == 25
+    for bad in ("0/2", "3/2", "1", "a/b", "1/0"):
+        with pytest.raises(TokensieveError, match="--shard takes K/N"):
+            plan(*args, echo=lambda _: None, shard=bad)
+
+
 def test_standard_suite_has_fifty_cases_per_cell_for_the_main_methods_on_both_models(monkeypatch):
     from tokensieve.bench import peers
     from tokensieve.bench.command import plan

@@ -38,11 +38,13 @@ def _numbers(text: str | None, kind, what: str) -> list | None:
 
 def plan(suite: str, models: str, methods: str | None, budgets: str | None, tasks: str | None,
          lengths: str | None, depths: str | None, needles: str | None, repeats: int | None,
-         echo=print, only: str | None = None, parts: str | None = None) -> list[runner.Cell]:
+         echo=print, only: str | None = None, parts: str | None = None,
+         shard: str | None = None) -> list[runner.Cell]:
     """Validate every choice (one clear error each) and expand the suite's grids, before any model is loaded.
     Each option replaces that dimension in every part of the suite; `only` instead keeps the suite's cells of
     those methods (e.g. to re-run one method after changing it); `parts` keeps the suite's parts of those numbers
-    (1-based), so a long suite can run part by part."""
+    (1-based), so a long suite can run part by part; `shard` "K/N" keeps the K-th of N interleaved slices of the
+    (model, case) pairs, so that N processes can share one part without running a cell twice."""
     from tokensieve import models as zoo
 
     chosen = suites.suite(suite)
@@ -63,6 +65,7 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
         encoders.resolve(m) if m in encoders.ENCODERS else zoo.resolve(m)
     if repeats is not None and repeats < 1:
         raise TokensieveError("--repeats must be at least 1")
+    slice_of = parse_shard(shard) if shard else None
     with_peers = not methods and peers.available()
     if not methods and not with_peers and any(p.peers for p in chosen.parts):
         echo(f"kvpress peers skipped: no venv at {peers.venv_dir()} (run `tokensieve peers setup`)")
@@ -92,7 +95,28 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
         cells = [c for c in cells if c.method in keep]
         if not cells:
             raise TokensieveError(f"--only {only}: the suite has no cells of these methods")
-    return list(dict.fromkeys(cells))
+    cells = list(dict.fromkeys(cells))
+    return shard_cells(cells, *slice_of) if slice_of else cells
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"K/N" -> (K, N) with 1 <= K <= N."""
+    k, sep, n = text.partition("/")
+    try:
+        index, count = int(k), int(n)
+    except ValueError:
+        index = count = 0
+    if not sep or not 1 <= index <= count:
+        raise TokensieveError(f"--shard takes K/N with 1 <= K <= N (e.g. 1/2), got '{text}'")
+    return index, count
+
+
+def shard_cells(cells: list[runner.Cell], index: int, count: int) -> list[runner.Cell]:
+    """The cells of every count-th (model, case) pair from the index-th on, in the grid's order. A case's
+    methods stay together, so its one dense prefill is still shared by the methods that branch from it."""
+    pairs = list(dict.fromkeys((c.model, c.case) for c in cells))
+    mine = set(pairs[index - 1::count])
+    return [c for c in cells if (c.model, c.case) in mine]
 
 
 def _override_needles(cases: list[dict], lengths, depths, needles) -> list[dict]:

@@ -32,6 +32,8 @@ def bench(
                                                      "or which of the suite's RULER/code lengths to keep.")] = None,
     parts: Annotated[str | None, typer.Option(help="Run only these parts of the suite (1-based, comma-separated).")]
     = None,
+    shard: Annotated[str | None, typer.Option(help="K/N: only the K-th of N interleaved slices of the cases, so "
+                                                   "N processes can share a part (same --db).")] = None,
     depths: Annotated[str | None, typer.Option(help="Needle depths in [0, 1], comma-separated.")] = None,
     needles: Annotated[str | None, typer.Option(help="Needle indices, comma-separated.")] = None,
     repeats: Annotated[int | None, typer.Option(help="Timed repetitions per cell (median).")] = None,
@@ -51,7 +53,7 @@ def bench(
     from tokensieve.bench import command
 
     cells = command.plan(suite, model, methods, budgets, tasks, lengths, depths, needles, repeats,
-                         echo=lambda m: err.print(m, highlight=False), only=only, parts=parts)
+                         echo=lambda m: err.print(m, highlight=False), only=only, parts=parts, shard=shard)
     command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err, retry_failed)
     if suite == "quick":
         err.print("quick: 20 cases per cell, so only large differences are significant (see the intervals); "
