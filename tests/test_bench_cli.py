@@ -37,8 +37,18 @@ def _rows(db: Path) -> list[tuple]:
         return sorted(con.execute("SELECT key, method, budget, case_id, status, quality, created FROM cells"))
 
 
+@pytest.fixture(scope="module")
+def clean_tiny(tmp_path_factory, smollm2) -> Path:
+    """The TINY grid swept once, uninterrupted, in one process: what killed, resumed or laned sweeps must equal."""
+    out = tmp_path_factory.mktemp("clean")
+    result = CliRunner().invoke(app, ["bench", *TINY, "--lanes", "1", "--db", str(out / "clean.sqlite"),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out / "clean.sqlite"
+
+
 @pytest.mark.real
-def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path, smollm2):
+def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path, clean_tiny):
     db = tmp_path / "kill.sqlite"
     args = CLI + ["bench", *TINY, "--db", str(db), "--out", str(tmp_path / "out")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -57,12 +67,31 @@ def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path, smo
     assert len(after) == len({r[0] for r in after}) == CELLS
     assert set(before) <= set(after)  # rows written before the kill are untouched
     # the same final table as an uninterrupted sweep of the same grid
-    clean = tmp_path / "clean.sqlite"
-    result = CliRunner().invoke(app, ["bench", *TINY, "--db", str(clean), "--out", str(tmp_path / "clean")])
-    assert result.exit_code == 0, result.output
-    assert [r[:6] for r in _rows(clean)] == [r[:6] for r in after]
+    assert [r[:6] for r in _rows(clean_tiny)] == [r[:6] for r in after]
     assert (tmp_path / "out" / "pareto.png").stat().st_size > 10_000
     assert "<script" in (tmp_path / "out" / "results.html").read_text()
+
+
+@pytest.mark.real
+def test_two_lanes_store_the_rows_one_process_would(tmp_path, clean_tiny):
+    lanes = tmp_path / "lanes.sqlite"
+    result = CliRunner().invoke(app, ["bench", *TINY, "--lanes", "2", "--db", str(lanes), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"{CELLS} cells run, 0 already" in result.output
+    assert [r[:6] for r in _rows(lanes)] == [r[:6] for r in _rows(clean_tiny)]
+    again = CliRunner().invoke(app, ["bench", *TINY, "--lanes", "2", "--db", str(lanes), "--out", str(tmp_path)])
+    assert f"0 cells run, {CELLS} already" in again.output
+
+
+def test_a_lane_that_crashes_is_one_error_naming_its_log(tmp_path):
+    from tokensieve.bench.lanes import start_lane, wait_lanes
+    from tokensieve.errors import TokensieveError
+
+    cells, log = tmp_path / "cells.json", tmp_path / "lane1.log"
+    cells.write_text("not json")
+    proc = start_lane(cells, tmp_path / "db.sqlite", log, 1, False)
+    with pytest.raises(TokensieveError, match=r"lane 1 of 1 stopped \(exit 1\): .*JSONDecodeError.*lane1.log"):
+        wait_lanes([proc], [log], every=0.05)
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -74,6 +103,9 @@ def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path, smo
     (["--suite", "huge"], "unknown suite 'huge'"),
     (["--executor", "ray", "--ray-address", "127.0.0.1:1", "--methods", "full"], "cannot reach the Ray cluster"),
     (["--executor", "slurm", "--methods", "full"], "unknown executor 'slurm'"),
+    (["--lanes", "0", "--methods", "full"], "--lanes must be at least 1"),
+    (["--lanes", "2", "--executor", "ray", "--methods", "full"], "--lanes applies to the local executor"),
+    (["--shard", "3/2", "--methods", "full"], "--shard takes K/N"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, extra, message):
     result = CliRunner().invoke(app, ["bench", "--db", str(tmp_path / "b.sqlite"), *extra])

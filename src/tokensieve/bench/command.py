@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -99,6 +100,13 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
     return shard_cells(cells, *slice_of) if slice_of else cells
 
 
+def lanes_for(suite: str, lanes: int | None, executor: str) -> int:
+    """--lanes as given, else the suite's own (local executor only), never more than the CPU count."""
+    if lanes is not None:
+        return lanes
+    return min(suites.suite(suite).lanes, os.cpu_count() or 1) if executor == "local" else 1
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """"K/N" -> (K, N) with 1 <= K <= N."""
     k, sep, n = text.partition("/")
@@ -133,11 +141,17 @@ def _override_needles(cases: list[dict], lengths, depths, needles) -> list[dict]
 
 
 def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: str | None, console: Console,
-        err: Console, retry_failed: bool = False) -> dict[str, Path]:
+        err: Console, retry_failed: bool = False, lanes: int = 1) -> dict[str, Path]:
+    """Sweep the cells (resumable), print the summary table, write the report. `lanes` > 1 runs the local sweep
+    as that many processes side by side (`bench.lanes`)."""
     if executor not in ("local", "ray"):
         raise TokensieveError(f"unknown executor '{executor}': choose local or ray")
     if address and executor != "ray":
         raise TokensieveError("--ray-address needs --executor ray")
+    if lanes < 1:
+        raise TokensieveError(f"--lanes must be at least 1, got {lanes}")
+    if lanes > 1 and executor != "local":
+        raise TokensieveError("--lanes applies to the local executor (Ray schedules its own workers)")
     if executor == "ray" and address:
         from tokensieve.bench.ray_executor import check_reachable
 
@@ -156,7 +170,13 @@ def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: s
             state = "" if row["status"] == "ok" else " [red]failed[/]"
             bar.update(task, description=f"{row['case_id']} {row['method']}@{row['budget']:g}{state}")
 
-        ran = runner.sweep(cells, store, executor, address, progress, on_row, retry_failed=retry_failed)
+        if lanes > 1:
+            from tokensieve.bench.lanes import sweep_in_lanes
+
+            bar.update(task, description=f"{lanes} lanes")
+            ran = sweep_in_lanes(cells, db, lanes, retry_failed, progress)
+        else:
+            ran = runner.sweep(cells, store, executor, address, progress, on_row, retry_failed=retry_failed)
     store.add_command(shlex.join(["tokensieve", *sys.argv[1:]]))  # only once its whole grid is done
     rows = latest_version(store.rows(keys))
     store.close()

@@ -37,6 +37,7 @@ class Part:
 class Suite:
     name: str
     parts: list[Part]
+    lanes: int = 1  # local processes side by side unless --lanes says otherwise (capped at the CPU count)
 
 
 def diagonal_needles(lengths, pairs) -> list[dict]:
@@ -67,7 +68,7 @@ def quick() -> Suite:
     intervals say how little it can separate."""
     cases = ruler_cases([1024], 20)
     return Suite("quick", [Part(cases, ["full", "streaming_llm", "snapkv", "tova", "tokenselect"], [0.25],
-                                peers=["kvpress:snapkv", "kvpress:expected_attention"])])
+                                peers=["kvpress:snapkv", "kvpress:expected_attention"])], lanes=2)
 
 
 def standard() -> Suite:

@@ -39,6 +39,9 @@ def bench(
     repeats: Annotated[int | None, typer.Option(help="Timed repetitions per cell (median).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also re-run the cells stored as failed "
                                                "(their new row replaces the failed one).")] = False,
+    lanes: Annotated[int | None, typer.Option(help="Local processes side by side, each on its share of the cases "
+                                                   "(default: the suite's, 2 for quick; capped at the CPU count).")]
+    = None,
     executor: Annotated[str, typer.Option(help="local, or ray (a local Ray cluster unless --ray-address).")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address: host:port or ray://host:port.")]
     = None,
@@ -54,7 +57,8 @@ def bench(
 
     cells = command.plan(suite, model, methods, budgets, tasks, lengths, depths, needles, repeats,
                          echo=lambda m: err.print(m, highlight=False), only=only, parts=parts, shard=shard)
-    command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err, retry_failed)
+    command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err, retry_failed,
+                command.lanes_for(suite, lanes, executor))
     if suite == "quick":
         err.print("quick: 20 cases per cell, so only large differences are significant (see the intervals); "
                   "`--suite standard` runs 50 per cell on two models", highlight=False)

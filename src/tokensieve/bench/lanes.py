@@ -1,0 +1,125 @@
+"""`--lanes N`: one sweep as N local processes side by side, on one machine and one SQLite file.
+
+Decoding a small model is latency-bound: on 2 cores two one-thread processes finish more cells than one
+two-thread process (SmolLM2 decodes 10-11 tokens/s per one-thread lane against 8 with both threads). Each lane
+runs every N-th (model, case) pair with all of that pair's cells, so the dense prefill a case's methods branch
+from is still computed once. Lanes write their rows to the same store (WAL, as two sweeps sharing a --db do);
+this process only watches the store, and reports once every lane has exited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tokensieve.bench import runner
+from tokensieve.bench.store import Store
+from tokensieve.errors import TokensieveError
+
+
+def threads_per_lane(lanes: int) -> int:
+    return max(1, (os.cpu_count() or 1) // lanes)
+
+
+def split(cells: list[runner.Cell], lanes: int) -> list[list[runner.Cell]]:
+    """The cells in `lanes` shares by (model, case) pair, in the grid's order; empty shares dropped."""
+    from tokensieve.bench.command import shard_cells
+
+    shares = [shard_cells(cells, k, lanes) for k in range(1, lanes + 1)]
+    return [s for s in shares if s]
+
+
+def start_lane(cells_file: Path, db: Path, log: Path, threads: int, retry_failed: bool) -> subprocess.Popen:
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    args = [sys.executable, "-m", "tokensieve.bench.lanes", str(cells_file), str(db)]
+    with open(log, "w") as out:
+        return subprocess.Popen(args + (["--retry-failed"] if retry_failed else []), stdout=out,
+                                stderr=subprocess.STDOUT, env=env)
+
+
+def wait_lanes(procs: list[subprocess.Popen], logs: list[Path], tick: Callable[[], None] | None = None,
+               every: float = 1.0) -> None:
+    """Wait for every lane; the first that fails stops the others and is one error naming its last log line."""
+    try:
+        while any(p.poll() is None for p in procs):
+            for k, p in enumerate(procs):
+                if p.returncode:
+                    raise TokensieveError(f"lane {k + 1} of {len(procs)} stopped (exit {p.returncode}): "
+                                          f"{_last_line(logs[k])} (log: {logs[k]})")
+            if tick:
+                tick()
+            time.sleep(every)
+        for k, p in enumerate(procs):
+            if p.returncode:
+                raise TokensieveError(f"lane {k + 1} of {len(procs)} stopped (exit {p.returncode}): "
+                                      f"{_last_line(logs[k])} (log: {logs[k]})")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            p.wait()
+    if tick:
+        tick()
+
+
+def _last_line(log: Path) -> str:
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.exists() else []
+    return lines[-1].strip() if lines else "no output"
+
+
+def sweep_in_lanes(cells: list[runner.Cell], db: Path, lanes: int, retry_failed: bool = False,
+                   progress: Callable[[int, int], None] | None = None) -> int:
+    """Run the pending cells in `lanes` processes; returns how many ran. The lane logs are kept (and named)
+    only when a lane fails."""
+    store = Store(db)
+    try:
+        todo = runner.pending(cells, store, retry_failed)
+        keys = {c.key() for c in cells}
+        shares = split(todo, lanes)
+        work = Path(tempfile.mkdtemp(prefix="tokensieve-lanes-"))
+        logs = [work / f"lane{k + 1}.log" for k in range(len(shares))]
+        procs = []
+        for k, share in enumerate(shares):
+            cells_file = work / f"lane{k + 1}.json"
+            cells_file.write_text(json.dumps([c.inputs() for c in share]))
+            procs.append(start_lane(cells_file, db, logs[k], threads_per_lane(len(shares)), retry_failed))
+
+        def tick() -> None:
+            if progress:
+                progress(len(keys & store.done(include_failed=not retry_failed)), len(cells))
+
+        wait_lanes(procs, logs, tick)
+        shutil.rmtree(work, ignore_errors=True)
+        return len(todo)
+    finally:
+        store.close()
+
+
+def _frozen(value):
+    """JSON gives lists where a case held tuples: back to tuples, so the cell stays hashable."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
+
+
+def main(argv: list[str]) -> None:
+    """One lane: `python -m tokensieve.bench.lanes CELLS.json DB [--retry-failed]`."""
+    cells_file, db = Path(argv[0]), Path(argv[1])
+    cells = [runner.Cell(c["model"], tuple(sorted((k, _frozen(v)) for k, v in c["case"].items())), c["method"],
+                         c["budget"], c["repeats"]) for c in json.loads(cells_file.read_text())]
+    store = Store(db)
+    try:
+        ran = runner.sweep(cells, store, retry_failed="--retry-failed" in argv[2:])
+    finally:
+        store.close()
+    print(f"lane done: {ran} cells run")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
