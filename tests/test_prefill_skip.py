@@ -116,6 +116,14 @@ def test_chunked_prefill_with_eviction_composes_with_skipping(six_layers):
     assert max(cache.stored_tokens()) <= 64 + 3 and torch.isfinite(step).all()
 
 
+def test_fastv_snapkv_keeps_each_methods_own_pooling_window():
+    policy = make("fastv+snapkv", 0.25)
+    assert (policy.kernel, policy.pool_kernel()) == (make("snapkv", 0.25).kernel, make("fastv", 0.25).kernel)
+    assert make("fastv+snapkv", 0.25, skip_kernel=9).pool_kernel() == 9
+    with pytest.raises(TokensieveError, match="skip_kernel must be odd"):
+        make("fastv+snapkv", 0.25, skip_kernel=8)
+
+
 def test_every_skipper_refuses_a_dense_prefix_a_padded_batch_and_the_server(six_layers):
     for name in SKIPPERS:
         assert branchable(make(name, 0.25), 64) is not None, name  # the bench prefills it per method

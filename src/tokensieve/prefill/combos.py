@@ -36,6 +36,12 @@ class FastVSnapKV(_SkipKeep, FastV, SnapKV):
 
     name = "fastv+snapkv"
 
+    kernel: int = 7  # SnapKV's own pooling, as in `snapkv`
+    skip_kernel: int = 31  # the skipping stage's pooling, as in `fastv`
+
+    def pool_kernel(self) -> int:
+        return self.skip_kernel
+
     def accumulate(self, view) -> None:
         """Nothing to accumulate; overridden so that `branchable` refuses a dense prefix (the prompt forward
         itself skips tokens, which a prefix prefilled densely would not)."""
@@ -43,6 +49,8 @@ class FastVSnapKV(_SkipKeep, FastV, SnapKV):
     def __post_init__(self) -> None:
         SnapKV.__post_init__(self)
         FastV.__post_init__(self)
+        if self.skip_kernel < 1 or self.skip_kernel % 2 == 0:
+            raise TokensieveError(f"{self.name}: skip_kernel must be odd >= 1, got {self.skip_kernel}")
 
     def attend(self, session, module, query, key, value, attention_mask, **kwargs):
         return session.dense(module, query, key, value, attention_mask, **kwargs)  # decode counted on eviction

@@ -88,6 +88,10 @@ class TokenSkip(DynamicPolicy):
     sparse_prefill = True  # not a field: `branchable` prefills per method, since the prompt forward itself differs
     skips_tokens = True
 
+    def pool_kernel(self) -> int:
+        """The selector's pooling window (a combination whose second method has its own `kernel` overrides it)."""
+        return self.kernel
+
     def stages(self, n_layers: int) -> list[Stage]:
         raise NotImplementedError
 
@@ -233,8 +237,9 @@ def select(state: SkipState, policy: TokenSkip, stage: Stage, carried: int, firs
     if keep >= carried or state.scores is None:
         return None
     scores = state.scores.float()
-    if policy.kernel > 1:
-        scores = F.max_pool1d(scores[:, None], policy.kernel, stride=1, padding=policy.kernel // 2)[:, 0]
+    kernel = policy.pool_kernel()
+    if kernel > 1:
+        scores = F.max_pool1d(scores[:, None], kernel, stride=1, padding=kernel // 2)[:, 0]
     n = scores.shape[-1]
     slots = torch.arange(n, device=scores.device)
     sinks = policy.budget.sinks if first and state.index is None else 0
