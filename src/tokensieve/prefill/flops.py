@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tokensieve.bench.cost import Shape
 from tokensieve.prefill.skip import Stage, TokenSkip
 from tokensieve.sparse.base import SelectPolicy
 
@@ -28,9 +29,8 @@ class Dims:
 
     @classmethod
     def of(cls, config) -> Dims:
-        t = config.get_text_config()
-        head_dim = getattr(t, "head_dim", None) or t.hidden_size // t.num_attention_heads
-        return cls(t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.num_key_value_heads, head_dim,
+        shape, t = Shape.of(config), config.get_text_config()
+        return cls(shape.layers, t.hidden_size, shape.q_heads, t.num_key_value_heads, shape.head_dim,
                    t.intermediate_size, t.vocab_size)
 
     def layer(self, tokens: int, attended: float = 1.0) -> float:
