@@ -97,7 +97,40 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
         if not cells:
             raise TokensieveError(f"--only {only}: the suite has no cells of these methods")
     cells = list(dict.fromkeys(cells))
+    check_fits(cells)
     return shard_cells(cells, *slice_of) if slice_of else cells
+
+
+ANSWER_ROOM = 64  # the longest RULER answer (56 new tokens) and the prompt's framing; checked before any prefill
+
+
+def check_fits(cells: list[runner.Cell]) -> None:
+    """One clear error, before any model runs, for a RULER or needle case whose prompt and answer exceed its
+    model's context (otherwise found only after a prefill that can take half an hour)."""
+    limits: dict[str, int | None] = {}
+    for cell in cells:
+        case = cell.case_dict
+        if case["task"] not in ("ruler", "needle"):
+            continue
+        if cell.model not in limits:
+            limits[cell.model] = context_limit(cell.model)
+        limit = limits[cell.model]
+        if limit and case["tokens"] + ANSWER_ROOM > limit:
+            raise TokensieveError(f"{case['task']} cases of {case['tokens']} tokens leave no room for the answer in "
+                                  f"{cell.model}'s {limit}-token context: use at most {limit - ANSWER_ROOM}")
+
+
+def context_limit(model: str) -> int | None:
+    """A decoder's `max_position_embeddings` from its config.json (None for an encoder or a config without it)."""
+    import json
+
+    from tokensieve import models as zoo
+    from tokensieve.encoder import zoo as encoders
+
+    if model in encoders.ENCODERS:
+        return None
+    config = json.loads((zoo.resolve(model) / "config.json").read_text())
+    return config.get("max_position_embeddings") or config.get("text_config", {}).get("max_position_embeddings")
 
 
 def lanes_for(suite: str, lanes: int | None, executor: str) -> int:
