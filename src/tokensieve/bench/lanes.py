@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from tokensieve.bench import runner
@@ -70,6 +73,18 @@ def wait_lanes(procs: list[subprocess.Popen], logs: list[Path], tick: Callable[[
         tick()
 
 
+@contextmanager
+def _terminate_as_exit():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _last_line(log: Path) -> str:
     lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.exists() else []
     return lines[-1].strip() if lines else "no output"
@@ -96,7 +111,8 @@ def sweep_in_lanes(cells: list[runner.Cell], db: Path, lanes: int, retry_failed:
             if progress:
                 progress(len(keys & store.done(include_failed=not retry_failed)), len(cells))
 
-        wait_lanes(procs, logs, tick)
+        with _terminate_as_exit():  # so that `kill` of this process stops its lanes too (wait_lanes' finally)
+            wait_lanes(procs, logs, tick)
         shutil.rmtree(work, ignore_errors=True)
         return len(todo)
     finally:
