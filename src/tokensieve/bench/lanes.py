@@ -1,8 +1,8 @@
 """`--lanes N`: one sweep as N local processes side by side, on one machine and one SQLite file.
 
 Decoding a small model is latency-bound: on 2 cores a one-thread lane decodes SmolLM2 about as fast as one
-two-thread process, so two lanes run the quick suite in 7 min 47 s instead of 11 min 49 s (docs/EVALUATION.md). Each lane
-runs every N-th (model, case) pair with all of that pair's cells, so the dense prefill a case's methods branch
+two-thread process, so two lanes run the quick suite in 7 min 47 s instead of 11 min 49 s (docs/EVALUATION.md).
+Each lane runs every N-th (model, case) pair with all of that pair's cells, so the dense prefill a case's methods branch
 from is still computed once. Lanes write their rows to the same store (WAL, as two sweeps sharing a --db do);
 this process only watches the store, and reports once every lane has exited.
 """
