@@ -129,6 +129,7 @@ def main(argv: list[str]) -> None:
     cells_file, db = Path(argv[0]), Path(argv[1])
     cells = [runner.Cell(c["model"], tuple(sorted((k, _frozen(v)) for k, v in c["case"].items())), c["method"],
                          c["budget"], c["repeats"]) for c in json.loads(cells_file.read_text())]
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # the sweep closes its peers
     store = Store(db)
     try:
         ran = runner.sweep(cells, store, retry_failed="--retry-failed" in argv[2:])
