@@ -50,19 +50,19 @@ def start_lane(cells_file: Path, db: Path, log: Path, threads: int, retry_failed
 def wait_lanes(procs: list[subprocess.Popen], logs: list[Path], tick: Callable[[], None] | None = None,
                every: float = 1.0) -> None:
     """Wait for every lane; the first that fails stops the others and is one error naming its last log line."""
+    def check() -> bool:
+        """True while a lane runs; raises for the first that failed."""
+        for k, p in enumerate(procs):
+            if p.poll():
+                raise TokensieveError(f"lane {k + 1} of {len(procs)} stopped (exit {p.returncode}): "
+                                      f"{_last_line(logs[k])} (log: {logs[k]})")
+        return any(p.returncode is None for p in procs)
+
     try:
-        while any(p.poll() is None for p in procs):
-            for k, p in enumerate(procs):
-                if p.returncode:
-                    raise TokensieveError(f"lane {k + 1} of {len(procs)} stopped (exit {p.returncode}): "
-                                          f"{_last_line(logs[k])} (log: {logs[k]})")
+        while check():
             if tick:
                 tick()
             time.sleep(every)
-        for k, p in enumerate(procs):
-            if p.returncode:
-                raise TokensieveError(f"lane {k + 1} of {len(procs)} stopped (exit {p.returncode}): "
-                                      f"{_last_line(logs[k])} (log: {logs[k]})")
     finally:
         for p in procs:
             if p.poll() is None:
