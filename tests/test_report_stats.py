@@ -14,6 +14,7 @@ import pytest
 from test_bench_cli import CHROMIUM, FLAGS, _console_errors  # the existing headless-Chromium check's helpers
 
 from tokensieve.bench import report
+from tokensieve.bench.report_tables import what_this_shows
 from tokensieve.bench.stats import format_interval, interval
 from tokensieve.bench.store import Store
 from tokensieve.bench.summary import budget_base, context_tokens, decode_forwards, summarise
@@ -108,6 +109,26 @@ def test_lines_carry_intervals_and_the_paired_comparison_with_full():
     assert lines[("qwen", 4096, "full")].subtasks["niah_multikey"] == pytest.approx(10 / 13)
     assert lines[("qwen", 4096, "full")].subtask_n == {"niah_multikey": 13, "niah_single_1": 13, "qa": 12, "vt": 12}
     assert lines[("smol", 4096, "snapkv")].subtasks == {}  # code has no subtasks
+
+
+def test_ours_is_compared_head_to_head_with_the_kvpress_press_of_the_same_name_and_budget():
+    """Ours passes 20 of 50, kvpress's SnapKV 10 of those at the same budget (ours - peer = +20 points, McNemar);
+    the peer's other budget and a press with no namesake of ours get no comparison."""
+    rows = []
+    for i in range(N):
+        case = _ruler(4096, i)
+        rows += [_row("qwen", "ruler", case, "full", 1.0, float(i < 40)),
+                 _row("qwen", "ruler", case, "snapkv", 0.125, float(i < 20)),
+                 _row("qwen", "ruler", case, "kvpress:snapkv", 0.125, float(i < 10)),
+                 _row("qwen", "ruler", case, "kvpress:snapkv", 0.25, float(i < 30)),
+                 _row("qwen", "ruler", case, "kvpress:kvzip", 0.125, float(i < 30))]
+    lines = {(ln.method, ln.budget): ln for ln in summarise(rows)}
+    head = lines[("snapkv", 0.125)].vs_peer
+    assert head.discordant == (0, 10) and head.diff == pytest.approx(0.2) and head.significant
+    assert all(ln.vs_peer is None for key, ln in lines.items() if key != ("snapkv", 0.125))
+    text = what_this_shows(list(lines.values()))
+    assert "kvpress's press of the same name and budget, on the same cases: snapkv @ 0.125 +20 points" in text
+    assert text.count("n=50") == 2 and "not distinguishable)" not in text.split("Ours minus")[1]
 
 
 def test_markdown_sections_show_intervals_verdicts_and_only_significant_differences(written):

@@ -39,6 +39,7 @@ class Line:
     worst: tuple[int, int] | None = None  # (real, nominal) tokens of the case furthest over budget
     interval: Interval | None = None  # 95 % interval of the mean per-case quality (Wilson for 0/1, else bootstrap)
     vs_full: Paired | None = None  # this line - `full` (same model, task, length) on the cases both have
+    vs_peer: Paired | None = None  # this line - kvpress's press of the same name and budget, on their common cases
     subtasks: dict[str, float] = field(default_factory=dict)  # RULER: mean quality per subtask
     subtask_n: dict[str, int] = field(default_factory=dict)  # ... and its number of cases
     extra: dict = field(default_factory=dict)
@@ -69,6 +70,7 @@ def latest_version(rows: list[dict]) -> list[dict]:
 
 
 REFERENCE = "full"  # the unmodified cache every method is compared with
+PEER_PREFIX = "kvpress:"  # a peer press named like one of ours (kvpress:snapkv) is compared with ours head to head
 
 
 def summarise(rows: list[dict]) -> list[Line]:
@@ -83,6 +85,9 @@ def summarise(rows: list[dict]) -> list[Line]:
     for key, group in sorted(groups.items()):
         line = _line(key, group)
         _add_stats(line, scores[key], references.get(key[:3]))
+        peer = scores.get((*key[:3], PEER_PREFIX + key[3], key[4]))
+        if peer and key[3] != REFERENCE:
+            line.vs_peer = _paired(peer, scores[key])
         lines.append(line)
     return lines
 
@@ -156,6 +161,12 @@ def _compare(reference: tuple[float, ...], method: tuple[float, ...]) -> Paired:
     return compare(reference, method)
 
 
+def _paired(reference: dict[str, float], mine: dict[str, float]) -> Paired | None:
+    """mine - reference on the cases both have (None when they share none)."""
+    common = sorted(set(reference) & set(mine))
+    return _compare(tuple(reference[c] for c in common), tuple(mine[c] for c in common)) if common else None
+
+
 def _add_stats(line: Line, mine: dict[str, float], reference: dict[str, float] | None) -> None:
     """The line's quality interval, its comparison with `full` and (RULER) its per-subtask means."""
     if not mine:
@@ -163,9 +174,7 @@ def _add_stats(line: Line, mine: dict[str, float], reference: dict[str, float] |
     cases = sorted(mine)
     line.interval = _interval(tuple(mine[c] for c in cases))
     if line.method != REFERENCE and reference:
-        common = [c for c in cases if c in reference]
-        if common:
-            line.vs_full = _compare(tuple(reference[c] for c in common), tuple(mine[c] for c in common))
+        line.vs_full = _paired(reference, mine)
     if line.task == "ruler":
         by_subtask: dict[str, list[float]] = defaultdict(list)
         for case in cases:
