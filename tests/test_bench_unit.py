@@ -224,6 +224,29 @@ def test_shards_partition_a_part_by_case_and_keep_each_case_whole(monkeypatch):
             plan(*args, echo=lambda _: None, shard=bad)
 
 
+def test_subtasks_keep_only_that_subtasks_cases_with_all_their_methods(monkeypatch):
+    from tokensieve.bench import peers
+    from tokensieve.bench.command import plan
+
+    monkeypatch.setattr(peers, "available", lambda: True)
+    args = ("standard", None, None, None, None, None, None, None, None)
+    every = plan(*args, echo=lambda _: None)
+    uuid = plan(*args, echo=lambda _: None, subtasks="niah_single_uuid")
+    assert uuid == [c for c in every if c.case_dict.get("subtask") == "niah_single_uuid"]
+    cases: dict[tuple, set] = {}
+    for c in uuid:
+        cases.setdefault((c.model, c.case_dict["tokens"]), set()).add(c.case)
+    assert {k: len(v) for k, v in cases.items()} == {  # 5 of 50 per length (parts 1 and 3 share 4k), 1 of 6, 1 of 3
+        ("smollm2-135m", 1024): 5, ("smollm2-135m", 2048): 5, ("smollm2-135m", 4096): 5,
+        ("qwen2.5-coder-0.5b", 4096): 5, ("qwen2.5-coder-0.5b", 16384): 1, ("qwen2.5-coder-0.5b", 32000): 1}
+    assert len(uuid) == 5 * 3 * 19 + 5 * 21 + 5 * 8 + 2 * 3  # parts 1-4: their cells per case
+    for bad in ("uuid", ",", "niah_single_uuid,nope"):
+        with pytest.raises(TokensieveError, match="--subtasks takes RULER subtasks"):
+            plan(*args, echo=lambda _: None, subtasks=bad)
+    with pytest.raises(TokensieveError, match="no RULER cases of these subtasks"):
+        plan("standard", None, None, None, "needle", None, None, None, None, echo=lambda _: None, subtasks="qa")
+
+
 def test_standard_suite_has_fifty_cases_per_cell_for_the_main_methods_on_both_models(monkeypatch):
     from tokensieve.bench import peers
     from tokensieve.bench.command import plan

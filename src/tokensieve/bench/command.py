@@ -40,18 +40,20 @@ def _numbers(text: str | None, kind, what: str) -> list | None:
 def plan(suite: str, models: str, methods: str | None, budgets: str | None, tasks: str | None,
          lengths: str | None, depths: str | None, needles: str | None, repeats: int | None,
          echo=print, only: str | None = None, parts: str | None = None,
-         shard: str | None = None) -> list[runner.Cell]:
+         shard: str | None = None, subtasks: str | None = None) -> list[runner.Cell]:
     """Validate every choice (one clear error each) and expand the suite's grids, before any model is loaded.
     Each option replaces that dimension in every part of the suite; `only` instead keeps the suite's cells of
     those methods (e.g. to re-run one method after changing it); `parts` keeps the suite's parts of those numbers
     (1-based), so a long suite can run part by part; `shard` "K/N" keeps the K-th of N interleaved slices of the
-    (model, case) pairs, so that N processes can share one part without running a cell twice."""
+    (model, case) pairs, so that N processes can share one part without running a cell twice; `subtasks` keeps
+    the RULER cases of those subtasks (e.g. to re-run one subtask after fixing it) and drops every other case."""
     from tokensieve import models as zoo
 
     chosen = suites.suite(suite)
     method_list = suites.check_methods(_split(methods)) if methods else None
     budget_list = suites.parse_budgets(budgets) if budgets else None
     wanted = suites.check_tasks(_split(tasks)) if tasks else None
+    wanted_subtasks = check_subtasks(subtasks) if subtasks else None
     numbers = (_numbers(lengths, int, "lengths"), _numbers(depths, float, "depths"), _numbers(needles, int, "needles"))
     for d in numbers[1] or []:
         if not 0 <= d <= 1:
@@ -85,6 +87,8 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
                      or c.get("tokens", c.get("context")) in numbers[0]]
         if wanted:
             cases = [c for c in cases if c["task"] in wanted]
+        if wanted_subtasks:
+            cases = [c for c in cases if c["task"] == "ruler" and c["subtask"] in wanted_subtasks]
         part_models = model_list or part.models or [zoo.DEFAULT_MODEL]
         part_methods = method_list or list(part.methods)
         cells += runner.grid(part_models, cases, part_methods, budget_list or part.budgets, repeats or part.repeats)
@@ -97,6 +101,8 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
         if not cells:
             raise TokensieveError(f"--only {only}: the suite has no cells of these methods")
     cells = list(dict.fromkeys(cells))
+    if wanted_subtasks and not cells:
+        raise TokensieveError(f"--subtasks {subtasks}: the suite has no RULER cases of these subtasks")
     check_fits(cells)
     return shard_cells(cells, *slice_of) if slice_of else cells
 
@@ -138,6 +144,16 @@ def lanes_for(suite: str, lanes: int | None, executor: str) -> int:
     if lanes is not None:
         return lanes
     return min(suites.suite(suite).lanes, os.cpu_count() or 1) if executor == "local" else 1
+
+
+def check_subtasks(text: str) -> set[str]:
+    """Comma-separated RULER subtask names, each one of data.ruler.TASKS."""
+    from tokensieve.data.ruler import TASKS
+
+    names = set(_split(text))
+    if not names or names - set(TASKS):
+        raise TokensieveError(f"--subtasks takes RULER subtasks ({', '.join(TASKS)}), got '{text}'")
+    return names
 
 
 def parse_shard(text: str) -> tuple[int, int]:

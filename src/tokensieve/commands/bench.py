@@ -34,6 +34,8 @@ def bench(
     = None,
     shard: Annotated[str | None, typer.Option(help="K/N: only the K-th of N interleaved slices of the cases, so "
                                                    "N processes can share a part (same --db).")] = None,
+    subtasks: Annotated[str | None, typer.Option(help="Only the RULER cases of these subtasks (comma-separated), "
+                                                      "e.g. to re-run one subtask after fixing it.")] = None,
     depths: Annotated[str | None, typer.Option(help="Needle depths in [0, 1], comma-separated.")] = None,
     needles: Annotated[str | None, typer.Option(help="Needle indices, comma-separated.")] = None,
     repeats: Annotated[int | None, typer.Option(help="Timed repetitions per cell (median).")] = None,
@@ -56,7 +58,8 @@ def bench(
     from tokensieve.bench import command
 
     cells = command.plan(suite, model, methods, budgets, tasks, lengths, depths, needles, repeats,
-                         echo=lambda m: err.print(m, highlight=False), only=only, parts=parts, shard=shard)
+                         echo=lambda m: err.print(m, highlight=False), only=only, parts=parts, shard=shard,
+                         subtasks=subtasks)
     command.run(cells, db, out_dir or db.parent, executor, ray_address, out, err, retry_failed,
                 command.lanes_for(suite, lanes, executor))
     if suite == "quick":
