@@ -106,6 +106,8 @@ def test_a_lane_that_crashes_is_one_error_naming_its_log(tmp_path):
     (["--lanes", "0", "--methods", "full"], "--lanes must be at least 1"),
     (["--lanes", "2", "--executor", "ray", "--methods", "full"], "--lanes applies to the local executor"),
     (["--shard", "3/2", "--methods", "full"], "--shard takes K/N"),
+    (["--suite", "standard", "--subtasks", "uuid"], "--subtasks takes RULER subtasks"),
+    (["--suite", "needles-v1", "--subtasks", "qa"], "--subtasks qa: the suite has no RULER cases of these subtasks"),
     (["--suite", "needles-v1", "--model", "smollm2-135m", "--tasks", "needle", "--lengths", "8192", "--methods",
       "full"], "needle cases of 8192 tokens leave no room for the answer in smollm2-135m's 8192-token context"),
 ])
