@@ -103,6 +103,15 @@ def test_tova_keeps_what_the_newest_query_attends_to():
     assert kept(tova, two_focus_view(), 4) == [[0, 5, 8, 9], [0, 2, 8, 9]]
 
 
+def test_layer_wise_tova_keeps_what_the_newest_queries_attend_to_on_average_over_all_heads():
+    """Head 0's newest query puts 0.7/0.3 on tokens 3/5, head 1's 0.6/0.4 on 5/2: per head TOVA keeps 3 and 5;
+    averaged over heads 5 wins (0.45 against 0.35), and both heads keep it (the maximum would pick 3)."""
+    queries = torch.cat([logit_rows(10, 1, {0: {3: 0.7, 5: 0.3}}), logit_rows(10, 1, {0: {5: 0.6, 2: 0.4}})])
+    view = view_of(queries, identity_keys(10, heads=2))
+    assert kept(make("tova", Budget(4, sinks=1, window=2)), view, 4) == [[0, 3, 8, 9], [0, 5, 8, 9]]
+    assert kept(make("tova_layer", Budget(4, sinks=1, window=2)), view, 4) == [[0, 5, 8, 9], [0, 5, 8, 9]]
+
+
 def test_query_groups_vote_together():
     """One KV head, two query heads: their newest queries put 0.55/0.45 on tokens 3/4 and 0.45/0.55 on 4/5.
     Neither head's own favourite is 4, but the group's total is; every attention scorer must keep 4."""
@@ -262,8 +271,8 @@ def test_protected_tokens_stay_even_with_the_lowest_scores():
         assert kept(make(name, Budget(4, sinks=1, window=2), **options), view, 4) == [[0, 5, 8, 9]], name
 
 
-SCORED = {"full", "window", "streaming_llm", "h2o", "snapkv", "tova", "knorm", "random", "pyramid", "auto",
-          "fastv+snapkv"}  # evicts with SnapKV's scorer (above); its token skipping: tests/test_prefill_skip.py
+SCORED = {"full", "window", "streaming_llm", "h2o", "snapkv", "tova", "tova_layer", "knorm", "random", "pyramid",
+          "auto", "fastv+snapkv"}  # evicts with SnapKV's scorer (above); its token skipping: tests/test_prefill_skip.py
 
 
 def test_every_kv_policy_has_a_hand_checked_case_here():

@@ -9,7 +9,8 @@ from tokensieve.data.needle import needle_case
 from tokensieve.generation import completion_prompt
 from tokensieve.kv import full  # noqa: F401
 
-KV_POLICIES = ["window", "streaming_llm", "h2o", "snapkv", "tova", "knorm", "random", "pyramid"]
+KV_POLICIES = ["window", "streaming_llm", "h2o", "snapkv", "tova", "tova_layer", "knorm", "random",
+              "pyramid"]
 
 
 def _prompt_ids(model_and_tok, tokens=600):

@@ -12,6 +12,7 @@ from tokensieve.kv.random import Random
 from tokensieve.kv.snapkv import SnapKV
 from tokensieve.kv.streaming_llm import StreamingLLM
 from tokensieve.kv.tova import TOVA
+from tokensieve.kv.tova_layer import TOVALayer
 from tokensieve.kv.window import Window
 from tokensieve.prefill.combos import FastVHISA, FastVSnapKV, HISAPrefill
 from tokensieve.prefill.fastv import FastV
@@ -31,6 +32,7 @@ METHODS = (
     H2O,
     SnapKV,
     TOVA,
+    TOVALayer,
     KNorm,
     Random,
     PyramidKV,
