@@ -111,9 +111,10 @@ def test_lines_carry_intervals_and_the_paired_comparison_with_full():
     assert lines[("smol", 4096, "snapkv")].subtasks == {}  # code has no subtasks
 
 
-def test_ours_is_compared_head_to_head_with_the_kvpress_press_of_the_same_name_and_budget():
+def test_ours_is_compared_head_to_head_with_the_kvpress_press_of_the_same_method_and_budget():
     """Ours passes 20 of 50, kvpress's SnapKV 10 of those at the same budget (ours - peer = +20 points, McNemar);
-    the peer's other budget and a press with no namesake of ours get no comparison."""
+    tova_layer, which names TOVAPress as its peer, 30 against the press's 40; the peer's other budget and a press
+    with no namesake of ours get no comparison."""
     rows = []
     for i in range(N):
         case = _ruler(4096, i)
@@ -121,14 +122,19 @@ def test_ours_is_compared_head_to_head_with_the_kvpress_press_of_the_same_name_a
                  _row("qwen", "ruler", case, "snapkv", 0.125, float(i < 20)),
                  _row("qwen", "ruler", case, "kvpress:snapkv", 0.125, float(i < 10)),
                  _row("qwen", "ruler", case, "kvpress:snapkv", 0.25, float(i < 30)),
-                 _row("qwen", "ruler", case, "kvpress:kvzip", 0.125, float(i < 30))]
+                 _row("qwen", "ruler", case, "kvpress:kvzip", 0.125, float(i < 30)),
+                 _row("qwen", "ruler", case, "tova_layer", 0.25, float(i < 30)),
+                 _row("qwen", "ruler", case, "kvpress:tova", 0.25, float(i < 40))]
     lines = {(ln.method, ln.budget): ln for ln in summarise(rows)}
     head = lines[("snapkv", 0.125)].vs_peer
     assert head.discordant == (0, 10) and head.diff == pytest.approx(0.2) and head.significant
-    assert all(ln.vs_peer is None for key, ln in lines.items() if key != ("snapkv", 0.125))
+    variant = lines[("tova_layer", 0.25)]
+    assert variant.peer == "kvpress:tova" and variant.vs_peer.diff == pytest.approx(-0.2)
+    assert all(ln.vs_peer is None for key, ln in lines.items() if key not in (("snapkv", 0.125), ("tova_layer", 0.25)))
     text = what_this_shows(list(lines.values()))
-    assert "kvpress's press of the same name and budget, on the same cases: snapkv @ 0.125 +20 points" in text
-    assert text.count("n=50") == 2 and "not distinguishable)" not in text.split("Ours minus")[1]
+    assert "kvpress's press of the same method and budget, on the same cases: snapkv @ 0.125 +20 points" in text
+    assert "tova_layer @ 0.25 (against kvpress:tova) −20 points" in text
+    assert text.count("n=50") == 3 and "not distinguishable)" not in text.split("Ours minus")[1]
 
 
 def test_markdown_sections_show_intervals_verdicts_and_only_significant_differences(written):

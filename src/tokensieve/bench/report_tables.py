@@ -114,13 +114,14 @@ def what_this_shows(chosen: list[Line]) -> str:
 
 
 def _against_peers(chosen: list[Line]) -> list[str]:
-    """Ours against kvpress's press of the same name and budget, paired on the cases both have."""
-    heads = [(f"{ln.method} @ {ln.budget:g}", ln.vs_peer) for ln in sorted(chosen, key=_order) if ln.vs_peer]
+    """Ours against kvpress's press of the same method and budget, paired on the cases both have."""
+    heads = [(f"{ln.method} @ {ln.budget:g}" + ("" if ln.peer.endswith(":" + ln.method) else f" (against {ln.peer})"),
+              ln.vs_peer) for ln in sorted(chosen, key=_order) if ln.vs_peer]
     if not heads:
         return []
     said = [f"{name} {_points(d.diff)} points [{_points(d.low)}, {_points(d.high)}], {_p(d.p)}, n={d.n}"
             f"{'' if d.significant else ' (not distinguishable)'}" for name, d in heads]
-    return [f"Ours minus kvpress's press of the same name and budget, on the same cases: {'; '.join(said)}."]
+    return [f"Ours minus kvpress's press of the same method and budget, on the same cases: {'; '.join(said)}."]
 
 
 def _subtask_section(model: str, tokens: int, chosen: list[Line]) -> Section:

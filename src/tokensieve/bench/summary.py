@@ -39,7 +39,8 @@ class Line:
     worst: tuple[int, int] | None = None  # (real, nominal) tokens of the case furthest over budget
     interval: Interval | None = None  # 95 % interval of the mean per-case quality (Wilson for 0/1, else bootstrap)
     vs_full: Paired | None = None  # this line - `full` (same model, task, length) on the cases both have
-    vs_peer: Paired | None = None  # this line - kvpress's press of the same name and budget, on their common cases
+    vs_peer: Paired | None = None  # this line - kvpress's press of the same method and budget, on their common cases
+    peer: str = ""  # ... that press (kvpress:<name>, or the one the policy declares as its `peer_press`)
     subtasks: dict[str, float] = field(default_factory=dict)  # RULER: mean quality per subtask
     subtask_n: dict[str, int] = field(default_factory=dict)  # ... and its number of cases
     extra: dict = field(default_factory=dict)
@@ -85,11 +86,19 @@ def summarise(rows: list[dict]) -> list[Line]:
     for key, group in sorted(groups.items()):
         line = _line(key, group)
         _add_stats(line, scores[key], references.get(key[:3]))
-        peer = scores.get((*key[:3], PEER_PREFIX + key[3], key[4]))
-        if peer and key[3] != REFERENCE:
-            line.vs_peer = _paired(peer, scores[key])
+        peer = PEER_PREFIX + peer_press(key[3])
+        if (*key[:3], peer, key[4]) in scores and key[3] != REFERENCE:
+            line.vs_peer, line.peer = _paired(scores[(*key[:3], peer, key[4])], scores[key]), peer
         lines.append(line)
     return lines
+
+
+def peer_press(method: str) -> str:
+    """The kvpress press that implements the same method: the one a policy names as its `peer_press` (a variant
+    such as tova_layer), else the press of the same name."""
+    from tokensieve.core.policy import REGISTRY
+
+    return getattr(REGISTRY.get(method), "peer_press", method)
 
 
 def _line(key: tuple, group: list[dict]) -> Line:

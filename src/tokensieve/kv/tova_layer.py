@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor
 
@@ -13,6 +14,7 @@ class TOVALayer(TOVA):
     kvpress's TOVAPress is also layer-wise; this variant tells which of the two choices costs quality."""
 
     name = "tova_layer"
+    peer_press: ClassVar[str] = "tova"  # the report compares it with kvpress's TOVAPress head to head
 
     def score(self, view: LayerView) -> Tensor:
         per_head = super().score(view)  # [batch, kv_heads, stored]
