@@ -9,9 +9,9 @@ from tokensieve.kv.tova import TOVA
 
 @dataclass
 class TOVALayer(TOVA):
-    """TOVA (Oren et al., arXiv 2401.06104) as its paper runs it: one choice per layer, the newest query's
-    attention averaged over all heads, where `tova` chooses per KV head (averaged over its query group only).
-    kvpress's TOVAPress is also layer-wise; this variant tells which of the two choices costs quality."""
+    """TOVA (Oren et al., arXiv 2401.06104) with one choice per layer: the newest query's attention averaged over
+    all heads, as kvpress's TOVAPress (reviewed by one of the paper's authors) scores it, where `tova` chooses per
+    KV head from its own query group. Run side by side, the two tell what choosing per head costs or buys."""
 
     name = "tova_layer"
     peer_press: ClassVar[str] = "tova"  # the report compares it with kvpress's TOVAPress head to head
