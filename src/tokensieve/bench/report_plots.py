@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokensieve.bench.peers import is_peer
 from tokensieve.bench.report_format import (
     COSTS,
     PROMPT_TASKS,
@@ -108,7 +109,7 @@ def png(lines: list[Line], path: Path) -> None:
         for method in methods:
             mine = [ln for ln in panel.lines if ln.method == method]
             if mine:
-                marker = "*" if method == "full" else ("s" if method.startswith("kvpress:") else "o")
+                marker = "*" if method == "full" else ("s" if is_peer(method) else "o")
                 ax.errorbar([getattr(ln, attr) for ln in mine], [ln.quality for ln in mine], yerr=_errors(mine),
                             fmt=marker, label=method, color=colors[method], markersize=12 if method == "full" else 6,
                             elinewidth=0.8, capsize=2, alpha=0.9)

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from tokensieve.bench.peers import PREFIX as PEER_PREFIX  # kvpress:snapkv is compared with our snapkv head to head
 from tokensieve.bench.stats import Interval, Paired, compare, interval
 
 
@@ -47,7 +48,7 @@ class Line:
 
     @property
     def family(self) -> str:
-        return "kvpress" if self.method.startswith("kvpress:") else "tokensieve"
+        return "kvpress" if self.method.startswith(PEER_PREFIX) else "tokensieve"
 
 
 def _mean(values: list) -> float | None:
@@ -71,7 +72,6 @@ def latest_version(rows: list[dict]) -> list[dict]:
 
 
 REFERENCE = "full"  # the unmodified cache every method is compared with
-PEER_PREFIX = "kvpress:"  # a peer press named like one of ours (kvpress:snapkv) is compared with ours head to head
 
 
 def summarise(rows: list[dict]) -> list[Line]:
@@ -246,7 +246,7 @@ def _policy_class(row: dict):
     """The tokensieve policy class of a row's method; None for peers and methods no longer registered."""
     from tokensieve.core.policy import REGISTRY
 
-    return None if row["method"].startswith("kvpress:") else REGISTRY.get(row["method"])
+    return None if row["method"].startswith(PEER_PREFIX) else REGISTRY.get(row["method"])
 
 
 def _dynamic(cls) -> bool:
