@@ -183,14 +183,7 @@ def test_bad_input(tok, args, match):
     assert "\n" not in str(err.value)
 
 
-UUID_CAP_DEFECT = pytest.mark.xfail(strict=True, reason=(
-    "known defect, fixed once the standard suite is finished (docs/EVALUATION.md): a UUID is up to 38 tokens, "
-    "the answer budget 16, so every method scores 0 on niah_single_uuid; the fix changes bench/prompts.py, which "
-    "keys every stored cell, so it waits for the suite and then re-runs that subtask (`--subtasks`)"))
-
-
-@pytest.mark.parametrize("task", [pytest.param(t, marks=UUID_CAP_DEFECT) if t == "niah_single_uuid" else t
-                                  for t in TASKS])
+@pytest.mark.parametrize("task", TASKS)
 def test_the_answer_budget_fits_every_expected_answer(tok, task):
     """Decoding stops at the bench's answer budget: an answer it cannot fit scores 0 whatever the method kept."""
     from tokensieve.bench.prompts import NEW_TOKENS

@@ -20,8 +20,10 @@ from tokensieve.generation import Prefix, branchable, cached_load, completion_pr
 from tokensieve.generation import generate as ts_generate
 
 BRANCH_TAIL = 64  # prompt tokens fed under each policy on its copy of the prefix (>= SnapKV's window of 32)
-# Decode lengths: a single value needs a few tokens, lists need room for every item, code a whole body.
-NEW_TOKENS = {"niah_multivalue": 40, "niah_multiquery": 40, "vt": 32, "cwe": 56, "fwe": 24, "code": 320}
+# Decode lengths: a single word or number needs a few tokens, a UUID up to 38, lists room for every item, code a
+# whole body (tests/test_ruler.py checks each cap against the longest expected answer on a real tokenizer).
+NEW_TOKENS = {"niah_single_uuid": 48, "niah_multivalue": 40, "niah_multiquery": 40, "vt": 32, "cwe": 56, "fwe": 24,
+              "code": 320}
 SINGLE_LINE = ("niah_single_word", "niah_single_number", "niah_single_uuid", "niah_multikey", "qa")
 CODE_TIMEOUT_S = 10.0
 
