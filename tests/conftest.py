@@ -1,14 +1,45 @@
-"""Shared fixtures. Real models load once per session from the packaged GGUF (cached safetensors copy)."""
+"""Shared fixtures and the test tiers. Real models load once per session from the packaged GGUF (cached safetensors
+copy).
+
+Tiers (see README): the default run skips `slow` (sweeps, SIGKILL-resume runs, multi-process and load runs);
+`pytest -m "slow or peers"` runs those plus every test that needs or depends on a peer venv or Chromium.
+`@pytest.mark.peers("kvpress")` skips, with the reason, where that peer is absent; `@pytest.mark.peers()` marks a
+test whose behaviour changes once the peers exist, so that `.ci/run` runs it again with them."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.manual_seed(0)
+
+
+def _peer_missing(name: str) -> str | None:
+    """Why the named peer cannot run here, or None when it can."""
+    if name == "kvpress":
+        from tokensieve.bench import peers
+
+        return None if peers.available() else f"kvpress venv absent at {peers.venv_dir()} (`tokensieve peers setup`)"
+    if name == "llmlingua":
+        from tokensieve.prompt import llmlingua_peer
+
+        return None if llmlingua_peer.available() else "llmlingua venv absent (`tokensieve peers setup-llmlingua`)"
+    if name == "chromium":
+        found = shutil.which("chromium") or shutil.which("chromium-browser")
+        return None if found else "Debian chromium is not installed (apt-get install -y chromium)"
+    raise ValueError(f"unknown peer '{name}' in @pytest.mark.peers")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("peers"):
+        for name in mark.args:
+            reason = _peer_missing(name)
+            if reason:
+                pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,6 @@ from tokensieve.bench.tasks import needle_cases
 MODEL = "smollm2-135m"
 FIDELITY = {"task": "fidelity", "tokens": 192, "continuation": 16, "offset": 3}
 HAS_PEERS = peers.available()
-needs_peers = pytest.mark.skipif(not HAS_PEERS, reason=f"kvpress venv absent at {peers.venv_dir()} "
-                                 "(create it with `tokensieve peers setup`)")
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +30,7 @@ def at_full_budget(smollm2):
 
 
 @pytest.mark.real
+@pytest.mark.peers()  # with the kvpress venv, its presses join the grid
 def test_budget_one_reproduces_the_full_cache_for_every_method(at_full_budget):
     needle = {r["method"]: r for r in at_full_budget if r["task"] == "needle"}
     fidelity = {r["method"]: r for r in at_full_budget if r["task"] == "fidelity"}
@@ -97,7 +96,7 @@ def test_streaming_keeps_the_cache_bounded_while_full_grows(smollm2):
 
 
 @pytest.mark.real
-@needs_peers
+@pytest.mark.peers("kvpress")
 def test_kvpress_presses_run_on_the_same_prompt_and_a_crash_is_a_failed_cell(smollm2, at_full_budget):
     full = next(r for r in at_full_budget if r["task"] == "needle" and r["method"] == "full")
     peer_rows = [r for r in at_full_budget if r["method"].startswith(peers.PREFIX) and r["task"] == "needle"]
@@ -119,6 +118,7 @@ def test_kvpress_presses_run_on_the_same_prompt_and_a_crash_is_a_failed_cell(smo
 
 
 @pytest.mark.real
+@pytest.mark.slow
 def test_ray_executor_gives_the_same_rows_as_local(smollm2, tmp_path):
     pytest.importorskip("ray")
     import ray

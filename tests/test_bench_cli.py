@@ -48,6 +48,7 @@ def clean_tiny(tmp_path_factory, smollm2) -> Path:
 
 
 @pytest.mark.real
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path, clean_tiny):
     db = tmp_path / "kill.sqlite"
     args = CLI + ["bench", *TINY, "--db", str(db), "--out", str(tmp_path / "out")]
@@ -73,6 +74,7 @@ def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path, cle
 
 
 @pytest.mark.real
+@pytest.mark.slow
 def test_two_lanes_store_the_rows_one_process_would(tmp_path, clean_tiny):
     lanes = tmp_path / "lanes.sqlite"
     result = CliRunner().invoke(app, ["bench", *TINY, "--lanes", "2", "--db", str(lanes), "--out", str(tmp_path)])
@@ -111,6 +113,7 @@ def test_a_lane_that_crashes_is_one_error_naming_its_log(tmp_path):
     (["--suite", "needles-v1", "--model", "smollm2-135m", "--tasks", "needle", "--lengths", "8192", "--methods",
       "full"], "needle cases of 8192 tokens leave no room for the answer in smollm2-135m's 8192-token context"),
 ])
+@pytest.mark.peers()  # refused before any venv is looked at, with the kvpress venv or without it
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, extra, message):
     result = CliRunner().invoke(app, ["bench", "--db", str(tmp_path / "b.sqlite"), *extra])
     assert result.exit_code == 2
@@ -143,7 +146,7 @@ def _console_errors(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if "CONSOLE" in ln and ("Error" in ln or "Uncaught" in ln)]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.peers("chromium")
 def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_path):
     from tokensieve.bench import report
     from tokensieve.bench.store import Store

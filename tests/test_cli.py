@@ -17,8 +17,21 @@ from tokensieve.errors import ResourceError, TokensieveError
 CLI = [sys.executable, "-m", "tokensieve.cli"]
 
 
-def run(*args, stdin=None):
-    return subprocess.run([*CLI, *args], capture_output=True, input=stdin, timeout=600)
+def run(*args, stdin=None) -> subprocess.CompletedProcess:
+    """The command in this process through typer's runner (stdout and stderr apart, as a shell sees them): the
+    same code as the installed entry point, without a 5 s interpreter start per case. The entry point itself runs
+    as a real process in `test_a_real_process_keeps_stdout_clean_and_exits_2` and the JSON contract test."""
+    result = CliRunner().invoke(app, list(args), input=stdin)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout_bytes, result.stderr_bytes)
+
+
+def test_a_real_process_keeps_stdout_clean_and_exits_2(doc):
+    result = subprocess.run([*CLI, "generate", "--context-file", str(doc), "-q", "what?", "--budget", "1.5"],
+                            capture_output=True, timeout=600)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and result.stdout == b"", stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "(0, 1]" in lines[0], stderr
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +93,10 @@ def test_directory_that_is_not_a_causal_lm(tmp_path):
 
 
 def test_json_contract_on_the_real_model(doc):
-    result = run("generate", "--context-file", str(doc), "-q", "What is the secret passkey for the blue door?",
-                 "--answer-prefix", "The secret passkey for the blue door is", "--policy", "snapkv",
-                 "--budget", "0.5", "--chunk", "128", "--max-new-tokens", "6", "--json")
+    args = ["generate", "--context-file", str(doc), "-q", "What is the secret passkey for the blue door?",
+            "--answer-prefix", "The secret passkey for the blue door is", "--policy", "snapkv",
+            "--budget", "0.5", "--chunk", "128", "--max-new-tokens", "6", "--json"]
+    result = subprocess.run([*CLI, *args], capture_output=True, timeout=600)
     assert result.returncode == 0, result.stderr.decode()
     payload = json.loads(result.stdout)
     stats = payload["stats"]

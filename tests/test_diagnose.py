@@ -29,6 +29,16 @@ def cli(*args):
     return subprocess.run([*CLI, *args], capture_output=True, timeout=600)
 
 
+def cli_in_process(*args) -> subprocess.CompletedProcess:
+    """typer's runner, stdout and stderr apart; the entry point's own process runs in the JSON test."""
+    from typer.testing import CliRunner
+
+    from tokensieve.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout_bytes, result.stderr_bytes)
+
+
 @pytest.fixture(scope="module")
 def smol_report(smollm2):
     model, tok = smollm2
@@ -235,7 +245,7 @@ def test_cli_inspect_bad_input_is_one_line_and_exit_2(case, tmp_path, smollm2):
         MambaForCausalLM(MambaConfig(vocab_size=49152, hidden_size=16, num_hidden_layers=1)).save_pretrained(folder)
         smollm2[1].save_pretrained(folder)
         args += ["--model", str(folder)]
-    result = cli("inspect", *args)
+    result = cli_in_process("inspect", *args)
     stderr = result.stderr.decode()
     assert result.returncode == 2, stderr
     assert expected in stderr and "Traceback" not in stderr

@@ -108,16 +108,26 @@ def _cli(*args, cwd=None):
                           cwd=cwd, timeout=300)
 
 
+def _in_process(*args):
+    """typer's runner, stdout and stderr apart: the entry point's own process is exercised by the last call below."""
+    from typer.testing import CliRunner
+
+    from tokensieve.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def test_cli_encode_and_schedule(tmp_path, texts):
     src = tmp_path / "in.txt"
     src.write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8")
     sched = tmp_path / "s.json"
-    made = _cli("encode-schedule", "--keep", "0.7", "--out", str(sched), "--texts", "2", "--steps", "1")
+    made = _in_process("encode-schedule", "--keep", "0.7", "--out", str(sched), "--texts", "2", "--steps", "1")
     assert made.returncode == 0, made.stderr
     assert abs(json.loads(sched.read_text())["kept_ratio"] - 0.7) < 0.01
     out = tmp_path / "e.npy"
-    done = _cli("encode", "--input", str(src), "--out", str(out), "--method", "tome", "--schedule", str(sched),
-                "--json")
+    done = _in_process("encode", "--input", str(src), "--out", str(out), "--method", "tome", "--schedule",
+                       str(sched), "--json")
     assert done.returncode == 0, done.stderr
     stats = json.loads(done.stdout)
     assert np.load(out).shape == (len(texts), 384)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import time
 
 import pytest
@@ -13,10 +14,13 @@ pytestmark = pytest.mark.skipif(_kernel_peak_mb() is None, reason="no VmHWM in /
 
 
 def _spike(mb: int, hold_s: float = 0.0) -> None:
-    """Raise RSS by `mb` for `hold_s` seconds (pages really written), then give it back."""
-    block = b"\x01" * (mb * MB)
-    time.sleep(hold_s)
-    del block
+    """Raise RSS by `mb` for `hold_s` seconds (pages really written), then give it back. A fresh anonymous mapping,
+    not a Python object: in a process that has loaded and freed models, malloc may hand back heap pages that are
+    already resident, and RSS would not move."""
+    with mmap.mmap(-1, mb * MB) as block:
+        for offset in range(0, mb * MB, mmap.PAGESIZE):
+            block[offset] = 1
+        time.sleep(hold_s)
 
 
 def test_entering_and_leaving_never_lowers_the_process_high_water_mark():

@@ -187,6 +187,16 @@ def _cli(args: list[str], stdin: bytes) -> subprocess.CompletedProcess:
     return subprocess.run(CLI + args, input=stdin, capture_output=True, env=env, timeout=180)
 
 
+def _cli_in_process(args: list[str], stdin: bytes) -> subprocess.CompletedProcess:
+    """typer's runner, stdout and stderr apart; the entry point's own process runs in `test_cli_json`."""
+    from typer.testing import CliRunner
+
+    from tokensieve.cli import app
+
+    result = CliRunner().invoke(app, args, input=stdin, env={"COLUMNS": "200"})
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout_bytes, result.stderr_bytes)
+
+
 @pytest.mark.parametrize("args, stdin, message", [
     (["--ratio", "0"], b"some text", "outside (0, 1]"),
     (["--ratio", "1.2"], b"some text", "outside (0, 1]"),
@@ -195,7 +205,7 @@ def _cli(args: list[str], stdin: bytes) -> subprocess.CompletedProcess:
     (["--question", "why " * 60], b"short text here.", "does not fit the budget"),
 ])
 def test_cli_bad_input_is_one_error_line(args, stdin, message):
-    proc = _cli(["compress", *args], stdin)
+    proc = _cli_in_process(["compress", *args], stdin)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.decode().splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], proc.stderr.decode()
@@ -229,7 +239,7 @@ def test_bench_turns_a_missing_peer_into_failed_rows(tmp_path, monkeypatch):
     assert "llmlingua" in bench.markdown(report) and bench.write(report, tmp_path)[0].exists()
 
 
-@pytest.mark.skipif(not llmlingua_peer.available(), reason="llmlingua venv absent (tokensieve peers setup-llmlingua)")
+@pytest.mark.peers("llmlingua")
 def test_llmlingua_peer_compresses(tok):
     text = haystack(tok, 300)
     worker = llmlingua_peer.Worker("smollm2-135m", threads=1)

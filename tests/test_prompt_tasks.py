@@ -3,13 +3,11 @@ way RULER and HumanEval score it, and a kvpress press sees the very same prompt 
 
 import pytest
 
-from tokensieve.bench import peers, prompts
+from tokensieve.bench import prompts
 from tokensieve.bench.runner import Cell, run_cell
 from tokensieve.bench.tasks import case_id
 
 NIAH = {"task": "ruler", "subtask": "niah_single_number", "tokens": 1024, "seed": 0, "haystack": "essays"}
-needs_peers = pytest.mark.skipif(not peers.available(), reason=f"kvpress venv absent at {peers.venv_dir()} "
-                                 "(run `tokensieve peers setup`)")
 
 
 def _cell(case: dict, method: str, budget: float, model: str = "smollm2-135m") -> dict:
@@ -49,7 +47,7 @@ def test_code_case_with_repository_context_fills_its_length_with_real_stdlib_fil
     assert task.context.endswith(__import__("tokensieve.data.humaneval", fromlist=["x"]).problems()[5].prompt)
 
 
-@needs_peers
+@pytest.mark.peers("kvpress")
 def test_a_press_answers_the_same_ruler_prompt():
     row = _cell(NIAH, "kvpress:snapkv", 0.5)
     assert row["status"] == "ok", row["metrics"].get("error")

@@ -244,7 +244,7 @@ def test_terminal_summary_has_model_length_and_intervals():
     assert len(keys) == 8
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.peers("chromium")
 def test_html_filters_preselected_from_the_query_hide_other_sections(written, tmp_path):
     def dom(query: str) -> str:
         run = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / str(time.monotonic_ns())}",

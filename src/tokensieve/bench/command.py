@@ -69,9 +69,6 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
     if repeats is not None and repeats < 1:
         raise TokensieveError("--repeats must be at least 1")
     slice_of = parse_shard(shard) if shard else None
-    with_peers = not methods and peers.available()
-    if not methods and not with_peers and any(p.peers for p in chosen.parts):
-        echo(f"kvpress peers skipped: no venv at {peers.venv_dir()} (run `tokensieve peers setup`)")
     chosen_parts = list(enumerate(chosen.parts, 1))
     if parts:
         wanted_parts = set(_numbers(parts, int, "parts"))
@@ -80,6 +77,7 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
             raise TokensieveError(f"suite '{suite}' has parts 1..{len(chosen_parts)}, not {sorted(unknown)}")
         chosen_parts = [(i, p) for i, p in chosen_parts if i in wanted_parts]
     cells: list[runner.Cell] = []
+    peer_cells: list[runner.Cell] = []  # kept apart: the venv is looked at only once every choice is valid
     for _, part in chosen_parts:
         cases = _override_needles(part.cases, *numbers)
         if numbers[0]:  # RULER and code cases: keep those of the given lengths
@@ -92,18 +90,25 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
         part_models = model_list or part.models or [zoo.DEFAULT_MODEL]
         part_methods = method_list or list(part.methods)
         cells += runner.grid(part_models, cases, part_methods, budget_list or part.budgets, repeats or part.repeats)
-        if with_peers and part.peers:
-            cells += runner.grid(part_models, cases, list(part.peers), budget_list or part.peer_budgets or part.budgets,
-                                 repeats or part.repeats)
+        if not methods and part.peers:
+            peer_cells += runner.grid(part_models, cases, list(part.peers),
+                                      budget_list or part.peer_budgets or part.budgets, repeats or part.repeats)
     if only:
         keep = set(suites.check_methods(_split(only)))
-        cells = [c for c in cells if c.method in keep]
-        if not cells:
+        cells, peer_cells = ([c for c in group if c.method in keep] for group in (cells, peer_cells))
+        if not cells and not peer_cells:
             raise TokensieveError(f"--only {only}: the suite has no cells of these methods")
-    cells = list(dict.fromkeys(cells))
+    cells, peer_cells = list(dict.fromkeys(cells)), list(dict.fromkeys(peer_cells))
     if wanted_subtasks and not cells:
         raise TokensieveError(f"--subtasks {subtasks}: the suite has no RULER cases of these subtasks")
-    check_fits(cells)
+    check_fits(cells + peer_cells)
+    if peer_cells and not peers.available():
+        where = f"no venv at {peers.venv_dir()} (run `tokensieve peers setup`)"
+        if not cells:
+            raise TokensieveError(f"--only {only}: kvpress cells only, and {where}")
+        echo(f"kvpress peers skipped: {where}")
+        peer_cells = []
+    cells = list(dict.fromkeys(cells + peer_cells))
     return shard_cells(cells, *slice_of) if slice_of else cells
 
 

