@@ -464,3 +464,33 @@ def test_store_lists_every_finished_sweep_command(tmp_path):
                                 "tokensieve bench --suite standard --parts 3"]
     assert store.meta("command") == "tokensieve bench --suite standard --parts 1"
     store.close()
+
+
+def test_a_refactor_alias_keeps_the_stored_version_and_an_edit_still_rekeys(source_copy, monkeypatch):
+    from tokensieve.bench import cell, versions
+
+    before = {"snapkv": cell.code_version("snapkv"), "tova": cell.code_version("tova")}
+    with (source_copy / "kv" / "snapkv.py").open("a") as f:  # a change of source, said to change no behaviour
+        f.write("\n# moved a comment\n")
+    cell.code_version.cache_clear()
+    raw = cell.raw_version("snapkv")
+    assert cell.code_version("snapkv") == raw != before["snapkv"]  # without an alias: a new version, re-keyed
+    monkeypatch.setattr(versions, "method_strings", lambda: ["snapkv", "tova"])
+    found = versions.aliases(before)
+    assert found == {raw: before["snapkv"]}  # tova's sources did not change: no entry
+    monkeypatch.setitem(cell.ALIASES, raw, before["snapkv"])
+    cell.code_version.cache_clear()
+    assert cell.code_version("snapkv") == before["snapkv"] and cell.code_version("tova") == before["tova"]
+    with (source_copy / "kv" / "snapkv.py").open("a") as f:  # a later real edit is a new version again
+        f.write("\n# edited\n")
+    cell.code_version.cache_clear()
+    assert cell.code_version("snapkv") not in before.values()
+
+
+def test_a_module_named_in_the_version_must_exist(source_copy):
+    from tokensieve.bench import cell
+
+    (source_copy / "bench" / "sandbox.py").unlink()
+    cell.code_version.cache_clear()
+    with pytest.raises(TokensieveError, match="module tokensieve.bench.sandbox is not under"):
+        cell.code_version("snapkv")

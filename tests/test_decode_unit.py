@@ -10,13 +10,13 @@ import torch
 from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
-from tokensieve.core.policy import make
 from tokensieve.decode.adjacency import Adjacency
 from tokensieve.decode.drafters import LayerSkip, Lookup, Recycling
 from tokensieve.decode.loop import decode_tree
 from tokensieve.decode.tree import DraftTree
 from tokensieve.decode.verify import Verifier, accept
 from tokensieve.errors import TokensieveError
+from tokensieve.methods import make
 
 
 def test_prior_tree_is_closed_breadth_first_and_cut():

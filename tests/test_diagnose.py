@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
-from tokensieve.core.policy import make
 from tokensieve.data.corpus import haystack
 from tokensieve.diagnose import compare, inspect_text, load_report
 from tokensieve.diagnose.probe import attention_stats, run_probe
 from tokensieve.errors import TokensieveError
 from tokensieve.kv.auto import weighted_split
+from tokensieve.methods import make
 
 CLI = [sys.executable, "-m", "tokensieve.cli"]
 

@@ -167,7 +167,7 @@ def _row(case_id, method, budget, metrics, quality=None):
 def test_encoder_report_states_only_supported_differences(tmp_path):
     """Synthetic rows: a method that loses 40 of 100 queries is 'worse'; one that loses 1 is 'n.s.'; one that
     kept more than its budget is never ranked best; speed-ups are ratios to the plain model's in the same rows."""
-    from tokensieve.encoder import report
+    from tokensieve.bench import encoder_report as report
 
     def retrieval(hits, kept=0.7):
         return {"hits": hits, "rr": [float(h) or 0.5 for h in hits], "cosine": [0.99] * len(hits),

@@ -9,12 +9,12 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from tokensieve.bench.flops import prefill_flops
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
-from tokensieve.core.policy import make
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import branchable
-from tokensieve.prefill.flops import prefill_flops
+from tokensieve.methods import make
 from tokensieve.prefill.skip import SkipState, Stage, select, stage_keeps
 from tokensieve.serve.engine import RequestError, servable
 

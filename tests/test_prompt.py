@@ -228,7 +228,7 @@ def test_peer_crash_is_peer_failed():
 
 
 def test_bench_turns_a_missing_peer_into_failed_rows(tmp_path, monkeypatch):
-    from tokensieve.prompt import bench
+    from tokensieve.bench import prompt_bench as bench
 
     monkeypatch.setenv("TOKENSIEVE_LLMLINGUA_VENV", str(tmp_path / "nowhere"))
     report = bench.run_bench("smollm2-135m", ["llmlingua"], [0.5], [150], [0.5], [0], 1, 1, "test")

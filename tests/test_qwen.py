@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import tokensieve
-from tokensieve.core.policy import REGISTRY, make
 from tokensieve.data.needle import needle_case
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import branchable, completion_prompt, generate, prefill
+from tokensieve.methods import REGISTRY, make
 from tokensieve.prefill.skip import TokenSkip
 
 MODEL = "qwen2.5-coder-0.5b"

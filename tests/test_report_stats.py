@@ -224,7 +224,7 @@ def test_html_has_the_filter_bar_and_data_attributes(written):
 
 def test_png_has_error_bars_per_ruler_and_code_panel(written):
     assert written["png"].stat().st_size > 10_000
-    panels = report._png_panels(report._panels(summarise(synthetic_rows())))
+    panels = report.png_only_panels(report.make_panels(summarise(synthetic_rows())))
     assert [p.title for p in panels] == ["ruler · qwen · 1024 tokens", "ruler · qwen · 4096 tokens",
                                          "code · smol · 4096 tokens"]
 

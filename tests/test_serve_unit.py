@@ -9,7 +9,7 @@ import torch
 from tokensieve.core.budget import parse_budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
-from tokensieve.core.policy import make
+from tokensieve.methods import make
 from tokensieve.serve.engine import Engine, Request, RequestError
 from tokensieve.serve.pool import Footprint, measured_bytes
 from tokensieve.serve.sampling import Sampling, cut_at_stop, next_token, safe_prefix

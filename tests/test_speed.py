@@ -16,7 +16,7 @@ def test_the_bound_policy_returns_zeros_in_the_interface_layout():
 
 
 def test_decode_speed_rows_are_each_methods_own_run_against_full(smollm2, monkeypatch):
-    from tokensieve.core.policy import REGISTRY
+    from tokensieve.methods import REGISTRY
 
     monkeypatch.setitem(REGISTRY, "zeros", NoAttention)  # a "method" that surely changes the greedy tokens
     rows = {r["method"]: r for r in decode_speed("smollm2-135m", 1000, 0.25, ["hisa", "zeros"], steps=6,

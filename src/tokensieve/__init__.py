@@ -3,12 +3,13 @@
 from tokensieve.core.budget import Budget, parse_budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
-from tokensieve.core.policy import REGISTRY, KVPolicy, Policy, make
+from tokensieve.core.policy import KVPolicy, Policy
 from tokensieve.decode.hf import TreeDecoding
 from tokensieve.decode.loop import DecodeOptions, speculate
 from tokensieve.encoder import merge
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import Result, Stats, generate
+from tokensieve.methods import REGISTRY, make
 from tokensieve.models import load
 from tokensieve.prompt import Compressed, compress
 

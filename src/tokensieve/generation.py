@@ -17,8 +17,9 @@ from tokensieve.core.budget import Budget, parse_budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, now
-from tokensieve.core.policy import KVPolicy, Policy, make
+from tokensieve.core.policy import KVPolicy, Policy
 from tokensieve.errors import TokensieveError
+from tokensieve.methods import make
 
 
 @dataclass
@@ -107,7 +108,7 @@ def prefill(model: str, context: str, question: str, *, answer_prefix: str = "",
         start = now()
         _forward(net, torch.tensor([head], device=net.device), cache_, None,
                  torch.arange(len(head), device=net.device)[None])
-        _sync(net.device)
+        device_sync(net.device)
         seconds = now() - start
     return Prefix(model, head, cache_, seconds, max_new_tokens)
 
@@ -175,7 +176,7 @@ def _forward(model, ids, cache_: SieveCache, mask, positions) -> torch.Tensor:
     return out.logits[:, -1, :]
 
 
-def _feed(model, batch: Batch, cache_: SieveCache, start: int, end: int, chunk: int | None) -> torch.Tensor:
+def feed_prompt(model, batch: Batch, cache_: SieveCache, start: int, end: int, chunk: int | None) -> torch.Tensor:
     step = chunk or end - start
     logits = None
     for lo in range(start, end, step):
@@ -183,7 +184,7 @@ def _feed(model, batch: Batch, cache_: SieveCache, start: int, end: int, chunk: 
     return logits
 
 
-def _validate(prompt_len: int, context_len: int, max_new_tokens: int, limit: int | None) -> None:
+def validate_lengths(prompt_len: int, context_len: int, max_new_tokens: int, limit: int | None) -> None:
     if context_len == 0:
         raise TokensieveError("the context is empty")
     if limit and prompt_len + max_new_tokens > limit:
@@ -192,7 +193,7 @@ def _validate(prompt_len: int, context_len: int, max_new_tokens: int, limit: int
         )
 
 
-def _policy(policy: str | Policy, budget: Budget, evict_every: int | None) -> Policy:
+def resolve_policy(policy: str | Policy, budget: Budget, evict_every: int | None) -> Policy:
     policy_obj = policy if isinstance(policy, Policy) else make(policy, budget=budget)
     if evict_every is None:
         return policy_obj
@@ -248,7 +249,7 @@ def generate(
         raise TokensieveError(f"{len(contexts)} contexts but {len(questions)} questions: give one or one each")
     if not isinstance(budget, Budget):
         budget = parse_budget(budget, sinks=sinks, window=window)
-    policy_obj = _policy(policy, budget, evict_every)
+    policy_obj = resolve_policy(policy, budget, evict_every)
     net, tokenizer = cached_load(model, device, dtype)
     limit = getattr(net.config.get_text_config(), "max_position_embeddings", None)
     ctx_rows, q_rows = [], []
@@ -256,12 +257,12 @@ def generate(
         context_text, question_text = completion_prompt(ctx, qst, answer_prefix, plain)
         ctx_ids = tokenizer(context_text).input_ids if ctx.strip() else []
         q_ids = tokenizer(question_text, add_special_tokens=False).input_ids
-        _validate(len(ctx_ids) + len(q_ids), len(ctx_ids), max_new_tokens, limit)
+        validate_lengths(len(ctx_ids) + len(q_ids), len(ctx_ids), max_new_tokens, limit)
         ctx_rows.append(ctx_ids)
         q_rows.append(q_ids)
     if not query_aware and len({len(q) for q in q_rows}) > 1:
         raise TokensieveError("a query-agnostic batch needs questions of equal token length (padding goes left)")
-    eos = set(_as_list(net.generation_config.eos_token_id) + _as_list(tokenizer.eos_token_id))
+    eos = set(as_id_list(net.generation_config.eos_token_id) + as_id_list(tokenizer.eos_token_id))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos or {0})
     batch = Batch.left_padded([c + q for c, q in zip(ctx_rows, q_rows, strict=True)], pad_id, net.device)
     width, question_len = batch.ids.shape[1], len(q_rows[0])
@@ -283,16 +284,16 @@ def generate(
         session.decode_room = max_new_tokens
         start = now()
         if query_aware:
-            logits = _feed(net, batch, cache_, start_at, width, chunk)
+            logits = feed_prompt(net, batch, cache_, start_at, width, chunk)
         else:
-            _feed(net, batch, cache_, 0, width - question_len, chunk)
+            feed_prompt(net, batch, cache_, 0, width - question_len, chunk)
             session.compress = False
-            logits = _feed(net, batch, cache_, width - question_len, width, chunk)
+            logits = feed_prompt(net, batch, cache_, width - question_len, width, chunk)
             session.compress = True
-        _sync(net.device)
+        device_sync(net.device)
         prefill_s = now() - start
         kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
-        kept = [_real_tokens(cache_, b) for b in range(len(contexts))]
+        kept = [stored_token_counts(cache_, b) for b in range(len(contexts))]
         start = now()
         while True:
             tokens = logits.argmax(-1)
@@ -308,10 +309,10 @@ def generate(
             batch.extend(tokens.unsqueeze(-1))
             logits = batch.forward(net, cache_, batch.ids.shape[1] - 1, batch.ids.shape[1])
             steps += 1
-        _sync(net.device)
+        device_sync(net.device)
         decode_s = now() - start
         kv_end = cache_.kv_bytes()
-        kept_end = [_real_tokens(cache_, b) for b in range(len(contexts))]
+        kept_end = [stored_token_counts(cache_, b) for b in range(len(contexts))]
     usage = session.usage
     results = []
     for b, tokens in enumerate(generated):
@@ -344,7 +345,7 @@ def _check_prefix(prefix: Prefix, model: str, batch: Batch, policy: Policy, quer
         raise TokensieveError(f"cannot branch from a prefix: {reason}")
 
 
-def _real_tokens(cache_: SieveCache, b: int) -> list[int]:
+def stored_token_counts(cache_: SieveCache, b: int) -> list[int]:
     """Tokens sequence b really stores per layer (its padding slots not counted)."""
     out = []
     for layer, stored in zip(cache_.layers, cache_.stored_tokens(), strict=True):
@@ -353,12 +354,12 @@ def _real_tokens(cache_: SieveCache, b: int) -> list[int]:
     return out
 
 
-def _as_list(value) -> list[int]:
+def as_id_list(value) -> list[int]:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [int(value)]
 
 
-def _sync(device: torch.device) -> None:
+def device_sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -1,8 +1,14 @@
-"""Every method tokensieve ships, listed once. The policy registry is this table (read on first use by
-`tokensieve.core.policy.REGISTRY`), not a side effect of importing the method modules."""
+"""Every method tokensieve ships, listed once, and `make`, the one way to build one by name. The registry is this
+table, not a side effect of importing the method modules; it sits above them, so no method imports it."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import MISSING, fields
+
+from tokensieve.core.budget import Budget
+from tokensieve.core.policy import Policy
+from tokensieve.errors import TokensieveError
 from tokensieve.kv.auto import AutoKV
 from tokensieve.kv.full import Full
 from tokensieve.kv.h2o import H2O
@@ -50,3 +56,49 @@ METHODS = (
     FastVHISA,
     HISAPrefill,
 )
+
+REGISTRY: dict[str, type[Policy]] = {cls.name: cls for cls in METHODS}  # tests may add entries
+
+
+def make(name: str, budget: Budget | float = 1.0, **options) -> Policy:
+    """Build a registered policy by name; unknown names and options fail with one clear line. An option that
+    names another policy (`Policy.composes`) is built here, with the same budget."""
+    if name not in REGISTRY:
+        raise TokensieveError(f"unknown policy '{name}': choose from {', '.join(sorted(REGISTRY))}")
+    cls = REGISTRY[name]
+    declared = {f.name: f for f in fields(cls)}
+    unknown = set(options) - set(declared)
+    if unknown:
+        raise TokensieveError(f"policy '{name}' has no option {', '.join(sorted(unknown))}")
+    if not isinstance(budget, Budget):
+        budget = Budget(float(budget))
+    for option, base in cls.composes.items():
+        value = options.get(option, declared[option].default)
+        if isinstance(value, str):
+            options[option] = _composed(name, option, value, base, budget)
+        elif value is MISSING:
+            raise TokensieveError(f"policy '{name}' needs {option}=POLICY")
+    return cls(budget=budget, **options)
+
+
+def _composed(outer: str, option: str, inner: str, base: type[Policy], budget: Budget) -> Policy:
+    """The policy an option names, if it is a `base` that composes nothing itself."""
+    cls = REGISTRY.get(inner)
+    if cls is None or not issubclass(cls, base) or cls.composes:
+        choices = sorted(n for n, c in REGISTRY.items() if issubclass(c, base) and not c.composes)
+        raise TokensieveError(f"{outer}: {option} '{inner}' is not a {base.kind}; choose from {', '.join(choices)}")
+    return cls(budget=budget)
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """['observe=64', 'sparse_prefill=true'] -> {'observe': 64, 'sparse_prefill': True} (JSON values, else str)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise TokensieveError(f"option '{pair}' is not key=value")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options

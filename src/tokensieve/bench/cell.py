@@ -16,58 +16,83 @@ from pathlib import Path
 from tokensieve.bench import peers
 from tokensieve.bench.store import cell_key
 from tokensieve.bench.tasks import case_id
+from tokensieve.bench.version_aliases import ALIASES
 from tokensieve.errors import TokensieveError, is_out_of_memory
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ("core", "data", "bench/tasks.py", "bench/prompts.py", "bench/sandbox.py", "bench/cost.py", "bench/metrics.py",
-          "generation.py", "models.py")
-PEER_FILES = ("bench/peers.py", "bench/peer_worker.py", "peer_venv.py")
+# the modules every decoder cell runs, by name (a package stands for all its modules)
+SHARED = ("tokensieve.core", "tokensieve.data", "tokensieve.bench.tasks", "tokensieve.bench.prompts",
+          "tokensieve.bench.sandbox", "tokensieve.bench.cost", "tokensieve.bench.metrics", "tokensieve.generation",
+          "tokensieve.models")
+PEER_MODULES = ("tokensieve.bench.peers", "tokensieve.bench.peer_worker", "tokensieve.peer_venv")
+METHOD_PACKAGES = ("tokensieve.kv.", "tokensieve.sparse.", "tokensieve.prefill.")
 
 
-def _source(module: str) -> Path:
-    """The file of a tokensieve module under ROOT ("tokensieve.kv.snapkv" -> ROOT/kv/snapkv.py)."""
-    return ROOT.joinpath(*module.split(".")[1:]).with_suffix(".py")
+def module_files(name: str) -> list[Path]:
+    """The source files of a tokensieve module, or of every module of a package, found under ROOT by name; a
+    name that no longer exists is an error, never a silently smaller hash."""
+    relative = Path(*name.split(".")[1:])
+    if (ROOT / relative).is_dir():
+        return sorted((ROOT / relative).rglob("*.py"))
+    file = (ROOT / relative).with_suffix(".py")
+    if not file.is_file():
+        raise TokensieveError(f"code version: module {name} is not under {ROOT}")
+    return [file]
 
 
-def _method_files(method: str | None) -> list[Path]:
-    """The files that define `method`: its class and every tokensieve base class (pyramid -> snapkv), or the
-    peer adapter, or the whole encoder package for an encoder method; all method files when `method` is None."""
+def module_name(file: Path) -> str:
+    parts = file.relative_to(ROOT).with_suffix("").parts
+    return ".".join(("tokensieve", *parts[: -1 if parts[-1] == "__init__" else None]))
+
+
+def method_modules(method: str | None) -> list[str]:
+    """The modules that define `method`: its class and every tokensieve base class (pyramid -> snapkv), or the
+    peer adapter, or the whole encoder package for an encoder method; all KV and sparse modules for None."""
     if method is None:
-        return sorted((ROOT / "kv").rglob("*.py")) + sorted((ROOT / "sparse").rglob("*.py"))
+        return ["tokensieve.kv", "tokensieve.sparse"]
     if peers.is_peer(method):
-        return [ROOT / f for f in PEER_FILES]
+        return list(PEER_MODULES)
     from tokensieve.decode.cells import is_decode_method
     from tokensieve.encoder.cells import encoder_methods
 
     if is_decode_method(method):  # the decode package, and the policy a decoder runs on
         decoder, _, policy = method.partition("+")
-        return sorted((ROOT / "decode").rglob("*.py")) + (_method_files(policy) if policy else [])
-    if method in encoder_methods():  # everything that can change an encoder cell's numbers; not its report
-        return sorted(p for p in (ROOT / "encoder").rglob("*.py") if p.name != "report.py")
-    from tokensieve.core.policy import REGISTRY
+        return ["tokensieve.decode", *(method_modules(policy) if policy else [])]
+    if method in encoder_methods():  # everything that can change an encoder cell's numbers
+        return ["tokensieve.encoder"]
+    from tokensieve.methods import REGISTRY
 
     if method not in REGISTRY:
         return []
-    files = {_source(c.__module__) for c in REGISTRY[method].__mro__
-             if c.__module__.startswith(("tokensieve.kv.", "tokensieve.sparse.", "tokensieve.prefill."))}
-    if any("sparse" in f.relative_to(ROOT).parts for f in files):
-        files.add(ROOT / "sparse" / "base.py")
-    if any("prefill" in f.relative_to(ROOT).parts for f in files):  # the skipping mechanism and its probes
-        files.update({ROOT / "prefill" / "skip.py", ROOT / "prefill" / "probe.py"})
-    return sorted(files)
+    names = {c.__module__ for c in REGISTRY[method].__mro__ if c.__module__.startswith(METHOD_PACKAGES)}
+    if any(n.startswith("tokensieve.sparse.") for n in names):
+        names.add("tokensieve.sparse.base")
+    if any(n.startswith("tokensieve.prefill.") for n in names):  # the skipping mechanism and its probes
+        names.update({"tokensieve.prefill.skip", "tokensieve.prefill.probe"})
+    return sorted(names)
+
+
+def _method_files(method: str | None) -> list[Path]:
+    return sorted({f for name in method_modules(method) for f in module_files(name)})
+
+
+def raw_version(method: str | None = None) -> str:
+    """Hash of the sources that can change a cell's numbers, each under its module name: the shared engine and
+    the method's own modules, so adding or editing one policy does not invalidate every other method's cells."""
+    digest = hashlib.sha256()
+    shared = sorted({f for name in SHARED for f in module_files(name)})
+    for file in shared + _method_files(method):
+        digest.update(module_name(file).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 @cache
 def code_version(method: str | None = None) -> str:
-    """Hash of the sources that can change a cell's numbers: the shared engine and the method's own files, so
-    adding or editing one policy does not invalidate every other method's cells."""
-    digest = hashlib.sha256()
-    shared = [p for entry in SHARED for p in
-              (sorted((ROOT / entry).rglob("*.py")) if (ROOT / entry).is_dir() else [ROOT / entry])]
-    for file in shared + _method_files(method):
-        digest.update(file.relative_to(ROOT).as_posix().encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()[:12]
+    """The version a cell's key carries: `raw_version`, or the version it had before a refactor that changed
+    sources but no behaviour (`bench.version_aliases`), so stored cells stay valid."""
+    raw = raw_version(method)
+    return ALIASES.get(raw, raw)
 
 
 def any_case_id(case: dict) -> str:

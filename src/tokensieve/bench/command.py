@@ -19,6 +19,8 @@ from rich.progress import (
 from rich.table import Table
 
 from tokensieve.bench import peers, report, runner, suites
+from tokensieve.bench.lanes import shard_cells, sweep_in_lanes
+from tokensieve.bench.report_format import show
 from tokensieve.bench.store import Store
 from tokensieve.bench.summary import latest_version, summarise
 from tokensieve.errors import TokensieveError
@@ -173,14 +175,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def shard_cells(cells: list[runner.Cell], index: int, count: int) -> list[runner.Cell]:
-    """The cells of every count-th (model, case) pair from the index-th on, in the grid's order. A case's
-    methods stay together, so its one dense prefill is still shared by the methods that branch from it."""
-    pairs = list(dict.fromkeys((c.model, c.case) for c in cells))
-    mine = set(pairs[index - 1::count])
-    return [c for c in cells if (c.model, c.case) in mine]
-
-
 def _override_needles(cases: list[dict], lengths, depths, needles) -> list[dict]:
     """Replace a part's needle cases by the product of the given lengths, depths and needles (each defaulting
     to the values the part had)."""
@@ -225,8 +219,6 @@ def run(cells: list[runner.Cell], db: Path, out: Path, executor: str, address: s
             bar.update(task, description=f"{row['case_id']} {row['method']}@{row['budget']:g}{state}")
 
         if lanes > 1:
-            from tokensieve.bench.lanes import sweep_in_lanes
-
             bar.update(task, description=f"{lanes} lanes")
             ran = sweep_in_lanes(cells, db, lanes, retry_failed, progress)
         else:
@@ -254,6 +246,6 @@ def summary_table(rows: list[dict]) -> Table:
         ppl = ln.extra.get("ppl")
         quality = report.quality_text(ln) if ln.quality is not None or ppl is None else f"ppl {ppl:.3g}"
         table.add_row(ln.model, ln.task, str(ln.tokens), ln.method, f"{ln.budget:g}", str(ln.n), quality,
-                      report._f(ln.kv_frac, ".2f"), report._f(ln.prefill_s, ".2f"),
-                      report._f(ln.decode_tok_s, ".1f"), report._f(ln.peak_rss_mb, ".0f"), str(ln.failed))
+                      show(ln.kv_frac, ".2f"), show(ln.prefill_s, ".2f"),
+                      show(ln.decode_tok_s, ".1f"), show(ln.peak_rss_mb, ".0f"), str(ln.failed))
     return table

@@ -15,10 +15,10 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from tokensieve.core.hooks import attention_modules
 from tokensieve.core.memory import now
-from tokensieve.core.policy import make
 from tokensieve.core.session import Session
 from tokensieve.core.tensors import append_rows
 from tokensieve.generation import cached_load
+from tokensieve.methods import make
 
 
 def _layer_inputs(model, tokens: int, generator: torch.Generator):

@@ -31,10 +31,16 @@ def threads_per_lane(lanes: int) -> int:
     return max(1, (os.cpu_count() or 1) // lanes)
 
 
+def shard_cells(cells: list[runner.Cell], index: int, count: int) -> list[runner.Cell]:
+    """The cells of every count-th (model, case) pair from the index-th on, in the grid's order. A case's
+    methods stay together, so its one dense prefill is still shared by the methods that branch from it."""
+    pairs = list(dict.fromkeys((c.model, c.case) for c in cells))
+    mine = set(pairs[index - 1::count])
+    return [c for c in cells if (c.model, c.case) in mine]
+
+
 def split(cells: list[runner.Cell], lanes: int) -> list[list[runner.Cell]]:
     """The cells in `lanes` shares by (model, case) pair, in the grid's order; empty shares dropped."""
-    from tokensieve.bench.command import shard_cells
-
     shares = [shard_cells(cells, k, lanes) for k in range(1, lanes + 1)]
     return [s for s in shares if s]
 

@@ -84,7 +84,7 @@ def run_peer(model: str, case: dict, method: str, budget: float, repeats: int) -
                                                  tasks.NEEDLE_NEW_TOKENS)
         return metrics.contains(answer, needle.expected), out
     if case["task"] == "fidelity":
-        ctx, cont = tasks._fidelity_ids(model, case)
+        ctx, cont = tasks.fidelity_ids(model, case)
         out = w.call({"op": "fidelity", "press": press, "budget": budget, "context": ctx[0].tolist(),
                       "continuation": cont[0].tolist()})
         out |= {"kv_bytes_full": per_token * ctx.shape[1], "peer": w.versions,

@@ -14,10 +14,10 @@ from functools import cache
 
 from tokensieve.bench.cost import Shape, attention_flops, median_timed
 from tokensieve.core.budget import Budget
-from tokensieve.core.policy import make
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import Prefix, branchable, cached_load, completion_prompt, prefill
 from tokensieve.generation import generate as ts_generate
+from tokensieve.methods import make
 
 BRANCH_TAIL = 64  # prompt tokens fed under each policy on its copy of the prefix (>= SnapKV's window of 32)
 # Decode lengths: a single word or number needs a few tokens, a UUID up to 38, lists room for every item, code a

@@ -19,8 +19,8 @@ from tokensieve.bench.report_format import (
     OVER,
     PROMPT_TASKS,
     QUALITY,
-    _f,
     quality_text,
+    show,
     verdict_text,
     vs_full_text,
 )
@@ -30,10 +30,10 @@ from tokensieve.bench.report_plots import (
     MAX_PNG_PANELS,
     PANEL_ORDER,
     Panel,
-    _panels,
-    _png_panels,
+    make_panels,
     pareto,
     png,
+    png_only_panels,
 )
 from tokensieve.bench.report_tables import (
     OVER_NOTE,
@@ -49,8 +49,8 @@ from tokensieve.bench.store import Store
 from tokensieve.bench.summary import latest_version, summarise
 
 __all__ = ["COSTS", "FILTERS", "FILTER_JS", "HIGHER_IS_BETTER", "KV", "MAX_PNG_PANELS", "OVER", "OVER_NOTE",
-           "PANEL_ORDER", "PROMPT_HEAD", "PROMPT_TASKS", "QUALITY", "STATS_NOTE", "Panel", "Section", "_f",
-           "_generated_by", "_panels", "_png_panels", "footnotes", "html_page", "markdown", "pareto", "png",
+           "PANEL_ORDER", "PROMPT_HEAD", "PROMPT_TASKS", "QUALITY", "STATS_NOTE", "Panel", "Section", "show",
+           "_generated_by", "make_panels", "png_only_panels", "footnotes", "html_page", "markdown", "pareto", "png",
            "quality_text", "sections", "verdict_text", "vs_full_text", "what_this_shows", "write"]
 
 
@@ -72,14 +72,14 @@ def write(db: str | Path, out: str | Path, keys: list[str] | None = None, comman
     decode_rows = [r for r in rows if r["task"] == "decode"]
     rows = [r for r in rows if r["task"] not in ("encoder", "decode")]
     paths: dict[str, Path] = {}
-    if decode_rows:  # the decode suite measures speed, not quality: its own tables (decode/report.py)
-        from tokensieve.decode import report as decode_report
+    if decode_rows:  # the decode suite measures speed, not quality: its own tables (bench/decode_report.py)
+        from tokensieve.bench import decode_report
 
         paths.update(decode_report.write(decode_rows, out, bench_command))
         if not rows and not encoder_rows:
             return paths
-    if encoder_rows:  # the encoder suite has its own tables (encoder/report.py)
-        from tokensieve.encoder import report as encoder_report
+    if encoder_rows:  # the encoder suite has its own tables (bench/encoder_report.py)
+        from tokensieve.bench import encoder_report
 
         written = encoder_report.write(encoder_rows, out, bench_command)
         paths.update({f"encoder_{kind}": path for kind, path in written.items()})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from tokensieve.bench.report_plots import _panel_figure, _panels, _streams
+from tokensieve.bench.report_plots import make_panels, panel_figure, stream_series
 from tokensieve.bench.report_tables import Section, footnotes, sections
 from tokensieve.bench.summary import Line
 
@@ -76,14 +76,14 @@ def html_page(lines: list[Line], rows: list[dict], path: Path, title: str, comma
     import plotly.io as pio
     from plotly.offline import get_plotlyjs
 
-    panels, streams = _panels(lines), _streams(lines)
+    panels, streams = make_panels(lines), stream_series(lines)
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p><code>{html.escape(command)}</code></p>", _filter_bar(lines)]
     if panels:
         every = sorted({ln.method for p in panels for ln in p.lines})
         palette = pc.qualitative.Dark24
         color = {m: palette[i % len(palette)] for i, m in enumerate(every)}
         charts = [f"<div class='filterable'{_data({'model': p.model, 'task': p.task, 'length': str(p.tokens)})}>"
-                  + pio.to_html(_panel_figure(p, color), include_plotlyjs=False, full_html=False,
+                  + pio.to_html(panel_figure(p, color), include_plotlyjs=False, full_html=False,
                                 div_id=f"panel-{i}", config={"responsive": True}) + "</div>"
                   for i, p in enumerate(panels)]
         parts.append(f'<div id="pareto" class="panels">{"".join(charts)}</div>')

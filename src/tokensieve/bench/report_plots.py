@@ -12,7 +12,7 @@ from tokensieve.bench.report_format import (
     COSTS,
     PROMPT_TASKS,
     QUALITY,
-    _length,
+    length_text,
     quality_text,
     verdict_text,
     vs_full_text,
@@ -47,10 +47,10 @@ class Panel:
 
     @property
     def title(self) -> str:
-        return f"{self.task} · {self.model} · {_length(self.task, self.tokens)}"
+        return f"{self.task} · {self.model} · {length_text(self.task, self.tokens)}"
 
 
-def _panels(lines: list[Line]) -> list[Panel]:
+def make_panels(lines: list[Line]) -> list[Panel]:
     """Quality against each cost of its task, per (model, task, length): RULER and code first."""
     groups: dict[tuple, list[Line]] = {}
     for ln in lines:
@@ -65,7 +65,7 @@ def _panels(lines: list[Line]) -> list[Panel]:
     return panels
 
 
-def _png_panels(panels: list[Panel]) -> list[Panel]:
+def png_only_panels(panels: list[Panel]) -> list[Panel]:
     """RULER and code panels when there are any (needle and fidelity otherwise), at most MAX_PNG_PANELS."""
     return ([p for p in panels if p.task in PROMPT_TASKS] or panels)[:MAX_PNG_PANELS]
 
@@ -77,7 +77,7 @@ def _errors(mine: list[Line]) -> tuple[list[float], list[float]]:
     return below, above
 
 
-def _streams(lines: list[Line]) -> list[tuple[str, list[int], list[float], list[float]]]:
+def stream_series(lines: list[Line]) -> list[tuple[str, list[int], list[float], list[float]]]:
     """(label, tokens read, kept KV MB, RSS MB) sampled along each streaming run."""
     out = []
     for ln in lines:
@@ -95,7 +95,7 @@ def png(lines: list[Line], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels, streams = _png_panels(_panels(lines)), _streams(lines)
+    panels, streams = png_only_panels(make_panels(lines)), stream_series(lines)
     if not panels and not streams:
         return
     cols = 2
@@ -147,7 +147,7 @@ def png(lines: list[Line], path: Path) -> None:
     plt.close(fig)
 
 
-def _panel_figure(panel: Panel, color: dict[str, str]):
+def panel_figure(panel: Panel, color: dict[str, str]):
     """One plotly chart: quality (95 % error bars) against the panel's cost, with the Pareto front."""
     import plotly.graph_objects as go
 

@@ -10,14 +10,14 @@ from tokensieve.bench.report_format import (
     OVER,
     PROMPT_TASKS,
     QUALITY,
-    _f,
-    _failed,
-    _length,
-    _order,
-    _over,
-    _p,
-    _points,
+    failed_text,
+    length_text,
+    line_order,
+    over_text,
+    p_text,
     quality_text,
+    show,
+    signed,
     verdict_text,
     vs_full_text,
 )
@@ -54,7 +54,7 @@ def sections(lines: list[Line], rows: list[dict]) -> list[Section]:
         if chosen[0].task == "ruler" and any(ln.subtasks for ln in chosen):
             out.append(_subtask_section(model, tokens, chosen))
     for task in ("needle", "fidelity", "streaming"):
-        chosen = sorted((ln for ln in lines if ln.task == task), key=lambda ln: (ln.model, ln.tokens, *_order(ln)))
+        chosen = sorted((ln for ln in lines if ln.task == task), key=lambda ln: (ln.model, ln.tokens, *line_order(ln)))
         if chosen:
             head, body = _streaming(chosen) if task == "streaming" else _quality(task, chosen)
             out.append(Section(task, head, body, {"task": task}, [_attrs(ln) for ln in chosen]))
@@ -73,11 +73,11 @@ PROMPT_HEAD = ["method", "budget", "cases", "quality [95 % CI]", "vs full, point
 
 
 def _prompt_section(model: str, task: str, tokens: int, chosen: list[Line]) -> Section:
-    chosen = sorted(chosen, key=_order)
+    chosen = sorted(chosen, key=line_order)
     body = [[ln.method, f"{ln.budget:g}", str(ln.n), quality_text(ln), vs_full_text(ln), verdict_text(ln),
-             _f(ln.kv_frac, ".2f"), _f(ln.kv_mb, ".1f"), _f(ln.prefill_s, ".2f"), _f(ln.decode_tok_s, ".1f"),
-             _f(ln.peak_rss_mb, ".0f"), _over(ln), _failed(ln)] for ln in chosen]
-    return Section(f"{task} · {model} · {_length(task, tokens)}", [*PROMPT_HEAD, OVER, "failed"], body,
+             show(ln.kv_frac, ".2f"), show(ln.kv_mb, ".1f"), show(ln.prefill_s, ".2f"), show(ln.decode_tok_s, ".1f"),
+             show(ln.peak_rss_mb, ".0f"), over_text(ln), failed_text(ln)] for ln in chosen]
+    return Section(f"{task} · {model} · {length_text(task, tokens)}", [*PROMPT_HEAD, OVER, "failed"], body,
                    {"model": model, "task": task, "length": str(tokens)}, text=what_this_shows(chosen))
 
 
@@ -91,15 +91,15 @@ def what_this_shows(chosen: list[Line]) -> str:
     if ref is None:
         return f"{where} there is no `full` run to compare with, so no difference is stated."
     worse, better, same, alone = [], [], [], []
-    for ln in sorted(chosen, key=_order):
+    for ln in sorted(chosen, key=line_order):
         if ln.method == REFERENCE:
             continue
         name, d = f"{ln.method} @ {ln.budget:g}", ln.vs_full
         if d is None:
             alone.append(name)
         elif d.significant:
-            (better if d.diff > 0 else worse).append(f"{name} ({_points(d.diff)} points "
-                                                     f"[{_points(d.low)}, {_points(d.high)}], {_p(d.p)})")
+            (better if d.diff > 0 else worse).append(f"{name} ({signed(d.diff)} points "
+                                                     f"[{signed(d.low)}, {signed(d.high)}], {p_text(d.p)})")
         else:
             same.append(name)
     parts = [f"{where}, full scores {format_interval(ref.interval)} (n={ref.interval.n})."]
@@ -116,17 +116,17 @@ def what_this_shows(chosen: list[Line]) -> str:
 def _against_peers(chosen: list[Line]) -> list[str]:
     """Ours against kvpress's press of the same method and budget, paired on the cases both have."""
     heads = [(f"{ln.method} @ {ln.budget:g}" + ("" if ln.peer.endswith(":" + ln.method) else f" (against {ln.peer})"),
-              ln.vs_peer) for ln in sorted(chosen, key=_order) if ln.vs_peer]
+              ln.vs_peer) for ln in sorted(chosen, key=line_order) if ln.vs_peer]
     if not heads:
         return []
-    said = [f"{name} {_points(d.diff)} points [{_points(d.low)}, {_points(d.high)}], {_p(d.p)}, n={d.n}"
+    said = [f"{name} {signed(d.diff)} points [{signed(d.low)}, {signed(d.high)}], {p_text(d.p)}, n={d.n}"
             f"{'' if d.significant else ' (not distinguishable)'}" for name, d in heads]
     return [f"Ours minus kvpress's press of the same method and budget, on the same cases: {'; '.join(said)}."]
 
 
 def _subtask_section(model: str, tokens: int, chosen: list[Line]) -> Section:
     """Method@budget x RULER subtask: mean quality per subtask (a few cases each: read them as a profile)."""
-    chosen = sorted((ln for ln in chosen if ln.subtasks), key=_order)
+    chosen = sorted((ln for ln in chosen if ln.subtasks), key=line_order)
     names = sorted({name for ln in chosen for name in ln.subtasks})
     counts = {name: max(ln.subtask_n.get(name, 0) for ln in chosen) for name in names}
 
@@ -147,9 +147,9 @@ def _subtask_section(model: str, tokens: int, chosen: list[Line]) -> Section:
 def _streaming(chosen: list[Line]) -> tuple[list[str], list[list[str]]]:
     head = ["model", "method", "budget", "tokens", "ppl", "kept KV MB (end)", "RSS MB (first sample)",
             "peak RSS MB", "tok/s", OVER, "failed"]
-    body = [[ln.model, ln.method, f"{ln.budget:g}", str(ln.extra.get("tokens", "—")), _f(ln.extra.get("ppl")),
-             _f(ln.kv_mb, ".1f"), _f((ln.extra.get("memory") or [{}])[0].get("rss_mb"), ".0f"),
-             _f(ln.peak_rss_mb, ".0f"), _f(ln.extra.get("tok_s"), ".1f"), _over(ln), _failed(ln)]
+    body = [[ln.model, ln.method, f"{ln.budget:g}", str(ln.extra.get("tokens", "—")), show(ln.extra.get("ppl")),
+             show(ln.kv_mb, ".1f"), show((ln.extra.get("memory") or [{}])[0].get("rss_mb"), ".0f"),
+             show(ln.peak_rss_mb, ".0f"), show(ln.extra.get("tok_s"), ".1f"), over_text(ln), failed_text(ln)]
             for ln in chosen]
     return head, body
 
@@ -162,10 +162,10 @@ def _quality(task: str, chosen: list[Line]) -> tuple[list[str], list[list[str]]]
     body = []
     for ln in chosen:
         row = [ln.model, str(ln.tokens), ln.method, f"{ln.budget:g}", str(ln.n), quality_text(ln),
-               _f(ln.kv_frac, ".2f"), _f(ln.kv_mb, ".1f"), _f(ln.prefill_s, ".2f"), _f(ln.decode_tok_s, ".1f"),
-               _f(ln.peak_rss_mb, ".0f"), _f(ln.gflops, ".1f"), _over(ln), _failed(ln)]
+               show(ln.kv_frac, ".2f"), show(ln.kv_mb, ".1f"), show(ln.prefill_s, ".2f"), show(ln.decode_tok_s, ".1f"),
+               show(ln.peak_rss_mb, ".0f"), show(ln.gflops, ".1f"), over_text(ln), failed_text(ln)]
         if task == "fidelity":
-            row[6:6] = [_f(ln.extra.get("kl")), _f(ln.extra.get("ppl_ratio"), ".3f")]
+            row[6:6] = [show(ln.extra.get("kl")), show(ln.extra.get("ppl_ratio"), ".3f")]
         body.append(row)
     return head, body
 

@@ -22,14 +22,15 @@ from typing import ClassVar
 
 import torch
 
+from tokensieve.bench.flops import prefill_flops
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import now
-from tokensieve.core.policy import REGISTRY, DynamicPolicy, Policy, make
+from tokensieve.core.policy import DynamicPolicy, Policy
 from tokensieve.core.session import Session
 from tokensieve.data.corpus import haystack
 from tokensieve.generation import cached_load
-from tokensieve.prefill.flops import prefill_flops
+from tokensieve.methods import REGISTRY, make
 from tokensieve.prefill.skip import TokenSkip
 from tokensieve.sparse.tokenselect import TokenSelect
 
@@ -114,7 +115,7 @@ def _prefill(model, ids, policy, score_tokens: int) -> tuple[float, float, int, 
     return elapsed, float(nll.exp()), session.usage.dense_fallbacks, last
 
 
-def _speed_policy(name: str, budget: float, block: int, score_tokens: int, options: dict | None = None) -> Policy:
+def speed_policy(name: str, budget: float, block: int, score_tokens: int, options: dict | None = None) -> Policy:
     """A method as `speed prefill` runs it: dynamic selectors with sparse prefill; token skippers keep at least
     the scored tokens (their perplexity needs the last `score_tokens` + 1 carried to the top). `options`: the
     user's `--set` pairs, for every method compared."""
@@ -134,7 +135,7 @@ def prefill_speed(model_name: str, tokens: int, budget: float, methods: list[str
     names = ["full", *[m for m in methods if m != "full"], BOUND]
     policies: dict[str, Policy] = {"full": make("full"), BOUND: NoAttention()}
     for name in names[1:-1]:
-        policies[name] = _speed_policy(name, budget, block, score_tokens, options)
+        policies[name] = speed_policy(name, budget, block, score_tokens, options)
     times: dict[str, list[float]] = {name: [] for name in names}
     ppl: dict[str, float] = {}
     fallbacks: dict[str, int] = {}

@@ -264,10 +264,9 @@ def parse_budgets(text: str) -> list[float]:
 
 
 def check_methods(methods: list[str]) -> list[str]:
-    from tokensieve.core.policy import REGISTRY
     from tokensieve.decode.cells import is_decode_method, split
     from tokensieve.encoder.cells import encoder_methods
-    from tokensieve.kv import full  # noqa: F401  (registers the KV policies)
+    from tokensieve.methods import REGISTRY
 
     for m in methods:
         if m in encoder_methods():

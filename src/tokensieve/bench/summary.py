@@ -96,7 +96,7 @@ def summarise(rows: list[dict]) -> list[Line]:
 def peer_press(method: str) -> str:
     """The kvpress press that implements the same method: the one a policy names as its `peer_press` (a variant
     such as tova_layer), else the press of the same name."""
-    from tokensieve.core.policy import REGISTRY
+    from tokensieve.methods import REGISTRY
 
     return getattr(REGISTRY.get(method), "peer_press", method)
 
@@ -244,7 +244,7 @@ def budget_base(row: dict) -> int | None:
 
 def _policy_class(row: dict):
     """The tokensieve policy class of a row's method; None for peers and methods no longer registered."""
-    from tokensieve.core.policy import REGISTRY
+    from tokensieve.methods import REGISTRY
 
     return None if row["method"].startswith(PEER_PREFIX) else REGISTRY.get(row["method"])
 

@@ -18,12 +18,13 @@ from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, now, rss_mb
-from tokensieve.core.policy import DynamicPolicy, make
+from tokensieve.core.policy import DynamicPolicy
 from tokensieve.data.corpus import essays
 from tokensieve.data.needle import NEEDLES, needle_case
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import cached_load, completion_prompt
 from tokensieve.generation import generate as ts_generate
+from tokensieve.methods import make
 
 TASKS = ("needle", "fidelity", "streaming", "ruler", "code")
 PROMPT_TASKS = ("ruler", "code")  # run by bench/prompts.py (prefill once per case, branch per method)
@@ -115,7 +116,7 @@ def run_needle(model: str, case: dict, method: str, budget: float, repeats: int)
     return metrics.contains(out["answer"], needle.expected), out
 
 
-def _fidelity_ids(model: str, case: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def fidelity_ids(model: str, case: dict) -> tuple[torch.Tensor, torch.Tensor]:
     ids = essay_ids(model, case["tokens"] + case["continuation"], case["offset"])
     return torch.tensor([ids[: case["tokens"]]]), torch.tensor([ids[case["tokens"]:]])
 
@@ -125,7 +126,7 @@ def continuation_logits(model: str, case: dict, method: str, budget: float) -> t
     selector sees the continuation as decode steps, so its selection is what gets scored (fed as one block, it
     would attend densely like any multi-token forward)."""
     net, _ = cached_load(model)
-    ctx, cont = _fidelity_ids(model, case)
+    ctx, cont = fidelity_ids(model, case)
     cache_ = SieveCache(net.config)
     policy = make(method, budget=_budget(budget))
     with torch.inference_mode(), PeakMemory(net.device) as peak, apply(net, policy, ctx.shape[1]) as session:
@@ -157,7 +158,7 @@ def run_fidelity(model: str, case: dict, method: str, budget: float, repeats: in
     logits, stats = runs[0]
     stats["prefill_s_all"] = [r[1]["prefill_s"] for r in runs]
     stats["prefill_s"] = statistics.median(stats["prefill_s_all"])
-    _, cont = _fidelity_ids(model, case)
+    _, cont = fidelity_ids(model, case)
     scores = metrics.fidelity(_REFERENCE[key], logits, cont[0])
     net, _ = cached_load(model)
     stats["attention_flops"] = attention_flops(Shape.of(net.config), case["tokens"], stats["kept_tokens"],

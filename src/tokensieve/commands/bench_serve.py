@@ -43,9 +43,9 @@ def bench_serve(
     device: Device = "cpu",
 ) -> None:
     """Serve a request trace at several concurrencies for each method, and measure what it buys."""
+    from tokensieve.bench import serving as bench
     from tokensieve.core.budget import parse_budget
-    from tokensieve.core.policy import make
-    from tokensieve.serve import bench
+    from tokensieve.methods import make
 
     chosen = [bench.Method.parse(m) for m in methods.split(",") if m.strip()]
     for method in chosen:

@@ -84,7 +84,7 @@ def inspect_bench(
     from dataclasses import asdict
 
     from tokensieve.diagnose.bench import compare_auto
-    from tokensieve.diagnose.report import load_report
+    from tokensieve.kv.auto import load_report
 
     load_report(report)  # one clear error before any model work
     with err.status("running") as status:

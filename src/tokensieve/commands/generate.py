@@ -45,8 +45,8 @@ def generate(
 ) -> None:
     """Answer a question about a long document with a KV policy, and report what it cost."""
     from tokensieve.core.budget import parse_budget
-    from tokensieve.core.policy import make, parse_options
     from tokensieve.generation import generate as run
+    from tokensieve.methods import make, parse_options
 
     context = read_text(context_file, "the context file")
     policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
@@ -130,10 +130,10 @@ def demo(
     """The main job: a planted fact in Paul Graham essays; full cache vs an eviction policy vs a dynamic
     selector at the same budget — answers and measured cost side by side."""
     from tokensieve.core.budget import parse_budget
-    from tokensieve.core.policy import make
     from tokensieve.data.needle import needle_case
     from tokensieve.generation import cached_load
     from tokensieve.generation import generate as run
+    from tokensieve.methods import make
 
     if not 0 <= depth <= 1:
         raise TokensieveError(f"depth {depth} is outside [0, 1]")

@@ -15,7 +15,7 @@ models_app = typer.Typer(no_args_is_help=True, help="The offline model zoo.")
 
 def policies() -> None:
     """List the registered policies with the paper each implements."""
-    from tokensieve.core.policy import REGISTRY
+    from tokensieve.methods import REGISTRY
 
     table = Table(title="policies")
     table.add_column("name")

@@ -66,7 +66,8 @@ def compress_bench(
     """Needle retention, fidelity and compression time of our methods vs LLMLingua on the same prompts."""
     import shlex
 
-    from tokensieve.prompt import bench, llmlingua_peer
+    from tokensieve.bench import prompt_bench as bench
+    from tokensieve.prompt import llmlingua_peer
 
     def numbers(text: str, kind, what: str) -> list:
         try:

@@ -32,7 +32,7 @@ def serve(
 ) -> None:
     """Serve a model over the OpenAI API (completions, chat, streaming), with a KV policy per request."""
     from tokensieve.core.budget import parse_budget
-    from tokensieve.core.policy import make
+    from tokensieve.methods import make
     from tokensieve.serve.server import ServeConfig
 
     if not 0 < budget <= 1:

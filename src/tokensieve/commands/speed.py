@@ -18,7 +18,7 @@ Methods = Annotated[str, typer.Option(help="Comma-separated policies to compare 
 def _speed_methods(methods: str, budget: float) -> list[str]:
     """Comma-separated policy names, each checked (with the budget) before any model work."""
     from tokensieve.core.budget import parse_budget
-    from tokensieve.core.policy import make
+    from tokensieve.methods import make
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for name in names:
@@ -76,14 +76,14 @@ def speed_prefill(
 ) -> None:
     """Prefill seconds (with a FLOPs estimate) and perplexity: dense sdpa vs block-sparse prefill or prefill token
     skipping (fastv, spts, gemfilter, fastv+hisa) on the same prompt."""
-    from tokensieve.bench.speed import _speed_policy, prefill_speed
-    from tokensieve.core.policy import parse_options
+    from tokensieve.bench.speed import prefill_speed, speed_policy
+    from tokensieve.methods import parse_options
 
     names = _speed_methods(methods, budget)
     options = parse_options(option or [])
     for name in names:
         if name != "full":
-            _speed_policy(name, budget, block, 512, options)  # a bad option fails before any model work
+            speed_policy(name, budget, block, 512, options)  # a bad option fails before any model work
     rows = prefill_speed(model, tokens, budget, names, repeats, device=device, block=block, options=options)
     _speed_table(rows, f"prefill speed, median of {repeats}", as_json)
 

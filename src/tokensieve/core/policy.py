@@ -1,9 +1,9 @@
-"""The policy base classes and the registry that the API, CLI and bench share."""
+"""The policy base classes: what every KV policy and dynamic selector shares. The table of methods and `make`
+live in `tokensieve.methods`, above the method files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from torch import Tensor
@@ -15,73 +15,15 @@ from tokensieve.core.view import LayerView
 from tokensieve.errors import TokensieveError
 
 
-class Registry(MutableMapping):
-    """Policy name -> class, built from `tokensieve.methods.METHODS` on first use (tests may add entries)."""
-
-    def __init__(self) -> None:
-        self._table: dict[str, type[Policy]] | None = None
-
-    def _methods(self) -> dict[str, type[Policy]]:
-        if self._table is None:
-            from tokensieve.methods import METHODS
-
-            self._table = {cls.name: cls for cls in METHODS}
-        return self._table
-
-    def __getitem__(self, name: str) -> type[Policy]:
-        return self._methods()[name]
-
-    def __setitem__(self, name: str, cls: type[Policy]) -> None:
-        self._methods()[name] = cls
-
-    def __delitem__(self, name: str) -> None:
-        del self._methods()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._methods())
-
-    def __len__(self) -> int:
-        return len(self._methods())
-
-
-REGISTRY = Registry()
-
-
-def make(name: str, budget: Budget | float = 1.0, **options) -> Policy:
-    """Build a registered policy by name; unknown names and options fail with one clear line."""
-    if name not in REGISTRY:
-        raise TokensieveError(f"unknown policy '{name}': choose from {', '.join(sorted(REGISTRY))}")
-    cls = REGISTRY[name]
-    known = {f.name for f in fields(cls)}
-    unknown = set(options) - known
-    if unknown:
-        raise TokensieveError(f"policy '{name}' has no option {', '.join(sorted(unknown))}")
-    if not isinstance(budget, Budget):
-        budget = Budget(float(budget))
-    return cls(budget=budget, **options)
-
-
-def parse_options(pairs: list[str]) -> dict:
-    """['observe=64', 'sparse_prefill=true'] -> {'observe': 64, 'sparse_prefill': True} (JSON values, else str)."""
-    import json
-
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise TokensieveError(f"option '{pair}' is not key=value")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
-    return options
-
-
 @dataclass
 class Policy:
     """A method at one stage: subclasses say how tokens are scored; shared parts do the rest."""
 
     name: ClassVar[str] = "policy"
+    kind: ClassVar[str] = "policy"  # what a user calls this family in an error message
+    # options that name another policy, each with the base class it must have: `tokensieve.methods.make` turns
+    # the name into that policy, built with the same budget (composition, e.g. auto's scorer)
+    composes: ClassVar[dict[str, type[Policy]]] = {}
     budget: Budget = field(default_factory=lambda: Budget(1.0))
 
     def prepare(self, session, model) -> None:
@@ -100,6 +42,8 @@ class KVPolicy(Policy):
     `positions="rolling"` re-rotates kept keys to their position inside the cache (StreamingLLM's position
     shift, kvpress's KeyRerotationPress), so a stream past the trained context never sees unseen positions.
     """
+
+    kind: ClassVar[str] = "KV policy"
 
     def prepare(self, session, model) -> None:
         if self.positions == "rolling":
@@ -138,6 +82,8 @@ class KVPolicy(Policy):
 @dataclass
 class DynamicPolicy(Policy):
     """Nothing is evicted: the policy attends each query to its own selection of the cache (`attend`)."""
+
+    kind: ClassVar[str] = "dynamic selector"
 
     def attend(self, session, module, query: Tensor, key: Tensor, value: Tensor, attention_mask, **kwargs):
         raise NotImplementedError

@@ -16,14 +16,13 @@ import re
 import statistics
 from functools import cache
 
+from tokensieve.decode.peers import hf_generate
 from tokensieve.errors import TokensieveError
 
 TASK = "decode"
 REFERENCE = "greedy"
 DECODERS = ("greedy", "recycling", "lookup", "layerskip")
 PEERS = ("hf:lookup", "hf:assisted")
-ASSISTANTS = {"qwen2.5-coder-1.5b": "qwen2.5-coder-0.5b"}  # same tokenizer, a smaller model
-LOOKUP_TOKENS = 10  # transformers' documented default for prompt_lookup_num_tokens
 
 
 def is_decode_case(case: dict) -> bool:
@@ -113,7 +112,6 @@ def run(model: str, case: dict, method: str, budget: float, repeats: int = 1) ->
     for _ in range(max(repeats, 3)):
         runs["greedy"].append(generate(model, p.context, p.question, policy, budget, **common))
         if decoder in PEERS:  # the peers' own baseline: transformers' greedy generate, same tokens
-            from tokensieve.decode.peers import hf_generate
 
             runs["hf_greedy"].append(hf_generate(model, "hf:greedy", p, len(runs["greedy"][0].token_ids)))
         if decoder != REFERENCE:
@@ -166,7 +164,6 @@ def _method(model, decoder, workload, p, policy, budget, common, greedy):
     if decoder in PEERS:
         if policy != "full":
             raise TokensieveError(f"{decoder} runs transformers' own generate: no tokensieve policy on top")
-        from tokensieve.decode.peers import hf_generate
 
         return hf_generate(model, decoder, p, len(greedy.token_ids))
     base, chosen, cold = options(decoder)
@@ -181,16 +178,16 @@ def _verify_cost(model: str, p, nodes: int) -> float:
 
     from tokensieve.core.cache import SieveCache
     from tokensieve.core.hooks import apply
-    from tokensieve.core.policy import make
     from tokensieve.decode.cost import verification_cost
     from tokensieve.decode.verify import Verifier
-    from tokensieve.generation import Batch, _feed, cached_load, completion_prompt
+    from tokensieve.generation import Batch, cached_load, completion_prompt, feed_prompt
+    from tokensieve.methods import make
 
     net, tokenizer = cached_load(model)
     context, question = completion_prompt(p.context, p.question, p.answer_prefix, p.plain)
     ids = tokenizer(context).input_ids + tokenizer(question, add_special_tokens=False).input_ids
     cache_ = SieveCache(net.config, reserve=len(ids) + nodes + 8)
     with torch.inference_mode(), apply(net, make("full")) as session:
-        _feed(net, Batch.left_padded([ids], 0, net.device), cache_, 0, len(ids), None)
+        feed_prompt(net, Batch.left_padded([ids], 0, net.device), cache_, 0, len(ids), None)
         times = verification_cost(Verifier(net, cache_, session), sorted({1, max(nodes, 1)}), repeats=5)
     return times[max(nodes, 1)] / times[1]

@@ -26,15 +26,15 @@ from tokensieve.generation import (
     Batch,
     Result,
     Stats,
-    _as_list,
-    _feed,
-    _policy,
-    _real_tokens,
-    _sync,
-    _validate,
+    as_id_list,
     cached_load,
     completion_prompt,
+    device_sync,
+    feed_prompt,
     model_lock,
+    resolve_policy,
+    stored_token_counts,
+    validate_lengths,
 )
 
 DECODERS = ("greedy", "recycling", "lookup", "layerskip")
@@ -116,15 +116,15 @@ def speculate(
     options = options or DecodeOptions()
     if not isinstance(budget, Budget):
         budget = parse_budget(budget, sinks=sinks, window=window)
-    policy_obj = _policy(policy, budget, evict_every)
+    policy_obj = resolve_policy(policy, budget, evict_every)
     net, tokenizer = cached_load(model, device, dtype)
     limit = getattr(net.config.get_text_config(), "max_position_embeddings", None)
     context_text, question_text = completion_prompt(context, question, answer_prefix, plain)
     ids = (tokenizer(context_text).input_ids if context.strip() else []) + \
         tokenizer(question_text, add_special_tokens=False).input_ids
-    _validate(len(ids), len(ids) - len(tokenizer(question_text, add_special_tokens=False).input_ids),
+    validate_lengths(len(ids), len(ids) - len(tokenizer(question_text, add_special_tokens=False).input_ids),
               max_new_tokens, limit)
-    eos = set(_as_list(net.generation_config.eos_token_id) + _as_list(tokenizer.eos_token_id))
+    eos = set(as_id_list(net.generation_config.eos_token_id) + as_id_list(tokenizer.eos_token_id))
     batch = Batch.left_padded([ids], 0, net.device)
     evicts = isinstance(policy_obj, KVPolicy) and not policy_obj.budget.is_full
     with model_lock(net), torch.inference_mode(), PeakMemory(net.device) as peak, \
@@ -137,19 +137,19 @@ def speculate(
             layer.reserve = 0 if evicts else len(ids) + room
         session.decode_room = room
         start = now()
-        logits = _feed(net, batch, cache_, 0, len(ids), chunk)
-        _sync(net.device)
+        logits = feed_prompt(net, batch, cache_, 0, len(ids), chunk)
+        device_sync(net.device)
         prefill_s = now() - start
         kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
-        kept = _real_tokens(cache_, 0)
+        kept = stored_token_counts(cache_, 0)
         start = now()
         run = decode_tree(verifier, drafter, ids, int(logits[0].argmax()), max_new_tokens,
                           lambda out, token: _finished(out, token, eos, tokenizer, max_new_tokens,
                                                        stop_at_newline, stop))
-        _sync(net.device)
+        device_sync(net.device)
         decode_s = now() - start
         kv_end = cache_.kv_bytes()
-        kept_end = _real_tokens(cache_, 0)
+        kept_end = stored_token_counts(cache_, 0)
     usage = session.usage
     extra = drafter.adjacency.table.nbytes + drafter.adjacency.written.nbytes if decode == "recycling" else 0
     generated, steps, hist = run.generated, run.steps, run.hist

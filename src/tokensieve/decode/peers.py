@@ -10,6 +10,9 @@ import torch
 from tokensieve.core.memory import now
 from tokensieve.errors import TokensieveError
 
+ASSISTANTS = {"qwen2.5-coder-1.5b": "qwen2.5-coder-0.5b"}  # same tokenizer, a smaller model
+LOOKUP_TOKENS = 10  # transformers' documented default for prompt_lookup_num_tokens
+
 
 @dataclass
 class PeerStats:
@@ -25,7 +28,6 @@ class PeerResult:
 
 def hf_generate(model: str, decoder: str, p, new_tokens: int) -> PeerResult:
     """`new_tokens` greedy tokens of prompt `p` by transformers: `hf:greedy`, `hf:lookup` or `hf:assisted`."""
-    from tokensieve.decode.cells import ASSISTANTS, LOOKUP_TOKENS
     from tokensieve.generation import cached_load, completion_prompt, model_lock
 
     net, tokenizer = cached_load(model)

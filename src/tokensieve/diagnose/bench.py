@@ -18,11 +18,12 @@ import torch
 from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
-from tokensieve.core.policy import KVPolicy, make
+from tokensieve.core.policy import KVPolicy
 from tokensieve.data.corpus import haystack
 from tokensieve.data.needle import needle_case
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import cached_load, generate
+from tokensieve.methods import make
 
 
 @dataclass

@@ -85,18 +85,6 @@ class Report:
         return path
 
 
-def load_report(path: str | Path) -> dict:
-    """A saved report as a dict, with one clear error if it is missing or not a tokensieve report."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise TokensieveError(f"cannot read the inspect report {path}: {err}") from None
-    needed = {"version", "layers", "sinks", "n_layers", "layer_types"}
-    if not isinstance(data, dict) or not needed <= data.keys():
-        raise TokensieveError(f"{path} is not a tokensieve inspect report (run `tokensieve inspect --out DIR`)")
-    return data
-
-
 def encode(tokenizer, text: str, max_tokens: int, limit: int | None) -> Tensor:
     """Token ids [1, T] of `text`, or one clear error for empty or too-long input."""
     if not text.strip():

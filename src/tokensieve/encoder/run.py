@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from transformers import AttentionInterface
 
 from tokensieve.encoder.base import EncoderMethod, Seen
+from tokensieve.encoder.methods import make
 from tokensieve.encoder.schedule import Schedule
 from tokensieve.encoder.subword import continuation_ids, word_ids
 from tokensieve.encoder.tokens import Tokens
@@ -187,8 +188,6 @@ def merge(model, method: str | EncoderMethod = "tome", keep: float | None = None
     inside the context. `keep` is the kept ratio (share of token-rows the layers process), `r` ToMe's rows per
     layer, `schedule` a JSON path or Schedule from `tokensieve encode-schedule`. Nothing to remove (keep 1.0,
     r 0, method "none") runs the plain model untouched."""
-    from tokensieve.encoder import make
-
     net, st_module, default_pool = _parts(model)
     layers = encoder_layers(net)
     mid = all(residual_inside_attention(layer) for layer in layers)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import ClassVar
 
 from torch import Tensor
 
-from tokensieve.core.policy import REGISTRY, KVPolicy
+from tokensieve.core.policy import KVPolicy, Policy
 from tokensieve.core.view import LayerView
 from tokensieve.errors import TokensieveError
 
@@ -35,6 +38,20 @@ def weighted_split(total: int, weights: list[float], floor: int, ceiling: int) -
     for i in order[: max(0, budget - sum(whole))]:
         whole[i] += 1
     return whole
+
+
+REPORT_KEYS = {"version", "layers", "sinks", "n_layers", "layer_types"}
+
+
+def load_report(path: str | Path) -> dict:
+    """A report saved by `tokensieve inspect --out` as a dict, with one clear error if it is missing or not one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TokensieveError(f"cannot read the inspect report {path}: {err}") from None
+    if not isinstance(data, dict) or not data.keys() >= REPORT_KEYS:
+        raise TokensieveError(f"{path} is not a tokensieve inspect report (run `tokensieve inspect --out DIR`)")
+    return data
 
 
 @dataclass(frozen=True)
@@ -65,28 +82,25 @@ class AutoKV(KVPolicy):
 
     name = "auto"
 
+    composes: ClassVar[dict[str, type[Policy]]] = {"scorer": KVPolicy}
     report: str = ""  # path of a JSON report written by `tokensieve inspect --out DIR` (DIR/report.json)
-    scorer: str = "snapkv"
+    scorer: KVPolicy | str = "snapkv"  # a KV policy's name: `tokensieve.make` builds it
     mix: float = 0.5  # 0 = uniform budgets; 1 = a fully dormant layer gets nothing above the protected floor
     report_sinks: bool = True  # protect the report's sink count instead of budget.sinks
 
     def __post_init__(self) -> None:
-        from tokensieve.diagnose.report import load_report
-
         super().__post_init__()
 
         if not self.report:
             raise TokensieveError("policy 'auto' needs report=PATH, a report saved by `tokensieve inspect --out`")
         if not 0 <= self.mix <= 1:
             raise TokensieveError(f"auto: mix {self.mix} is outside [0, 1]")
+        if not isinstance(self.scorer, KVPolicy):
+            raise TokensieveError(f"auto: scorer {self.scorer!r} is not built; use tokensieve.make('auto', ...)")
         self.plan = plan_from_report(load_report(self.report))
         if self.report_sinks:
             self.budget = replace(self.budget, sinks=self.plan.sinks)
-        cls = REGISTRY.get(self.scorer)
-        if cls is None or not issubclass(cls, KVPolicy) or cls is AutoKV:
-            kv = sorted(n for n, c in REGISTRY.items() if issubclass(c, KVPolicy) and c is not AutoKV)
-            raise TokensieveError(f"auto: scorer '{self.scorer}' is not a KV policy; choose from {', '.join(kv)}")
-        self.inner = cls(budget=self.budget)
+        self.inner = replace(self.scorer, budget=self.budget)
 
     def accumulate(self, view: LayerView) -> None:
         self.inner.accumulate(view)

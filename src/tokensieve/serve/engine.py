@@ -30,10 +30,11 @@ import torch
 from tokensieve.core.budget import parse_budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import dense_attention
-from tokensieve.core.policy import Policy, make
+from tokensieve.core.policy import Policy
 from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
 from tokensieve.generation import branchable, model_lock
+from tokensieve.methods import make
 from tokensieve.serve.packed import PackedModel, Segment
 from tokensieve.serve.pool import Footprint, KVPool, evicts, measured_bytes
 from tokensieve.serve.sampling import Sampling, cut_at_stop, next_token, safe_prefix
