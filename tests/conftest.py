@@ -44,14 +44,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(scope="session")
 def smollm2():
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     return cached_load("smollm2-135m")
 
 
 @pytest.fixture(scope="session")
 def gemma3():
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     return cached_load("gemma3-270m")
 
@@ -69,6 +69,6 @@ def tiny_llama():
 
 @pytest.fixture(scope="session")
 def qwen05():
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     return cached_load("qwen2.5-coder-0.5b")

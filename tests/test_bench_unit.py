@@ -148,7 +148,7 @@ def test_code_version_follows_the_method_files_only(source_copy):
     assert {m for m in methods if again[m] != after[m]} == {"hisa", "rectified"}
     peer = edit("bench/peer_worker.py")  # the kvpress adapter only
     assert {m for m in methods if peer[m] != again[m]} == {"kvpress:snapkv"}
-    shared = edit("generation.py")  # the shared engine: every cell
+    shared = edit("run/loop.py")  # the shared engine: every cell
     assert all(shared[m] != peer[m] for m in methods)
     names = {p.name for p in _method_files("pyramid")}
     assert {"pyramid.py", "snapkv.py"} <= names and "tova.py" not in names

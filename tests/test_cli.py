@@ -150,3 +150,30 @@ def test_generate_out_of_memory_while_loading_exits_1(tmp_path, monkeypatch, doc
     result = CliRunner().invoke(app, ["generate", "--model", str(tmp_path), "--context-file", str(doc), "-q", "what?"])
     assert result.exit_code == 1, result.output
     assert result.output.startswith("error: out of memory loading") and len(result.output.strip().splitlines()) == 1
+
+
+def _commands(group, path=()):
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_help_leaves_room_for_descriptions_at_80_columns():
+    """Piped or in an 80-column terminal, every command's option descriptions get at least 30 columns."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    narrow = []
+    for path in _commands(group):
+        text = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80"}, terminal_width=80).output
+        for line in text.splitlines():
+            if line.startswith("│") and " --" in line and ">" in line:
+                after = line.index(">") + 1
+                start = after + len(line[after:]) - len(line[after:].lstrip())
+                if 80 - start < 30:
+                    narrow.append(f"{' '.join(path)}: {line.strip()}")
+    assert narrow == [], "\n".join(narrow)

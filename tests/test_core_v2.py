@@ -164,7 +164,7 @@ def test_each_sequence_of_a_batch_keeps_the_tokens_it_keeps_alone(smollm2, promp
     rows = [tok(p).input_ids for p in prompts]
 
     def kept(rows):
-        from tokensieve.generation import Batch
+        from tokensieve.run import Batch
 
         batch = Batch.left_padded(rows, tok.eos_token_id, model.device)
         cache = SieveCache(model.config)

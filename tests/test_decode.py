@@ -13,7 +13,7 @@ import tokensieve
 from tokensieve.cli import app
 from tokensieve.decode.loop import DecodeOptions, speculate
 from tokensieve.decode.workloads import prompt
-from tokensieve.generation import generate
+from tokensieve.run import generate
 
 pytestmark = pytest.mark.real
 DECODERS = ("recycling", "lookup", "layerskip")

@@ -13,9 +13,9 @@ from tokensieve.bench.flops import prefill_flops
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.errors import TokensieveError
-from tokensieve.generation import branchable
 from tokensieve.methods import make
 from tokensieve.prefill.skip import SkipState, Stage, select, stage_keeps
+from tokensieve.run import branchable
 from tokensieve.serve.engine import RequestError, servable
 
 SKIPPERS = ("fastv", "spts", "gemfilter", "fastv+snapkv", "fastv+hisa")
@@ -162,7 +162,7 @@ def test_flops_estimate_orders_the_methods(six_layers):
 def test_every_skipper_on_smollm2_keeps_its_budget_and_fastv_finds_the_needle(smollm2):
     from tokensieve.bench.prompts import prompt_task
     from tokensieve.bench.suites import ruler_cases
-    from tokensieve.generation import generate
+    from tokensieve.run import generate
 
     case = ruler_cases([2048], 1)[0]  # niah_single_word, seed 0
     task = prompt_task("smollm2-135m", tuple(sorted(case.items())))

@@ -10,9 +10,9 @@ import torch
 import tokensieve
 from tokensieve.data.needle import needle_case
 from tokensieve.errors import TokensieveError
-from tokensieve.generation import branchable, completion_prompt, generate, prefill
 from tokensieve.methods import REGISTRY, make
 from tokensieve.prefill.skip import TokenSkip
+from tokensieve.run import branchable, completion_prompt, generate, prefill
 
 MODEL = "qwen2.5-coder-0.5b"
 METHODS = sorted(n for n in REGISTRY if n != "auto")  # auto needs a saved head report (tested on SmolLM2)

@@ -6,8 +6,8 @@ import torch
 import tokensieve
 from tokensieve.core.cache import SieveCache, SieveLayer
 from tokensieve.data.needle import needle_case
-from tokensieve.generation import completion_prompt
 from tokensieve.kv import full  # noqa: F401
+from tokensieve.run import completion_prompt
 
 KV_POLICIES = ["window", "streaming_llm", "h2o", "snapkv", "tova", "tova_layer", "knorm", "random",
               "pyramid"]

@@ -59,7 +59,7 @@ def test_case_is_deterministic_fits_and_plants_its_answer(tok, task, haystack):
 
 
 def test_prompt_matches_completion_prompt(tok):
-    from tokensieve.generation import completion_prompt
+    from tokensieve.run import completion_prompt
 
     case = ruler_case(tok, "niah_single_number", T, 0)
     assert "".join(completion_prompt(case.context, case.question, case.answer_prefix)) == case.prompt()

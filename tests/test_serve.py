@@ -19,7 +19,8 @@ except ImportError:
     import httpx
 
 from tokensieve.data.corpus import haystack
-from tokensieve.generation import cached_load, generate
+from tokensieve.models import cached_load
+from tokensieve.run import generate
 from tokensieve.serve.server import ServeConfig, ServerThread, build_app
 
 pytestmark = pytest.mark.real

@@ -8,10 +8,10 @@ from tokensieve.decode.hf import TreeDecoding
 from tokensieve.decode.loop import DecodeOptions, speculate
 from tokensieve.encoder import merge
 from tokensieve.errors import TokensieveError
-from tokensieve.generation import Result, Stats, generate
 from tokensieve.methods import REGISTRY, make
 from tokensieve.models import load
 from tokensieve.prompt import Compressed, compress
+from tokensieve.run import Result, Stats, generate
 
 __all__ = [
     "REGISTRY", "Budget", "Compressed", "DecodeOptions", "KVPolicy", "Policy", "Result", "SieveCache", "Stats",

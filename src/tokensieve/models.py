@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,3 +275,24 @@ def install(name: str) -> None:
         last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
         raise TokensieveError(f"installing {name} failed: {last}")
     importlib.invalidate_caches()
+
+
+# the process-wide model cache: the CLI, the bench, the server and the tests share loaded models
+_LOAD_LOCK = threading.Lock()
+_LOADED: dict[tuple, tuple] = {}
+_MODEL_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def cached_load(name: str, device: str = "cpu", dtype: str = "float32"):
+    """One (model, tokenizer) per (name, device, dtype) per process, loaded once even under threads."""
+    key = (name, device, dtype)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = load(name, device=device, dtype=dtype)
+        return _LOADED[key]
+
+
+def model_lock(model) -> threading.Lock:
+    """Threads sharing a model take turns: a policy owns the model for a whole generation."""
+    with _LOAD_LOCK:
+        return _MODEL_LOCKS.setdefault(model, threading.Lock())

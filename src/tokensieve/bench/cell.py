@@ -22,7 +22,7 @@ from tokensieve.errors import TokensieveError, is_out_of_memory
 ROOT = Path(__file__).resolve().parents[1]
 # the modules every decoder cell runs, by name (a package stands for all its modules)
 SHARED = ("tokensieve.core", "tokensieve.data", "tokensieve.bench.tasks", "tokensieve.bench.prompts",
-          "tokensieve.bench.sandbox", "tokensieve.bench.cost", "tokensieve.bench.metrics", "tokensieve.generation",
+          "tokensieve.bench.sandbox", "tokensieve.bench.cost", "tokensieve.bench.metrics", "tokensieve.run",
           "tokensieve.models")
 PEER_MODULES = ("tokensieve.bench.peers", "tokensieve.bench.peer_worker", "tokensieve.peer_venv")
 METHOD_PACKAGES = ("tokensieve.kv.", "tokensieve.sparse.", "tokensieve.prefill.")
@@ -139,7 +139,8 @@ def _warm_up(model: str) -> None:
     if model in _WARM:
         return
     from tokensieve.data.corpus import haystack
-    from tokensieve.generation import cached_load, generate
+    from tokensieve.models import cached_load
+    from tokensieve.run import generate
 
     _, tok = cached_load(model)
     generate(model, haystack(tok, 128), "What is this about?", "snapkv", 0.5, max_new_tokens=4)

@@ -17,8 +17,8 @@ from tokensieve.core.hooks import attention_modules
 from tokensieve.core.memory import now
 from tokensieve.core.session import Session
 from tokensieve.core.tensors import append_rows
-from tokensieve.generation import cached_load
 from tokensieve.methods import make
+from tokensieve.models import cached_load
 
 
 def _layer_inputs(model, tokens: int, generator: torch.Generator):

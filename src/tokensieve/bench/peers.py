@@ -64,7 +64,7 @@ def close_all() -> None:
 def run_peer(model: str, case: dict, method: str, budget: float, repeats: int) -> tuple[float | None, dict]:
     """One cell with a kvpress press; raises PeerFailed for a failed cell."""
     from tokensieve.bench import tasks
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     press = press_name(method)
     net, tok = cached_load(model)
@@ -100,7 +100,7 @@ def _run_prompt_peer(model: str, case: dict, press: str, budget: float, repeats:
     """A RULER or code case through the press: the same prompt ids, greedy decoding, the same scoring. The worker
     stops at a newline for single-line answers; code decodes its whole budget and is truncated like ours."""
     from tokensieve.bench import prompts, tasks
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     net, tok = cached_load(model)
     task = prompts.prompt_task(model, tuple(sorted(case.items())))

@@ -102,7 +102,7 @@ class Compressor:
             out = compress(context, question=question, ratio=ratio, method=name, model=self.model,
                            precision=precision)
             return out.compressed, out.seconds, out.tokens_in
-        from tokensieve.generation import cached_load
+        from tokensieve.models import cached_load
 
         _, tok = cached_load(self.model)
         n_q = count(tok, question)
@@ -118,8 +118,9 @@ class Compressor:
 
 def _needle_row(run: Compressor, method: str, ratio: float, tokens: int, depth: float, needle: int) -> Row:
     from tokensieve.data.needle import needle_case
-    from tokensieve.generation import cached_load, completion_prompt, generate
+    from tokensieve.models import cached_load
     from tokensieve.prompt.units import count
+    from tokensieve.run import completion_prompt, generate
 
     _, tok = cached_load(run.model)
     case = needle_case(tok, tokens, depth, needle)
@@ -146,7 +147,7 @@ def _continuation_logits(net, tok, context: str, cont: torch.Tensor) -> torch.Te
 def _fidelity_row(run: Compressor, method: str, ratio: float, tokens: int, text_index: int) -> Row:
     from tokensieve.bench.metrics import fidelity
     from tokensieve.data.corpus import haystack
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
     from tokensieve.prompt.units import count
 
     net, tok = cached_load(run.model)

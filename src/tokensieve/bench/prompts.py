@@ -2,7 +2,7 @@
 
 RULER-style cases (`tokensieve.data.ruler`) and code cases (HumanEval, optionally behind real stdlib source as
 repository context) run through `run_prompt`: one dense prefill per case, branched by every method that gives
-the same answer from a branch (`generation.branchable`); the others (H2O, chunked or rolling runs) prefill
+the same answer from a branch (`run.branchable`); the others (H2O, chunked or rolling runs) prefill
 on their own. Cells of one case run one after another, so a one-entry memo holds the prefix.
 """
 
@@ -15,9 +15,10 @@ from functools import cache
 from tokensieve.bench.cost import Shape, attention_flops, median_timed
 from tokensieve.core.budget import Budget
 from tokensieve.errors import TokensieveError
-from tokensieve.generation import Prefix, branchable, cached_load, completion_prompt, prefill
-from tokensieve.generation import generate as ts_generate
 from tokensieve.methods import make
+from tokensieve.models import cached_load
+from tokensieve.run import Prefix, branchable, completion_prompt, prefill
+from tokensieve.run import generate as ts_generate
 
 BRANCH_TAIL = 64  # prompt tokens fed under each policy on its copy of the prefix (>= SnapKV's window of 32)
 # Decode lengths: a single word or number needs a few tokens, a UUID up to 38, lists room for every item, code a

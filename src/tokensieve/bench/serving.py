@@ -138,7 +138,7 @@ def decode_at_batch(model: str, methods: list[Method], batch: int, prompt_tokens
     """Decode throughput with `batch` sequences decoding together: the trace's prompts are all prefilled first
     (one by one), then `new` - 1 decode steps run at full batch, every sequence decoding every step (EOS
     ignored), so each method is timed on the same tokens and batch. The attention-free bound runs last."""
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     net, tokenizer = cached_load(model, device)
     rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, batch)]
@@ -191,7 +191,7 @@ def served_at_once(model: str, method: Method, pool_mb: float, prompt_tokens: in
                    device: str = "cpu") -> dict:
     """Submit `requests` prompts to an engine with a `pool_mb` KV pool; count the sequences decoding at once
     when admission stalls (nothing prefilling, the next request does not fit)."""
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     net, tokenizer = cached_load(model, device)
     engine = Engine(net, tokenizer, kv_pool_bytes=int(pool_mb * 2**20), max_batch=requests, max_queue=requests)

@@ -29,8 +29,8 @@ from tokensieve.core.memory import now
 from tokensieve.core.policy import DynamicPolicy, Policy
 from tokensieve.core.session import Session
 from tokensieve.data.corpus import haystack
-from tokensieve.generation import cached_load
 from tokensieve.methods import REGISTRY, make
+from tokensieve.models import cached_load
 from tokensieve.prefill.skip import TokenSkip
 from tokensieve.sparse.tokenselect import TokenSelect
 
@@ -66,7 +66,7 @@ def decode_speed(model_name: str, tokens: int, budget: float, methods: list[str]
     model, ids = _prompt(model_name, tokens, device)
     base = SieveCache(model.config)
     with apply(model, make("full")):
-        logits = model(ids, past_key_values=base, logits_to_keep=1).logits[:, -1]
+        logits = model(ids, cache=base, logits_to_keep=1).logits[:, -1]
     names = ["full", *[m for m in methods if m != "full"], BOUND]
     rates: dict[str, list[float]] = {name: [] for name in names}
     policies = {name: make(name, budget if name != "full" else 1.0) for name in names[:-1]}
@@ -80,7 +80,7 @@ def decode_speed(model_name: str, tokens: int, budget: float, methods: list[str]
                 start = now()
                 for _ in range(steps):
                     out.append(token)
-                    step = model(torch.tensor([[token]], device=model.device), past_key_values=cache)
+                    step = model(torch.tensor([[token]], device=model.device), cache=cache)
                     token = int(step.logits[0, -1].argmax())
                 elapsed = now() - start
             rates[name].append(steps / elapsed)
@@ -106,7 +106,7 @@ def _prefill(model, ids, policy, score_tokens: int) -> tuple[float, float, int, 
     cache = SieveCache(model.config)
     with apply(model, policy) as session:
         start = now()
-        logits = model(ids, past_key_values=cache, logits_to_keep=score_tokens + 1).logits
+        logits = model(ids, cache=cache, logits_to_keep=score_tokens + 1).logits
         elapsed = now() - start
     targets = ids[:, -score_tokens:]
     nll = torch.nn.functional.cross_entropy(logits[0, :-1].float(), targets[0])

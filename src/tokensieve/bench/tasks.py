@@ -22,9 +22,10 @@ from tokensieve.core.policy import DynamicPolicy
 from tokensieve.data.corpus import essays
 from tokensieve.data.needle import NEEDLES, needle_case
 from tokensieve.errors import TokensieveError
-from tokensieve.generation import cached_load, completion_prompt
-from tokensieve.generation import generate as ts_generate
 from tokensieve.methods import make
+from tokensieve.models import cached_load
+from tokensieve.run import completion_prompt
+from tokensieve.run import generate as ts_generate
 
 TASKS = ("needle", "fidelity", "streaming", "ruler", "code")
 PROMPT_TASKS = ("ruler", "code")  # run by bench/prompts.py (prefill once per case, branch per method)
@@ -131,16 +132,16 @@ def continuation_logits(model: str, case: dict, method: str, budget: float) -> t
     policy = make(method, budget=_budget(budget))
     with torch.inference_mode(), PeakMemory(net.device) as peak, apply(net, policy, ctx.shape[1]) as session:
         start = now()
-        last = net(input_ids=ctx, past_key_values=cache_, use_cache=True, logits_to_keep=1).logits
+        last = net(input_ids=ctx, cache=cache_, use_cache=True, logits_to_keep=1).logits
         prefill_s = now() - start
         stats = {"kv_bytes_kept": cache_.kv_bytes(), "kv_bytes_full": cache_.full_kv_bytes(),
                  "kept_tokens": cache_.stored_tokens()}
         session.compress = False
         if isinstance(policy, DynamicPolicy):  # dynamic selectors choose per decode query: one token at a time
-            rest = torch.cat([net(input_ids=cont[:, i : i + 1], past_key_values=cache_, use_cache=True).logits
+            rest = torch.cat([net(input_ids=cont[:, i : i + 1], cache=cache_, use_cache=True).logits
                               for i in range(cont.shape[1] - 1)], 1)
         else:  # evicted caches are attended densely: one forward gives the same logits
-            rest = net(input_ids=cont[:, :-1], past_key_values=cache_, use_cache=True).logits
+            rest = net(input_ids=cont[:, :-1], cache=cache_, use_cache=True).logits
     logits = torch.cat([last, rest], 1)[0]
     stats |= {**counters(session), "kv_bytes_end": cache_.kv_bytes()}
     return logits, {**stats, "prefill_s": prefill_s, "peak_rss_mb": round(peak.rss_mb, 1)}
@@ -182,7 +183,7 @@ def run_streaming(model: str, case: dict, method: str, budget: float, repeats: i
     with torch.inference_mode(), PeakMemory(net.device) as peak, apply(net, policy, case["window"]) as session:
         for i, lo in enumerate(range(0, ids.shape[1], chunk)):
             piece = ids[:, lo : lo + chunk]
-            logits = net(input_ids=piece, past_key_values=cache_, use_cache=True).logits[0].float()
+            logits = net(input_ids=piece, cache=cache_, use_cache=True).logits[0].float()
             logp = torch.log_softmax(logits, -1)
             if pending is not None:
                 nll -= float(pending[piece[0, 0]])

@@ -93,7 +93,7 @@ def bench_serve(
                                                  progress=lambda r: err.print(r, highlight=False))
         save()
     if "capacity" in wanted:
-        from tokensieve.generation import cached_load
+        from tokensieve.models import cached_load
         from tokensieve.serve.pool import Footprint
 
         net, tokenizer = cached_load(model, device)

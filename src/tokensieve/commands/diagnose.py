@@ -37,7 +37,7 @@ def inspect(
     from tokensieve.diagnose.plots import write_plots
     from tokensieve.diagnose.probe import decoder_layers
     from tokensieve.diagnose.summary import summary_tables
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     if not 0 < dormant_at <= 1:
         raise TokensieveError(f"--dormant-at {dormant_at} is outside (0, 1]")

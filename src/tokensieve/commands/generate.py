@@ -26,7 +26,8 @@ def generate(
              "default: off, except streaming_llm, which evicts every 32).")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate at most.")] = 32,
     answer_prefix: Annotated[str, typer.Option(help="Text the answer starts with (completion style).")] = "",
-    query_agnostic: Annotated[bool, typer.Option(help="Compress the context before the question is seen.")] = False,
+    query_agnostic: Annotated[bool, typer.Option("--query-agnostic",
+                                                 help="Compress the context before the question is seen.")] = False,
     sinks: Annotated[int, typer.Option(help="Leading tokens always kept (attention sinks).")] = 4,
     window: Annotated[int, typer.Option(help="Most recent tokens always kept.")] = 32,
     device: Device = "cpu",
@@ -45,8 +46,8 @@ def generate(
 ) -> None:
     """Answer a question about a long document with a KV policy, and report what it cost."""
     from tokensieve.core.budget import parse_budget
-    from tokensieve.generation import generate as run
     from tokensieve.methods import make, parse_options
+    from tokensieve.run import generate as run
 
     context = read_text(context_file, "the context file")
     policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
@@ -73,7 +74,7 @@ def speculate_cli(model, context, question, policy, budget, decode, tree_nodes, 
     from tokensieve.decode.drafters import CPU_TREE
     from tokensieve.decode.loop import DECODERS, DecodeOptions, speculate
     from tokensieve.decode.tree import DraftTree
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     if decode not in DECODERS:
         raise TokensieveError(f"unknown decoder '{decode}': choose from {', '.join(DECODERS)}")
@@ -131,9 +132,9 @@ def demo(
     selector at the same budget — answers and measured cost side by side."""
     from tokensieve.core.budget import parse_budget
     from tokensieve.data.needle import needle_case
-    from tokensieve.generation import cached_load
-    from tokensieve.generation import generate as run
     from tokensieve.methods import make
+    from tokensieve.models import cached_load
+    from tokensieve.run import generate as run
 
     if not 0 <= depth <= 1:
         raise TokensieveError(f"depth {depth} is outside [0, 1]")

@@ -88,3 +88,9 @@ class PeakMemory:
 
 def now() -> float:
     return time.perf_counter()
+
+
+def device_sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a wall clock read next measures it (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -7,7 +7,7 @@ are our own; docs/RULER.md says where each task follows RULER and where it depar
 
 A case is a pure function of (task, tokens, seed, haystack): every random choice comes from
 `random.Random(f"{task}/{tokens}/{seed}/{haystack}")`. Prompts are completion style: `case.prompt()` (the same
-text as `generation.completion_prompt`) tokenizes to at most `tokens` tokens, and about 5% fewer at worst. The
+text as `run.completion_prompt`) tokenizes to at most `tokens` tokens, and about 5% fewer at worst. The
 haystack is real text, Paul Graham's essays or the Python standard library's sources, cut into sentences or lines
 with the needles planted between them; cwe and fwe fill the context with their own synthetic text instead.
 """
@@ -79,7 +79,7 @@ QA_ASPECTS = ("year", "town", "founder", "product", "colour")
 
 
 def suffix(question: str, answer_prefix: str) -> str:
-    """What follows the context: the same text as `generation.completion_prompt` builds (which imports torch)."""
+    """What follows the context: the same text as `run.completion_prompt` builds (which imports torch)."""
     return f"\n\nQuestion: {question}\nAnswer:" + (f" {answer_prefix}" if answer_prefix else "")
 
 

@@ -89,7 +89,7 @@ def calibrated(model: str, workload: str, k: int = 8, texts: int = 40):
     """The adjacency matrix after teacher-forcing the workload's calibration text (once per process)."""
     from tokensieve.decode.adjacency import Adjacency
     from tokensieve.decode.workloads import calibration
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     net, tokenizer = cached_load(model)
     adjacency = Adjacency(net.get_output_embeddings().weight.shape[0], k, net.device)
@@ -102,7 +102,7 @@ def run(model: str, case: dict, method: str, budget: float, repeats: int = 1) ->
     medians of decode and end-to-end tokens/s for the method and for greedy, their ratios, tokens per step,
     the measured cost of verifying the tree and the ceiling it sets."""
     from tokensieve.decode.workloads import prompt
-    from tokensieve.generation import generate
+    from tokensieve.run import generate
 
     decoder, policy = split(method)
     policy, budget = (policy, budget) if policy else ("full", 1.0)
@@ -180,8 +180,9 @@ def _verify_cost(model: str, p, nodes: int) -> float:
     from tokensieve.core.hooks import apply
     from tokensieve.decode.cost import verification_cost
     from tokensieve.decode.verify import Verifier
-    from tokensieve.generation import Batch, cached_load, completion_prompt, feed_prompt
     from tokensieve.methods import make
+    from tokensieve.models import cached_load
+    from tokensieve.run import Batch, completion_prompt, feed_prompt
 
     net, tokenizer = cached_load(model)
     context, question = completion_prompt(p.context, p.question, p.answer_prefix, p.plain)

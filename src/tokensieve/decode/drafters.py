@@ -149,7 +149,7 @@ class LayerSkip(ChainDrafter):
         session.after_attention = lambda module, query: None  # drafting evicts nothing and is not charged
         try:
             for _ in range(length):
-                out = self.model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache,
+                out = self.model(input_ids=torch.tensor([[token]], device=device), cache=cache,
                                  position_ids=torch.tensor([[drafting[0].seen]], device=device), use_cache=True,
                                  logits_to_keep=1)
                 token = int(out.logits[0, -1].argmax())

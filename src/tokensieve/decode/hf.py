@@ -50,7 +50,7 @@ class TreeDecoding:
         session.decode_room = max_new + drafter.max_nodes
         prompt = input_ids[0].tolist()
         with torch.inference_mode():
-            logits = model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+            logits = model(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1).logits
             if streamer is not None:
                 streamer.put(input_ids.cpu())
 

@@ -1,7 +1,7 @@
 """Speculative decoding on one sequence under any policy: prefill as `generate` does, then tree steps.
 
 load model -> apply policy -> prefill -> [draft -> verify the tree in one forward -> accept -> roll back] -> stats.
-Greedy acceptance makes it lossless: the tokens are those of `tokensieve.generation.generate` (plain greedy).
+Greedy acceptance makes it lossless: the tokens are those of `tokensieve.run.generate` (plain greedy).
 """
 
 from __future__ import annotations
@@ -15,23 +15,21 @@ from tokensieve import models
 from tokensieve.core.budget import Budget, parse_budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
-from tokensieve.core.memory import PeakMemory, now
+from tokensieve.core.memory import PeakMemory, device_sync, now
 from tokensieve.core.policy import KVPolicy, Policy
 from tokensieve.decode.adjacency import Adjacency
 from tokensieve.decode.drafters import CPU_TREE, LayerSkip, Lookup, Recycling
 from tokensieve.decode.tree import DraftTree
 from tokensieve.decode.verify import Verifier, accept
 from tokensieve.errors import TokensieveError
-from tokensieve.generation import (
+from tokensieve.models import cached_load, model_lock
+from tokensieve.run import (
     Batch,
     Result,
     Stats,
     as_id_list,
-    cached_load,
     completion_prompt,
-    device_sync,
     feed_prompt,
-    model_lock,
     resolve_policy,
     stored_token_counts,
     validate_lengths,
@@ -100,9 +98,9 @@ def speculate(
     stop: Callable[[str], bool] | None = None,
     plain: bool = False,
 ) -> Result:
-    """`generation.generate` for one query-aware sequence, decoded by `decode`'s drafter and tree verification."""
+    """`run.generate` for one query-aware sequence, decoded by `decode`'s drafter and tree verification."""
     if decode == "greedy":
-        from tokensieve.generation import generate
+        from tokensieve.run import generate
 
         return generate(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                         answer_prefix=answer_prefix, sinks=sinks, window=window, evict_every=evict_every,

@@ -28,7 +28,8 @@ class PeerResult:
 
 def hf_generate(model: str, decoder: str, p, new_tokens: int) -> PeerResult:
     """`new_tokens` greedy tokens of prompt `p` by transformers: `hf:greedy`, `hf:lookup` or `hf:assisted`."""
-    from tokensieve.generation import cached_load, completion_prompt, model_lock
+    from tokensieve.models import cached_load, model_lock
+    from tokensieve.run import completion_prompt
 
     net, tokenizer = cached_load(model)
     extra: dict = {}

@@ -138,7 +138,7 @@ class Verifier:
         session.after_attention = self._observe  # instance attribute: shadows the method for this forward
         try:
             out = self.model(input_ids=tokens[None], attention_mask=mask, position_ids=(self.seen + depths)[None],
-                             past_key_values=self.cache, use_cache=True, logits_to_keep=tree.size)
+                             cache=self.cache, use_cache=True, logits_to_keep=tree.size)
         finally:
             session.policy, session.compress = policy, compress
             del session.after_attention

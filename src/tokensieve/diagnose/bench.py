@@ -22,8 +22,9 @@ from tokensieve.core.policy import KVPolicy
 from tokensieve.data.corpus import haystack
 from tokensieve.data.needle import needle_case
 from tokensieve.errors import TokensieveError
-from tokensieve.generation import cached_load, generate
 from tokensieve.methods import make
+from tokensieve.models import cached_load
+from tokensieve.run import generate
 
 
 @dataclass
@@ -60,9 +61,9 @@ def _fidelity(net, policy: KVPolicy, ctx: torch.Tensor, cont: torch.Tensor, refe
     """Log-probs [m, vocab] of the continuation after `policy` compressed `ctx`, and the kept sizes."""
     cache = SieveCache(net.config)
     with apply(net, policy, prompt_tokens=ctx.shape[1]) as session:
-        net(input_ids=ctx, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        net(input_ids=ctx, cache=cache, use_cache=True, logits_to_keep=1)
         session.compress = False
-        logits = net(input_ids=cont, past_key_values=cache, use_cache=True).logits[0]
+        logits = net(input_ids=cont, cache=cache, use_cache=True).logits[0]
         caps = [session.capacity[i] for i in sorted(session.capacity)]
     logp = torch.log_softmax(logits.float(), -1)
     if reference is None:

@@ -97,7 +97,7 @@ def compress(
     precision: bfloat16 (autocast; ~2x faster on CPUs with native bf16) or float32 for the scorer's forward.
     The output is always made of the input's own characters; its token count is the target's (+-2%).
     """
-    from tokensieve.generation import cached_load
+    from tokensieve.models import cached_load
 
     if not isinstance(text, str) or not text.strip():
         raise TokensieveError("the text to compress is empty")

@@ -35,7 +35,7 @@ def token_surprisal(model, ids: Tensor, window: int = 512, on_window: Callable[[
         if seen + chunk.shape[1] > limit:
             cache, prev_logits, seen = DynamicCache(config=model.config), None, 0
         seen += chunk.shape[1]
-        logits = model(input_ids=chunk, past_key_values=cache, use_cache=True).logits[0].float()
+        logits = model(input_ids=chunk, cache=cache, use_cache=True).logits[0].float()
         logp = torch.log_softmax(logits, -1)
         preds = torch.cat([prev_logits[None], logp[:-1]]) if prev_logits is not None else logp[:-1]
         targets = chunk[0] if prev_logits is not None else chunk[0, 1:]

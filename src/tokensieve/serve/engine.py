@@ -33,8 +33,9 @@ from tokensieve.core.hooks import dense_attention
 from tokensieve.core.policy import Policy
 from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
-from tokensieve.generation import branchable, model_lock
 from tokensieve.methods import make
+from tokensieve.models import model_lock
+from tokensieve.run import branchable
 from tokensieve.serve.packed import PackedModel, Segment
 from tokensieve.serve.pool import Footprint, KVPool, evicts, measured_bytes
 from tokensieve.serve.sampling import Sampling, cut_at_stop, next_token, safe_prefix

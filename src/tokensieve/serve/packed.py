@@ -125,7 +125,7 @@ class PackedModel:
         previous = self.model.config._attn_implementation
         self.model.set_attn_implementation(NAME)
         try:
-            out = self.model(input_ids=flat, position_ids=positions, past_key_values=packed, use_cache=True,
+            out = self.model(input_ids=flat, position_ids=positions, cache=packed, use_cache=True,
                              logits_to_keep=lasts)
         finally:
             _ACTIVE.cache = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from tokensieve.generation import cached_load
+from tokensieve.models import cached_load
 from tokensieve.serve.app import create_app
 from tokensieve.serve.engine import Engine
 from tokensieve.serve.metrics import ServeMetrics
