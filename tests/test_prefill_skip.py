@@ -164,7 +164,7 @@ def test_every_skipper_on_smollm2_keeps_its_budget_and_fastv_finds_the_needle(sm
     from tokensieve.bench.suites import ruler_cases
     from tokensieve.run import generate
 
-    case = ruler_cases([2048], 1)[0]  # niah_single_word, seed 0
+    case = ruler_cases([1024], 1)[0]  # niah_single_word, seed 0
     task = prompt_task("smollm2-135m", tuple(sorted(case.items())))
     kw = {"answer_prefix": task.answer_prefix, "max_new_tokens": task.max_new_tokens, "stop_at_newline": True}
     full = generate("smollm2-135m", task.context, task.question, "full", 1.0, **kw)

@@ -22,7 +22,7 @@ KW = {"max_new_tokens": 6, "stop_at_newline": True}
 @pytest.fixture(scope="module")
 def case(qwen05):
     _, tok = qwen05
-    return needle_case(tok, 320, 0.5, 0)
+    return needle_case(tok, 200, 0.5, 0)
 
 
 @pytest.fixture(scope="module")
