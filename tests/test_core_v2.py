@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import torch
+from tiers import sweep
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import tokensieve
@@ -158,7 +159,7 @@ def test_a_batch_at_budget_one_gives_exactly_the_single_runs(smollm2, prompts):
 
 @torch.inference_mode()
 @pytest.mark.real
-@pytest.mark.parametrize("policy", KV)
+@pytest.mark.parametrize("policy", sweep(KV, ("snapkv", "h2o", "streaming_llm", "pyramid")))
 def test_each_sequence_of_a_batch_keeps_the_tokens_it_keeps_alone(smollm2, prompts, policy):
     model, tok = smollm2
     rows = [tok(p).input_ids for p in prompts]
@@ -181,7 +182,7 @@ def test_each_sequence_of_a_batch_keeps_the_tokens_it_keeps_alone(smollm2, promp
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("policy", ["tokenselect", "hisa", "fasa"])
+@pytest.mark.parametrize("policy", sweep(["tokenselect", "hisa", "fasa"], ("tokenselect", "hisa")))
 def test_dynamic_selectors_in_a_padded_batch_stay_within_each_budget(smollm2, prompts, policy):
     results = tokensieve.generate(context=prompts, question="What is this about?", policy=policy, budget=0.25,
                                   max_new_tokens=6)

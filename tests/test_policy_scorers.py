@@ -336,3 +336,20 @@ def test_h2o_running_scores_follow_their_tokens_through_two_evictions():
             assert positions == sorted(guard | set(rest[: capacity - len(guard)]))
         assert start == layer.seen
     assert layer.positions[0, 0].tolist() != layer.positions[0, 1].tolist()  # heads kept different tokens
+
+
+def test_capabilities_are_declared_and_agree_with_what_each_policy_does(tmp_path):
+    """A KV policy that keeps state from every prompt query says so (`accumulates`), so the session feeds it every
+    forward and a dense prefix is refused; the capability follows the code, never a guess from attributes."""
+    for name, cls in REGISTRY.items():
+        if not issubclass(cls, KVPolicy) or cls.composes:
+            continue
+        policy = make(name, 0.5)
+        assert policy.accumulates() == (cls.accumulate is not KVPolicy.accumulate), name
+        assert policy.decode_evict_every() == policy.evict_every, name
+    assert make("snapkv", 0.5, observe=48).prompt_window() == 48 and make("tova", 0.5).prompt_window() == 1
+    assert make("h2o", 0.5).branch_refusal(64) and make("snapkv", 0.5, observe=80).branch_refusal(64)
+    assert make("snapkv", 0.5).branch_refusal(64) is None and make("hisa", 0.5).branch_refusal(64) is None
+    assert make("hisa", 0.5, sparse_prefill=True).branch_refusal(64) and make("fastv", 0.5).branch_refusal(64)
+    assert make("fastv", 0.5).skips_tokens and not make("snapkv", 0.5).skips_tokens
+    assert make("hisa", 0.5).decode_evict_every() == 0

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from tiers import sweep
 
 import tokensieve
 from tokensieve.data.needle import needle_case
@@ -47,7 +48,8 @@ def test_budget_one_reproduces_plain_transformers(case, qwen05):
         assert torch.equal(model.generate(ids, max_new_tokens=6, do_sample=False), plain)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", sweep(METHODS, ("full", "snapkv", "h2o", "pyramid", "tokenselect", "hisa", "fastv",
+                                                   "fastv+snapkv")))
 def test_every_method_on_qwen_keeps_its_budget_and_branches_exactly(method, case, prefix):
     kw = {**KW, "answer_prefix": case.answer_prefix}
     own = generate(MODEL, case.context, case.question, method, 0.25, **kw)

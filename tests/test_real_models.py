@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from tiers import sweep
 
 import tokensieve
 from tokensieve.core.cache import SieveCache, SieveLayer
@@ -52,7 +53,7 @@ def test_generate_api_full_matches_plain_greedy(smollm2):
     assert s.kv_bytes_full < s.kv_bytes_kept == s.kv_bytes_end <= s.kv_bytes_full * rows * (1 + 8 / 512)
 
 
-@pytest.mark.parametrize("policy", KV_POLICIES)
+@pytest.mark.parametrize("policy", sweep(KV_POLICIES, ("streaming_llm", "h2o", "snapkv", "pyramid", "tova_layer")))
 def test_every_policy_keeps_its_budget_on_smollm2(policy, smollm2):
     case, _ = _prompt_ids(smollm2, 700)
     result = tokensieve.generate("smollm2-135m", case.context, case.question, policy, 0.25,

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from tiers import sweep
 
 import tokensieve
 from tokensieve.core.budget import Budget
@@ -44,7 +45,7 @@ def test_gather_tokens_matches_gather_on_cache_views_and_plain_tensors():
         torch.testing.assert_close(gather_tokens(tensor, idx), expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("policy", SPARSE)
+@pytest.mark.parametrize("policy", sweep(SPARSE, ("tokenselect", "hisa")))
 def test_budget_one_is_dense_and_small_budget_still_answers(policy, smollm2):
     model, tok = smollm2
     case = needle_case(tok, 700, 0.5)

@@ -18,7 +18,7 @@ from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, now, rss_mb
-from tokensieve.core.policy import DynamicPolicy
+from tokensieve.core.policy import DynamicPolicy, KVPolicy
 from tokensieve.data.corpus import essays
 from tokensieve.data.needle import NEEDLES, needle_case
 from tokensieve.errors import TokensieveError
@@ -201,7 +201,8 @@ def run_streaming(model: str, case: dict, method: str, budget: float, repeats: i
                   "peak_rss_mb": round(peak.rss_mb, 1), "kv_bytes_kept": cache_.kv_bytes(),
                   "kept_tokens": cache_.stored_tokens(), "memory": trace, "trained_context": limit,
                   "beyond_trained": bool(limit and ids.shape[1] > limit),
-                  "positions": getattr(policy, "positions", "true"), "evict_every": getattr(policy, "evict_every", 0),
+                  "positions": policy.positions if isinstance(policy, KVPolicy) else "true",
+                  "evict_every": policy.decode_evict_every(),
                   **counters(session), "kv_bytes_end": cache_.kv_bytes()}
 
 

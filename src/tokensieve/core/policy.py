@@ -24,7 +24,18 @@ class Policy:
     # options that name another policy, each with the base class it must have: `tokensieve.methods.make` turns
     # the name into that policy, built with the same budget (composition, e.g. auto's scorer)
     composes: ClassVar[dict[str, type[Policy]]] = {}
+    # a token skipper: later layers see fewer prompt tokens, which a packed step of several sequences cannot do
+    skips_tokens: ClassVar[bool] = False
     budget: Budget = field(default_factory=lambda: Budget(1.0))
+
+    def decode_evict_every(self) -> int:
+        """Decode tokens between evictions (0: the cache is not evicted during decode)."""
+        return 0
+
+    def branch_refusal(self, tail: int) -> str | None:
+        """None when a run that prefills all but the prompt's last `tail` tokens densely and feeds those under
+        this policy gives what one prefill under it gives (`run.prefill` + branch), else why not."""
+        return None
 
     def prepare(self, session, model) -> None:
         """Called by apply() before the first forward: a policy that needs model-specific tables builds them
@@ -61,7 +72,28 @@ class KVPolicy(Policy):
 
     def accumulate(self, view: LayerView) -> None:
         """Called with every prompt forward's queries (and with the buffered decode queries before a decode
-        eviction), evicting or not: a scorer that accumulates over all queries (H2O) does it here."""
+        eviction), evicting or not: a scorer that accumulates over all queries (H2O) does it here, and says
+        so in `accumulates()`."""
+
+    def accumulates(self) -> bool:
+        """True when `accumulate` keeps state from every prompt query, so that it must see every forward."""
+        return False
+
+    def prompt_window(self) -> int:
+        """How many of the prompt's last queries `score` reads (SnapKV's `observe`); 1 by default."""
+        return 1
+
+    def decode_evict_every(self) -> int:
+        return self.evict_every
+
+    def branch_refusal(self, tail: int) -> str | None:
+        if self.accumulates():
+            return f"{self.name} accumulates attention over every prompt query"
+        if self.prompt_window() > tail:
+            return f"{self.name} observes {self.prompt_window()} queries, more than the {tail}-token tail"
+        if self.positions != "true":
+            return "rolling positions re-rotate the prompt"
+        return None
 
     def score(self, view: LayerView) -> Tensor:
         raise NotImplementedError

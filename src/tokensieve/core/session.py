@@ -149,7 +149,7 @@ class Session:
 
     @property
     def _observes(self) -> bool:
-        return type(self.policy).accumulate is not KVPolicy.accumulate
+        return self.policy.accumulates()
 
     def _view(self, module, layer: SieveLayer, queries: Tensor) -> LayerView:
         ranks = sorted(self.capacity)

@@ -157,7 +157,7 @@ def speculate(
         peak_rss_mb=round(peak.rss_mb, 1), kv_bytes_full=kv_full, kv_bytes_kept=kv_kept, kv_bytes_end=kv_end,
         kept_tokens=kept, kept_tokens_end=kept_end, attended_tokens=usage.attended_summary(),
         dense_fallbacks=usage.dense_fallbacks, dense_fallbacks_decode=usage.dense_decode,
-        evictions=session.evictions, chunk=chunk, evict_every=getattr(policy_obj, "evict_every", 0),
+        evictions=session.evictions, chunk=chunk, evict_every=policy_obj.decode_evict_every(),
         device=str(net.device), peak_device_mb=peak.device_mb, decode=decode, steps=steps,
         accepted_per_step=round(sum(k * v for k, v in hist.items()) / steps, 3) if steps else 0.0,
         accepted_hist=dict(sorted(hist.items())), draft_nodes=round(run.nodes / steps, 2) if steps else 0.0,

@@ -105,6 +105,12 @@ class AutoKV(KVPolicy):
     def accumulate(self, view: LayerView) -> None:
         self.inner.accumulate(view)
 
+    def accumulates(self) -> bool:
+        return self.inner.accumulates()
+
+    def prompt_window(self) -> int:
+        return self.inner.prompt_window()
+
     def score(self, view: LayerView) -> Tensor:
         return self.inner.score(view)
 

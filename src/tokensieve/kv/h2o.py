@@ -17,6 +17,9 @@ class H2O(KVPolicy):
 
     name = "h2o"
 
+    def accumulates(self) -> bool:
+        return True
+
     def accumulate(self, view: LayerView) -> None:
         mass = view.attention_mass().sum(2)
         running = view.state.get("h2o")

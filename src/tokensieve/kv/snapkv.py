@@ -22,6 +22,9 @@ class SnapKV(KVPolicy):
     observe: int = 32
     kernel: int = 7  # odd: the pooling window is centred on each token (kernel // 2 neighbours each side)
 
+    def prompt_window(self) -> int:
+        return self.observe
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not _whole(self.kernel) or self.kernel < 1 or self.kernel % 2 == 0:

@@ -42,10 +42,6 @@ class FastVSnapKV(_SkipKeep, FastV, SnapKV):
     def pool_kernel(self) -> int:
         return self.skip_kernel
 
-    def accumulate(self, view) -> None:
-        """Nothing to accumulate; overridden so that `branchable` refuses a dense prefix (the prompt forward
-        itself skips tokens, which a prefix prefilled densely would not)."""
-
     def __post_init__(self) -> None:
         SnapKV.__post_init__(self)
         FastV.__post_init__(self)

@@ -85,8 +85,10 @@ class TokenSkip(DynamicPolicy):
         if self.kernel < 1 or self.kernel % 2 == 0 or self.probe < 1 or self.last < 0:
             raise TokensieveError(f"{self.name}: kernel must be odd >= 1, probe >= 1 and last >= 0")
 
-    sparse_prefill = True  # not a field: `branchable` prefills per method, since the prompt forward itself differs
     skips_tokens = True
+
+    def branch_refusal(self, tail: int) -> str | None:
+        return f"{self.name} skips prompt tokens inside the forward, which a dense prefix would not"
 
     def pool_kernel(self) -> int:
         """The selector's pooling window (a combination whose second method has its own `kernel` overrides it)."""

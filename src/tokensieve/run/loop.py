@@ -155,7 +155,7 @@ def generate(
             peak_rss_mb=round(peak.rss_mb, 1), kv_bytes_full=kv_full, kv_bytes_kept=kv_kept, kv_bytes_end=kv_end,
             kept_tokens=kept[b], kept_tokens_end=kept_end[b], attended_tokens=usage.attended_summary(),
             dense_fallbacks=usage.dense_fallbacks, dense_fallbacks_decode=usage.dense_decode,
-            evictions=session.evictions, chunk=chunk, evict_every=getattr(policy_obj, "evict_every", 0),
+            evictions=session.evictions, chunk=chunk, evict_every=policy_obj.decode_evict_every(),
             batch=len(contexts), query_aware=query_aware, device=str(net.device), peak_device_mb=peak.device_mb,
         )
         answer = tokenizer.decode([t for t in tokens if t not in eos], skip_special_tokens=True)

@@ -9,7 +9,7 @@ import torch
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import device_sync, now
-from tokensieve.core.policy import KVPolicy, Policy
+from tokensieve.core.policy import Policy
 from tokensieve.errors import TokensieveError
 from tokensieve.methods import make
 from tokensieve.models import cached_load, model_lock
@@ -36,16 +36,7 @@ class Prefix:
 def branchable(policy: Policy, tail: int) -> str | None:
     """None when `policy` gives the same result from a Prefix with `tail` tokens as from one prefill, else why
     not (the caller prefills per method for it)."""
-    if isinstance(policy, KVPolicy):
-        if type(policy).accumulate is not KVPolicy.accumulate:
-            return f"{policy.name} accumulates attention over every prompt query"
-        if getattr(policy, "observe", 1) > tail:
-            return f"{policy.name} observes {policy.observe} queries, more than the {tail}-token tail"
-        if policy.positions != "true":
-            return "rolling positions re-rotate the prompt"
-    elif getattr(policy, "sparse_prefill", False):
-        return f"{policy.name} attends sparsely during prefill"
-    return None
+    return policy.branch_refusal(tail)
 
 
 def prefill(model: str, context: str, question: str, *, answer_prefix: str = "", tail: int = 64,

@@ -54,7 +54,7 @@ class RequestError(TokensieveError):
 
 def servable(policy: Policy) -> None:
     """RequestError unless a packed step can run `policy` (token skipping shrinks one sequence's forward)."""
-    if getattr(policy, "skips_tokens", False):
+    if policy.skips_tokens:
         raise RequestError(f"{policy.name} skips prompt tokens inside the forward, which a packed step of several "
                            "sequences cannot do; use it with `tokensieve generate` or the bench")
 

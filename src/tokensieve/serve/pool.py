@@ -52,7 +52,7 @@ class Footprint:
         if not evicts(policy):
             return self.row_bytes * (prompt + new)
         capacities = policy.capacities(prompt, self.full_layers)
-        every = getattr(policy, "evict_every", 0)
+        every = policy.decode_evict_every()
         per_layer = [cap + max(new, every) for cap in capacities]
         return self.row_bytes * sum(per_layer) // self.full_layers
 

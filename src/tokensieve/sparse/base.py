@@ -90,6 +90,9 @@ class SelectPolicy(DynamicPolicy):
     sparse_prefill: bool = False
     prefill_block: int = 128
 
+    def branch_refusal(self, tail: int) -> str | None:
+        return f"{self.name} attends sparsely during prefill" if self.sparse_prefill else None
+
     def scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
         """[batch, kv_heads, n] importance of every cached token for the grouped query q [b, kv, group, dim]."""
         raise NotImplementedError
