@@ -269,3 +269,32 @@ def test_gemma3_sliding_layers_in_packed_steps_equal_generate():
         reference = generate("gemma3-270m", context=text, question="", policy=policy, budget=budget, plain=True,
                              max_new_tokens=12)
         assert "".join(event.text for event in outs[policy]) == reference.answer, policy
+
+
+def test_api_keys_with_the_official_client(tokenizer):
+    """A keyed server: the official client with a wrong key gets AuthenticationError (401), with the right one its
+    answer; /health stays open, /metrics open unless keyed. The key never appears in the config's repr."""
+    config = ServeConfig(model=MODEL, max_batch=2, api_keys=("k-123", "k-456"), metrics_keyed=True)
+    assert "k-123" not in repr(config)
+    app = build_app(config)
+    with ServerThread(app) as keyed:
+        wrong = openai.OpenAI(base_url=keyed.url + "/v1", api_key="k-999", max_retries=0, timeout=120)
+        with pytest.raises(openai.AuthenticationError) as refused:
+            wrong.completions.create(model=MODEL, prompt="Hello", max_tokens=2)
+        assert refused.value.status_code == 401 and refused.value.code == "invalid_api_key"
+        right = openai.OpenAI(base_url=keyed.url + "/v1", api_key="k-456", max_retries=0, timeout=120)
+        assert right.completions.create(model=MODEL, prompt="Hello", max_tokens=2, temperature=0).choices[0].text
+        assert [m.id for m in right.models.list().data] == [MODEL]
+        assert httpx.get(keyed.url + "/health").status_code == 200
+        assert httpx.get(keyed.url + "/metrics").status_code == 401
+        assert httpx.get(keyed.url + "/metrics", headers={"Authorization": "Bearer k-123"}).status_code == 200
+    app.state.engine.stop()
+
+
+def test_cli_refuses_key_metrics_without_a_key():
+    from typer.testing import CliRunner
+
+    from tokensieve.cli import app
+
+    done = CliRunner().invoke(app, ["serve", "--key-metrics"], env={"TOKENSIEVE_API_KEY": ""})
+    assert done.exit_code == 2 and "needs an API key" in done.stderr and done.stderr.count("\n") == 1

@@ -158,3 +158,46 @@ def test_sampling_and_stop_strings():
     assert cut_at_stop("one", ["x"]) == ("one", False)
     assert safe_prefix("hello wor", ["world"]) == "hello "
     assert safe_prefix("abc\ufffd", []) == "abc"
+
+
+def test_api_keys_come_from_the_flag_else_the_environment_and_the_warning_is_for_open_exposed_hosts():
+    from tokensieve.serve.auth import ENV, exposed_warning, keys_from, matches
+
+    assert keys_from(["a", " b "], {ENV: "x"}) == ("a", "b")
+    assert keys_from(None, {ENV: "k1, k2,,"}) == ("k1", "k2") and keys_from(None, {}) == ()
+    assert matches("k2", ("k1", "k2")) and not matches("k3", ("k1", "k2")) and not matches("", ("k1",))
+    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        assert exposed_warning(host, ()) is None, host
+    assert exposed_warning("0.0.0.0", ("k",)) is None
+    for host in ("0.0.0.0", "192.168.1.5", "example.org"):
+        line = exposed_warning(host, ())
+        assert line.startswith("warning:") and host in line and "\n" not in line
+
+
+def test_the_key_middleware_guards_v1_and_optionally_metrics_but_never_health():
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from tokensieve.serve.auth import ApiKeys
+
+    def app_with(keyed_metrics: bool) -> TestClient:
+        app = FastAPI()
+        for path in ("/health", "/metrics", "/v1/models"):
+            app.add_api_route(path, lambda: {"ok": True})
+        app.add_middleware(ApiKeys, keys=("secret-1", "secret-2"), metrics_keyed=keyed_metrics)
+        return TestClient(app)
+
+    client = app_with(False)
+    assert client.get("/health").status_code == client.get("/metrics").status_code == 200
+    missing, wrong = client.get("/v1/models"), client.get("/v1/models", headers={"Authorization": "Bearer nope"})
+    for response in (missing, wrong, client.get("/v1/models", headers={"Authorization": "Basic secret-1"})):
+        assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+        error = response.json()["error"]
+        assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"
+        assert "secret" not in response.text and "nope" not in response.text  # no key is ever echoed
+    assert "missing" in missing.json()["error"]["message"] and "incorrect" in wrong.json()["error"]["message"]
+    for key in ("secret-1", "secret-2"):
+        assert client.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    keyed = app_with(True)
+    assert keyed.get("/metrics").status_code == 401 and keyed.get("/health").status_code == 200
+    assert keyed.get("/metrics", headers={"Authorization": "Bearer secret-2"}).status_code == 200

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokensieve.commands.common import Device, Model, guarded, out
+from tokensieve.commands.common import Device, Model, err, guarded, out
 from tokensieve.errors import TokensieveError
 
 
@@ -29,10 +29,16 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     replicas: Annotated[int, typer.Option(help="Engine replicas behind Ray Serve (1 = plain uvicorn).")] = 1,
     device: Device = "cpu",
+    api_key: Annotated[list[str] | None, typer.Option(
+        "--api-key", help="Key clients must send as 'Authorization: Bearer KEY' on /v1 (repeatable; default: "
+                          "TOKENSIEVE_API_KEY, comma-separated; none: open).", show_default=False)] = None,
+    key_metrics: Annotated[bool, typer.Option("--key-metrics", help="/metrics needs a key too (default: open).")]
+    = False,
 ) -> None:
     """Serve a model over the OpenAI API (completions, chat, streaming), with a KV policy per request."""
     from tokensieve.core.budget import parse_budget
     from tokensieve.methods import make
+    from tokensieve.serve.auth import exposed_warning, keys_from
     from tokensieve.serve.server import ServeConfig
 
     if not 0 < budget <= 1:
@@ -42,9 +48,16 @@ def serve(
         raise TokensieveError("replicas, max-batch, prefill-chunk and max-body-kb must be >= 1, max-queue >= 0")
     if kv_pool_mb is not None and kv_pool_mb <= 0:
         raise TokensieveError(f"kv-pool-mb must be positive, got {kv_pool_mb}")
+    keys = keys_from(api_key)
+    if key_metrics and not keys:
+        raise TokensieveError("--key-metrics needs an API key (--api-key or TOKENSIEVE_API_KEY)")
     config = ServeConfig(model=model, policy=policy, budget=budget, max_batch=max_batch, kv_pool_mb=kv_pool_mb,
                          prefill_chunk=prefill_chunk, max_queue=max_queue, max_body_bytes=max_body_kb * 1024,
-                         default_max_tokens=max_tokens_default, device=device)
+                         default_max_tokens=max_tokens_default, device=device, api_keys=keys,
+                         metrics_keyed=key_metrics)
+    warning = exposed_warning(host, keys)
+    if warning:
+        err.print(warning, highlight=False)
     if replicas > 1:
         from tokensieve.serve.replicas import serve_replicas
 
@@ -55,7 +68,8 @@ def serve(
     from tokensieve.serve.server import build_app
 
     app = build_app(config)
-    out.print(f"serving {model} on http://{host}:{port}/v1 (policy {policy} at {budget})", highlight=False)
+    keyed = f", {len(keys)} API key{'s' if len(keys) > 1 else ''}" if keys else ""
+    out.print(f"serving {model} on http://{host}:{port}/v1 (policy {policy} at {budget}{keyed})", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

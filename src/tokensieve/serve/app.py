@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from tokensieve.serve.auth import ApiKeys
 from tokensieve.serve.engine import Engine, Event, RequestError, Sequence
 from tokensieve.serve.engine import Request as EngineRequest
 from tokensieve.serve.metrics import ServeMetrics
@@ -74,8 +75,10 @@ class BodyLimit:
 
 
 def create_app(engine: Engine, model_name: str, *, max_body_bytes: int = 1 << 20, default_max_tokens: int = 256,
-               metrics: ServeMetrics | None = None, replica: str | None = None) -> FastAPI:
-    """The app for one engine (started by the caller). `replica` names it in /health (scale-out)."""
+               metrics: ServeMetrics | None = None, replica: str | None = None, api_keys: tuple[str, ...] = (),
+               metrics_keyed: bool = False) -> FastAPI:
+    """The app for one engine (started by the caller). `replica` names it in /health (scale-out); with
+    `api_keys`, every /v1 route (and /metrics if `metrics_keyed`) needs one of them (`serve.auth`)."""
     app = FastAPI(title="tokensieve", docs_url=None, redoc_url=None)
     metrics = metrics or engine.metrics or ServeMetrics(engine.pool.capacity)
     engine.metrics = metrics
@@ -245,6 +248,7 @@ def create_app(engine: Engine, model_name: str, *, max_body_bytes: int = 1 << 20
         return await run(request, body, [ids], limit, "chat")
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(ApiKeys, keys=api_keys, metrics_keyed=metrics_keyed)  # added last: runs first
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 
@@ -27,6 +27,8 @@ class ServeConfig:
     default_max_tokens: int = 256
     device: str = "cpu"
     dtype: str = "float32"
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # never printed
+    metrics_keyed: bool = False
 
     @property
     def pool_bytes(self) -> int | None:
@@ -44,7 +46,8 @@ def build_engine(config: ServeConfig) -> Engine:
 def build_app(config: ServeConfig, replica: str | None = None):
     engine = build_engine(config).start()
     app = create_app(engine, config.model, max_body_bytes=config.max_body_bytes,
-                     default_max_tokens=config.default_max_tokens, replica=replica)
+                     default_max_tokens=config.default_max_tokens, replica=replica, api_keys=config.api_keys,
+                     metrics_keyed=config.metrics_keyed)
     app.state.engine = engine
     return app
 
