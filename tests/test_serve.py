@@ -99,6 +99,11 @@ BAD = [
     ({"model": MODEL, "prompt": "x", "tokensieve": {"policy": "snapkv", "budget": 1.5}}, 400),
     ({"model": MODEL, "prompt": "x", "max_tokens": 0}, 400),
     ({"model": MODEL, "prompt": "x " * 8300, "max_tokens": 4}, 400),  # longer than the 8k context
+    ({"model": MODEL, "prompt": "x", "max_tokens": 10**9}, 400),  # past the context before any compute
+    ({"model": MODEL, "prompt": ["x"] * 300, "max_tokens": 2}, 400),  # more prompts than a batch holds
+    ({"model": MODEL, "prompt": [], "max_tokens": 2}, 400),
+    ({"model": MODEL, "prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, 400),
+    ({"model": MODEL, "prompt": "x", "n": 2}, 400),
 ]
 
 
@@ -107,7 +112,7 @@ def test_bad_input_gets_openai_errors_and_the_server_goes_on(server, client):
         reply = httpx.post(server.url + "/v1/completions", json=body, timeout=60)
         assert reply.status_code == status, body
         error = reply.json()["error"]
-        assert error["message"] and error["type"]
+        assert error["message"] and error["type"] and "\n" not in error["message"], body
     malformed = httpx.post(server.url + "/v1/completions", content=b'{"model": "x", "prompt": ',
                            headers={"content-type": "application/json"})
     assert malformed.status_code == 400 and "JSON" in malformed.json()["error"]["message"]

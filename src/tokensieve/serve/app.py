@@ -234,6 +234,10 @@ def create_app(engine: Engine, model_name: str, *, max_body_bytes: int = 1 << 20
         if body.echo or body.logprobs is not None:
             metrics.answered("-", 400)
             return error_response(400, "echo and logprobs are not supported", param="echo")
+        if len(body.prompts) > engine.max_batch:  # before tokenizing: one request may not outgrow a batch
+            metrics.answered("-", 400)
+            return error_response(400, f"a list of {len(body.prompts)} prompts exceeds this server's batch of "
+                                       f"{engine.max_batch} (--max-batch)", param="prompt")
         prompts = [tokenizer(p).input_ids for p in body.prompts]
         return await run(request, body, prompts, body.max_tokens, "completion")
 
