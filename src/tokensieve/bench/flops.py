@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from tokensieve.bench.cost import Shape
 from tokensieve.prefill.skip import Stage, TokenSkip
+from tokensieve.prefill.spts import SPTS
 from tokensieve.sparse.base import SelectPolicy
 
 
@@ -78,6 +79,6 @@ def prefill_flops(config, n: int, policy=None) -> float:
     for stage in stages:
         t = tokens[stage.probe]
         total += dims.attention_probe(t, policy.probe)
-        if getattr(policy, "ltp_weight", 0):
+        if isinstance(policy, SPTS) and policy.ltp_weight:
             total += dims.ffn_probe(t, policy.ltp_rank)
     return total

@@ -32,6 +32,10 @@ class Policy:
         """Decode tokens between evictions (0: the cache is not evicted during decode)."""
         return 0
 
+    def prompt_window(self) -> int:
+        """How many of the prompt's last queries the policy scores with (SnapKV's `observe`); 1 by default."""
+        return 1
+
     def branch_refusal(self, tail: int) -> str | None:
         """None when a run that prefills all but the prompt's last `tail` tokens densely and feeds those under
         this policy gives what one prefill under it gives (`run.prefill` + branch), else why not."""
@@ -78,10 +82,6 @@ class KVPolicy(Policy):
     def accumulates(self) -> bool:
         """True when `accumulate` keeps state from every prompt query, so that it must see every forward."""
         return False
-
-    def prompt_window(self) -> int:
-        """How many of the prompt's last queries `score` reads (SnapKV's `observe`); 1 by default."""
-        return 1
 
     def decode_evict_every(self) -> int:
         return self.evict_every

@@ -233,7 +233,7 @@ class Engine:
             while self.waiting:
                 seq = self.waiting[0]
                 n, m = seq.prompt_len, seq.request.max_tokens
-                tail = max(TAIL, getattr(seq.policy, "observe", 1))
+                tail = max(TAIL, seq.policy.prompt_window())
                 seq.one_piece = branchable(seq.policy, tail) is not None
                 peak = self.footprint.prefill_bytes(n, m, seq.policy, whole=seq.one_piece)
                 if not seq.one_piece and not self._admissible(peak):  # pieces do not fit: one piece may
