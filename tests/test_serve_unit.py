@@ -135,6 +135,22 @@ def test_bad_requests_are_refused_with_a_status(net):
     assert caught.value.status == 429 and caught.value.retry_after
 
 
+def test_max_queue_bounds_the_wait_even_when_each_request_alone_would_fit(net):
+    """40 requests at once into a pool that fits each of them alone: --max-queue of them wait, the rest are turned
+    away at once with a 429 (the queue used to grow to 40, since each one "fit" on its own)."""
+    engine = Engine(net, kv_pool_bytes=2**20, max_batch=16, max_queue=4)
+    accepted, refused = [], []
+    for i in range(40):
+        try:
+            accepted.append(engine.submit(Request([1 + i % 50] * 100, 8), lambda e: None))
+        except RequestError as error:
+            refused.append(error)
+    assert len(accepted) == 4 and len(refused) == 36 and len(engine.waiting) == 4
+    assert all(e.status == 429 and e.retry_after for e in refused)
+    engine.run_until_idle()  # every admitted request completes with its full answer
+    assert all(len(seq.generated) == 8 for seq in accepted)
+
+
 def test_cancel_frees_memory_at_the_next_step(net):
     engine = Engine(net)
     got = []

@@ -171,7 +171,8 @@ class Engine:
             raise RequestError(f"the request needs {peak / 2**20:.1f} MiB of KV cache under {policy.name}; the "
                                f"server's KV pool holds {self.pool.capacity / 2**20:.1f} MiB")
         with self._lock:
-            if len(self.waiting) >= self.max_queue and not self._admissible(peak):
+            # a full queue turns the request away even if it would fit now: the ones waiting go first
+            if len(self.waiting) >= self.max_queue and (self.waiting or not self._admissible(peak)):
                 raise RequestError("the server is at capacity; retry later", status=429, retry_after=1.0)
             seq = Sequence(next(self._ids), request, policy, emit, time.perf_counter())
             seq.generator = request.sampling.generator(self.model.device)
