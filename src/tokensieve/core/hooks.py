@@ -111,8 +111,9 @@ def dense_attention(module: torch.nn.Module, implementation: str | None) -> Call
 
 def _ensure_sieve_cache(session: Session, model: torch.nn.Module):
     def pre_hook(_module, args, kwargs):
-        # transformers >= 5.24 passes the cache as `cache` (`past_key_values` is deprecated): use whichever is set
-        name = "cache" if kwargs.get("cache") is not None else "past_key_values"
+        # transformers >= 5.24 passes the cache as `cache` (`past_key_values` is deprecated): keep the caller's
+        # name when it passed one, else use `cache`, so no deprecation warning is caused here
+        name = "past_key_values" if kwargs.get("past_key_values") is not None else "cache"
         cache = kwargs.get(name)
         if isinstance(cache, SieveCache):
             if cache is not session.cache:
