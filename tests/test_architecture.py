@@ -14,7 +14,7 @@ import networkx as nx
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _graph() -> nx.DiGraph:
+def _graph() -> tuple[nx.DiGraph, grimp.ImportGraph]:
     imports = grimp.build_graph("tokensieve", cache_dir=None)
     graph = nx.DiGraph()
     for module in imports.modules:

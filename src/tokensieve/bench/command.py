@@ -100,7 +100,6 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
         cells, peer_cells = ([c for c in group if c.method in keep] for group in (cells, peer_cells))
         if not cells and not peer_cells:
             raise TokensieveError(f"--only {only}: the suite has no cells of these methods")
-    cells, peer_cells = list(dict.fromkeys(cells)), list(dict.fromkeys(peer_cells))
     if wanted_subtasks and not cells:
         raise TokensieveError(f"--subtasks {subtasks}: the suite has no RULER cases of these subtasks")
     check_fits(cells + peer_cells)
