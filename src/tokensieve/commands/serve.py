@@ -34,6 +34,9 @@ def serve(
                           "TOKENSIEVE_API_KEY, comma-separated; none: open).", show_default=False)] = None,
     key_metrics: Annotated[bool, typer.Option("--key-metrics", help="/metrics needs a key too (default: open).")]
     = False,
+    drain_timeout: Annotated[float, typer.Option(
+        help="On SIGTERM or Ctrl-C: seconds the requests in flight get to finish (new ones get 503); a second "
+             "signal exits at once.")] = 30.0,
 ) -> None:
     """Serve a model over the OpenAI API (completions, chat, streaming), with a KV policy per request."""
     from tokensieve.core.budget import parse_budget
@@ -46,6 +49,8 @@ def serve(
     make(policy, budget=parse_budget(budget))
     if replicas < 1 or max_batch < 1 or prefill_chunk < 1 or max_queue < 0 or max_body_kb < 1:
         raise TokensieveError("replicas, max-batch, prefill-chunk and max-body-kb must be >= 1, max-queue >= 0")
+    if drain_timeout < 0:
+        raise TokensieveError(f"drain-timeout must be >= 0, got {drain_timeout}")
     if kv_pool_mb is not None and kv_pool_mb <= 0:
         raise TokensieveError(f"kv-pool-mb must be positive, got {kv_pool_mb}")
     keys = keys_from(api_key)
@@ -65,12 +70,22 @@ def serve(
         return
     import uvicorn
 
+    from tokensieve.serve.drain import GracefulServer
     from tokensieve.serve.server import build_app
 
     app = build_app(config)
     keyed = f", {len(keys)} API key{'s' if len(keys) > 1 else ''}" if keys else ""
     out.print(f"serving {model} on http://{host}:{port}/v1 (policy {policy} at {budget}{keyed})", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = GracefulServer(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           timeout_graceful_shutdown=5), app.state.drain, drain_timeout,
+                            say=lambda line: err.print(line, highlight=False, soft_wrap=True))
+    server.run()
+    app.state.engine.stop()
+    if server.cut_off:
+        err.print(f"error: {server.cut_off} requests were still running after the {drain_timeout:g} s drain timeout",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    out.print("drained: every request in flight was answered", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,22 +18,15 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from tokensieve.serve.auth import ApiKeys
+from tokensieve.serve.drain import Drain, DrainState
 from tokensieve.serve.engine import Engine, Event, RequestError, Sequence
 from tokensieve.serve.engine import Request as EngineRequest
+from tokensieve.serve.errors import error_response
 from tokensieve.serve.metrics import ServeMetrics
 from tokensieve.serve.protocol import ChatRequest, CompletionRequest
 from tokensieve.serve.sampling import Sampling
 
 DISCONNECT_POLL_S = 0.25
-ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 413: "invalid_request_error",
-               429: "rate_limit_exceeded", 500: "server_error"}
-
-
-def error_response(status: int, message: str, param: str | None = None, code: str | None = None,
-                   headers: dict | None = None) -> JSONResponse:
-    body = {"error": {"message": message, "type": ERROR_TYPES.get(status, "invalid_request_error"),
-                      "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class BodyLimit:
@@ -251,7 +244,9 @@ def create_app(engine: Engine, model_name: str, *, max_body_bytes: int = 1 << 20
         limit = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
         return await run(request, body, [ids], limit, "chat")
 
+    app.state.drain = DrainState()
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(Drain, state=app.state.drain)
     app.add_middleware(ApiKeys, keys=api_keys, metrics_keyed=metrics_keyed)  # added last: runs first
     return app
 

@@ -10,6 +10,8 @@ import os
 
 from fastapi.responses import JSONResponse
 
+from tokensieve.serve.errors import error_response
+
 ENV = "TOKENSIEVE_API_KEY"  # one key, or several separated by commas
 
 
@@ -41,8 +43,7 @@ def matches(presented: str, keys: tuple[str, ...]) -> bool:
 
 
 def unauthorized(message: str) -> JSONResponse:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
-    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return error_response(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
 
 class ApiKeys:

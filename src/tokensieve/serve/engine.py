@@ -177,6 +177,7 @@ class Engine:
             seq = Sequence(next(self._ids), request, policy, emit, time.perf_counter())
             seq.generator = request.sampling.generator(self.model.device)
             self.waiting.append(seq)
+            self._occupancy()
             self._lock.notify_all()
         return seq
 
@@ -186,6 +187,7 @@ class Engine:
             seq.cancelled = True
             if seq in self.waiting:
                 self.waiting.remove(seq)
+                self._occupancy()
             self._lock.notify_all()
 
     # --- the loop -------------------------------------------------------------------------------------------------
@@ -341,9 +343,14 @@ class Engine:
             if seq in self.running:
                 self.running.remove(seq)
             self.pool.release(seq.id)
+            self._occupancy()
         usage = self.usage(seq)
         seq.cache = seq.session = None  # the cache's buffers are freed here
         seq.emit(Event(finish_reason=reason, error=error, usage=usage))
+
+    def _occupancy(self) -> None:
+        if self.metrics is not None:
+            self.metrics.occupancy(len(self.running), len(self.waiting), self.pool.in_use)
 
     def usage(self, seq: Sequence) -> dict:
         completion = len([t for t in seq.generated if t not in self.eos])

@@ -29,6 +29,10 @@ class ServeMetrics:
 
     def step(self, batch: int, running: int, queued: int, kv_bytes: int) -> None:
         self.batch.set(batch)
+        self.occupancy(running, queued, kv_bytes)
+
+    def occupancy(self, running: int, queued: int, kv_bytes: int) -> None:
+        """Set whenever a sequence arrives, leaves or steps, so an idle server shows its true (empty) pool."""
         self.running.set(running)
         self.queue.set(queued)
         self.kv_bytes.set(kv_bytes)
