@@ -176,6 +176,23 @@ def test_sampling_and_stop_strings():
     assert safe_prefix("abc\ufffd", []) == "abc"
 
 
+def test_what_the_schema_fuzz_found_stays_fixed():
+    """Each was a 500 (or a refusal of every plain string prompt) before tests/test_serve_fuzz.py found it."""
+    from tokensieve.serve.errors import error_response
+    from tokensieve.serve.protocol import CompletionRequest
+
+    logits = torch.tensor([0.1, 3.0, 0.2])
+    generator = torch.Generator().manual_seed(0)
+    assert next_token(logits, Sampling(temperature=5e-324), generator) == 1  # greedy, not 0/0
+    assert next_token(logits, Sampling(temperature=1.0, top_p=5e-324), generator) == 1  # the top token stays
+    assert Sampling(temperature=5e-324).generator("cpu") is None
+    assert CompletionRequest(model="m", prompt="x").prompts == ["x"]
+    for bad in ({"prompt": ""}, {"prompt": ["a", ""]}, {"prompt": "x", "seed": 2**64}):
+        with pytest.raises(ValueError):
+            CompletionRequest(model="m", **bad)
+    assert b"\\n" in error_response(404, "the model 'a\nb'").body  # one line, whatever the client sent
+
+
 def test_api_keys_come_from_the_flag_else_the_environment_and_the_warning_is_for_open_exposed_hosts():
     from tokensieve.serve.auth import ENV, exposed_warning, keys_from, matches
 

@@ -110,8 +110,8 @@ def create_app(engine: Engine, model_name: str, *, max_body_bytes: int = 1 << 20
     def check(body) -> JSONResponse | None:
         if body.model != model_name:
             metrics.answered("-", 404)
-            return error_response(404, f"the model '{body.model}' does not exist; this server serves "
-                                       f"'{model_name}'", param="model", code="model_not_found")
+            return error_response(404, f"the model {body.model!r} does not exist; this server serves "
+                                       f"{model_name!r}", param="model", code="model_not_found")
         return None
 
     def requests_for(body, prompts: list[list[int]], max_tokens: int | None) -> list[EngineRequest]:

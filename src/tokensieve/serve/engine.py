@@ -296,7 +296,13 @@ class Engine:
                 if not seq.decoding:
                     continue
                 self._prefilled(seq)
-            self._emit_token(seq, next_token(logits[row], seq.request.sampling, seq.generator))
+            try:
+                token = next_token(logits[row], seq.request.sampling, seq.generator)
+            except Exception as error:  # a request's sampling that fails fails that request alone
+                log.exception("sampling failed")
+                self._finish(seq, None, error=f"internal error: {error}")
+                continue
+            self._emit_token(seq, token)
         self.step_log.append((decoding, prompt, time.perf_counter() - started))  # forward, sampling, streaming
         del self.step_log[:-100_000]
         if self.metrics is not None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+
+PROMPT = {"anyOf": [{"type": "string", "minLength": 1},
+                   {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}]}
+STOP_LIST = {"type": "array", "items": {"type": "string"}, "maxItems": 4}
 
 
 class SieveOptions(BaseModel):
@@ -22,14 +26,14 @@ class StreamOptions(BaseModel):
 class _Common(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    n: int = 1
+    n: int = Field(1, json_schema_extra={"minimum": 1, "maximum": 1})  # published; the validator words the refusal
     stream: bool = False
     stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: str | Annotated[list[str], WithJsonSchema(STOP_LIST)] | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)  # what a torch.Generator takes
     tokensieve: SieveOptions | None = None
 
     @field_validator("n")
@@ -53,16 +57,18 @@ class _Common(BaseModel):
 
 
 class CompletionRequest(_Common):
-    prompt: str | list[str]
-    max_tokens: int | None = 16  # OpenAI's default for completions
-    echo: bool = False
-    logprobs: int | None = None
+    prompt: Annotated[str | list[str], WithJsonSchema(PROMPT)]
+    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for completions
+    echo: bool = Field(False, json_schema_extra={"enum": [False]})  # accepted only as the default
+    logprobs: int | None = Field(None, json_schema_extra={"enum": [None]})
 
     @field_validator("prompt")
     @classmethod
     def _prompts(cls, value):
         if isinstance(value, list) and not value:
             raise ValueError("prompt is an empty list")
+        if value == "" or (isinstance(value, list) and "" in value):
+            raise ValueError("a prompt is empty")
         return value
 
     @property
@@ -84,4 +90,4 @@ class Message(BaseModel):
 
 class ChatRequest(_Common):
     messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: int | None = None
+    max_completion_tokens: int | None = Field(None, ge=1)

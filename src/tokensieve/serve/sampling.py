@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+GREEDY_BELOW = 1e-5  # a temperature this small is greedy (as in vLLM): dividing by it would overflow float32
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -14,8 +16,12 @@ class Sampling:
     top_p: float = 1.0
     seed: int | None = None
 
+    @property
+    def greedy(self) -> bool:
+        return self.temperature < GREEDY_BELOW
+
     def generator(self, device) -> torch.Generator | None:
-        if self.temperature == 0:
+        if self.greedy:
             return None
         generator = torch.Generator(device=device)
         generator.manual_seed(self.seed if self.seed is not None else torch.seed())
@@ -23,13 +29,14 @@ class Sampling:
 
 
 def next_token(logits: Tensor, sampling: Sampling, generator: torch.Generator | None) -> int:
-    """Greedy argmax at temperature 0 (the same token `tokensieve generate` picks), else nucleus sampling."""
-    if sampling.temperature == 0:
+    """Greedy argmax at temperature (near) 0 (the same token `tokensieve generate` picks), else nucleus sampling."""
+    if sampling.greedy:
         return int(logits.argmax())
     probs = torch.softmax(logits.float() / sampling.temperature, -1)
     if sampling.top_p < 1:
         sorted_probs, order = probs.sort(descending=True)
-        outside = sorted_probs.cumsum(-1) - sorted_probs >= sampling.top_p  # keeps at least the top token
+        outside = sorted_probs.cumsum(-1) - sorted_probs >= sampling.top_p
+        outside[0] = False  # the top token stays, even for a top_p below float32's resolution
         sorted_probs[outside] = 0
         probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
     return int(torch.multinomial(probs, 1, generator=generator))
