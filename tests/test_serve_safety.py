@@ -221,3 +221,19 @@ def test_a_storm_of_hang_ups_frees_every_byte_and_leaves_the_others_untouched(to
     app.state.engine.stop()
     assert during == alone  # the request that stayed got exactly its answer
 
+
+
+@pytest.mark.slow
+def test_a_one_minute_soak_loses_nothing_and_ends_with_an_empty_pool(tmp_path):
+    """CI's short version of `tokensieve bench soak` (docs/SERVING.md has the 20-minute run)."""
+    from typer.testing import CliRunner
+
+    from tokensieve.cli import app
+
+    done = CliRunner().invoke(app, ["bench", "soak", "--minutes", "1", "--out", str(tmp_path / "soak.json")])
+    assert done.exit_code == 0, done.output
+    result = json.loads((tmp_path / "soak.json").read_text())
+    outcomes = result["outcomes"]
+    assert outcomes.get("lost", 0) == 0 and outcomes["answered"] >= 10 and outcomes.get("hung_up", 0) >= 1
+    assert result["drained_kv_bytes"] == 0 and result["exit_code"] == 0
+    assert result["memory"]["samples_after_warmup"] >= 6

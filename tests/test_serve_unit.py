@@ -234,3 +234,18 @@ def test_the_key_middleware_guards_v1_and_optionally_metrics_but_never_health():
     keyed = app_with(True)
     assert keyed.get("/metrics").status_code == 401 and keyed.get("/health").status_code == 200
     assert keyed.get("/metrics", headers={"Authorization": "Bearer secret-2"}).status_code == 200
+
+
+def test_the_soak_report_reads_level_and_trend_from_the_samples():
+    from tokensieve.bench.soak import Sample, SoakResult
+
+    def run(rss_at):
+        samples = [Sample(t, rss_at(t), 0, 0, 0) for t in range(0, 600, 5)]
+        return SoakResult(config={}, outcomes={}, samples=samples).memory(warmup_s=60)
+
+    flat = run(lambda t: 1000 * 2**20 + (t % 10) * 2**20)  # a saw tooth around a flat level
+    assert abs(flat["rss_end_vs_warmup"]) < 0.01
+    assert abs(flat["rss_slope_mib_per_min"]) <= flat["rss_slope_ci95"] + 0.1
+    leak = run(lambda t: 1000 * 2**20 + t * 2**20 // 6)  # 10 MiB a minute
+    assert leak["rss_slope_mib_per_min"] == pytest.approx(10, rel=0.01) and leak["rss_end_vs_warmup"] > 0.05
+    assert SoakResult(config={}, outcomes={}).memory(warmup_s=60) == {}  # too few samples: no verdict

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tokensieve import catalog
 from tokensieve.bench import peers
 from tokensieve.bench.tasks import TASKS, needle_cases
 from tokensieve.core.budget import Budget
 from tokensieve.errors import TokensieveError
 
-TS_METHODS = ("full", "streaming_llm", "snapkv", "tova", "knorm", "h2o", "pyramid", "random", "window")
-DYNAMIC_METHODS = ("tokenselect", "fasa", "indexer_topk", "hisa", "rectified", "cluster")
+TS_METHODS = catalog.kv_policies()  # full, streaming_llm, snapkv, tova, knorm, h2o, pyramid, random, window
+DYNAMIC_METHODS = catalog.selectors()  # tokenselect, fasa, indexer_topk, hisa, rectified, cluster
 # The standard suite's main methods (every budget, every length); the rest run at 0.25 where they are cheap.
 MAIN_METHODS = ("full", "streaming_llm", "snapkv", "tova", "knorm", "tokenselect", "hisa")
 OTHER_METHODS = ("h2o", "pyramid", "random", "window", "fasa", "indexer_topk", "rectified", "cluster")
@@ -157,7 +158,7 @@ def stream() -> Suite:
                             Part([long], ["streaming_llm"], [0.125])])
 
 
-ENCODER_METHODS = ("tome", "pitome", "zero_tprune", "pool_attention", "subword", "random_prune")
+ENCODER_METHODS = tuple(catalog.ENCODER_METHODS)  # tome, pitome, zero_tprune, pool_attention, subword, random_prune
 SEARCHED_METHODS = ("tome", "pool_attention")  # also run on a schedule searched per budget (encoder.search)
 
 

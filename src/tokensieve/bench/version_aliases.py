@@ -5,36 +5,40 @@ entry is added only when the tests show the refactor changed no result."""
 from __future__ import annotations
 
 ALIASES: dict[str, str] = {
-    # issue 30 (behaviour unchanged, every test passing): the registry moved to methods.py, the run loop from
-    # generation.py to run/ and the model cache to models.py, evaluation modules into bench/, policies declare
-    # their capabilities, forwards pass `cache=`, private names became public, and sources are hashed under
-    # their module names. Not `auto`: it now branches from a shared prefix when its scorer can (no stored cells)
-    "01149571db8c": "a7ef7326283f",
-    "026cde6e066a": "f04c6678e619",
-    "19707b1eb439": "9ccfc764c42d",
-    "23f3450e56c4": "e99aada68001",
-    "258cdd5a1228": "e994f3cca500",
-    "38a067e26757": "3aec48395932",
-    "410007a8ca90": "7d00c49540bd",
-    "460db29ca003": "faf97c48aaaf",
-    "4edb4702cfce": "9dc3f8500857",
-    "4f14f40e075e": "1ade962f3e7f",
-    "6b4655ed6e7c": "49f70e27ebf3",
-    "7533f03654aa": "5f09a713ea0c",
-    "8cea021b8300": "949b92e9daf0",
-    "990ccb65f8dc": "50c1d328b46c",
-    "a205302b1ac1": "4ac35a5bfbfa",
-    "a5f161b26ee1": "1d1ab33f3697",
-    "bfd717f2e8ba": "c752fef0148b",
-    "c573503d87f4": "3fb49f55a231",
-    "da8003853401": "9f46977b9b03",
-    "de9b7fb89c64": "5031dea118d1",
-    "e19fb267c982": "0e620232c6f1",
-    "e3ef027183d6": "93113cf4c61a",
-    "e4cbd538d585": "4d61ad20cc0c",
-    "ea3c6a04c724": "6ba223e03f94",
-    "ebe3146698b6": "139341e3ad8b",
-    "f940c83d2fd8": "808f972afb1a",
-    "f9bdb0a08217": "dcfc8bc26ab8",
-    "f9bfd373b176": "eb43e793047e",
+    # issue 30 (behaviour unchanged, every test passing), in two steps. First: the registry moved to methods.py,
+    # the run loop from generation.py to run/ and the model cache to models.py, evaluation modules into bench/,
+    # policies declare their capabilities, forwards pass `cache=`, private names became public, and sources are
+    # hashed under their module names (not `auto`: it now branches from a shared prefix when its scorer can; it had
+    # no stored cells). Second: one Registry type for every kind of method, SieveLayer's truncate / rollback /
+    # skip_next, Session's override / evict_now / hooks, one attention-implementation switch, `sweeps` flags.
+    # Entries no current source produces are dropped.
+    "039eb50d8b84": "eb43e793047e",
+    "0ed2a9d003f7": "49f70e27ebf3",
+    "13a739a07b55": "e994f3cca500",
+    "20f396fcd6ab": "4d61ad20cc0c",
+    "28bcb3944edb": "1d1ab33f3697",
+    "2c0fd053087b": "1ade962f3e7f",
+    "35662f17dd71": "93113cf4c61a",
+    "3c4157dac02f": "4ac35a5bfbfa",
+    "4c7fd228aecf": "f04c6678e619",
+    "5faf4e4f31f8": "9ccfc764c42d",
+    "62ce331d3d40": "50c1d328b46c",
+    "656a37d5c764": "5f09a713ea0c",
+    "78294f6a274a": "139341e3ad8b",
+    "7fc70d5f64c0": "7d00c49540bd",
+    "9721b67d75c8": "949b92e9daf0",
+    "99e6a9ef8482": "3fb49f55a231",
+    "a2c97e62b716": "6ba223e03f94",
+    "ab1a74d70bdc": "5031dea118d1",
+    "b005b10e6281": "c752fef0148b",
+    "c6e0c18f7969": "3aec48395932",
+    "d10638f367cb": "e99aada68001",
+    "df8f54c70a95": "a277a48626ac",
+    "e6a430dd03ee": "808f972afb1a",
+    "ec768bde4fe2": "9dc3f8500857",
+    "ecd91fc1b2ed": "a7ef7326283f",
+    "ed39137148c9": "9f46977b9b03",
+    "eda6f5d28489": "dcfc8bc26ab8",
+    "f885cf180c7f": "0e620232c6f1",
+    "fca534fc1644": "faf97c48aaaf",
 }

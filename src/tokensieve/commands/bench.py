@@ -108,8 +108,10 @@ def peers_setup_llmlingua() -> None:
 
 def register(app: typer.Typer) -> None:
     from tokensieve.commands.bench_serve import bench_serve
+    from tokensieve.commands.bench_soak import bench_soak
 
     bench_app.callback()(bench)
     bench_app.command("serve")(bench_serve)
+    bench_app.command("soak")(bench_soak)
     app.add_typer(bench_app, name="bench")
     app.command()(report)

@@ -14,20 +14,23 @@ models_app = typer.Typer(no_args_is_help=True, help="The offline model zoo.")
 
 
 def policies() -> None:
-    """List the registered policies with the paper each implements."""
-    from tokensieve.methods import REGISTRY
+    """List every method by name: policies with the paper each implements, then encoder methods, prompt
+    compressors and decoders (`tokensieve.catalog`)."""
+    from tokensieve.catalog import CATALOG
 
     table = Table(title="policies")
     table.add_column("name")
     table.add_column("stage")
     table.add_column("method")
-    for name, cls in sorted(REGISTRY.items()):
+    for name, cls in sorted(CATALOG["policy"].items()):
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         table.add_row(name, cls.__module__.split(".")[1], doc)
-    from tokensieve.encoder import METHODS
-
-    for name, cls in METHODS.items():  # `tokensieve encode --method NAME`
+    for name, cls in CATALOG["encoder method"].items():  # `tokensieve encode --method NAME`
         table.add_row(name, "encoder", " ".join((cls.__doc__ or "").split())[:110] + " …")
+    for name in CATALOG["compression method"]:
+        table.add_row(name, "prompt", "`tokensieve compress --method " + name + "`")
+    for name in CATALOG["decoder"].names():
+        table.add_row(name, "decode", "`tokensieve generate --decode " + name + "`")
     out.print(table)
 
 

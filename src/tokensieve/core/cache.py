@@ -32,6 +32,7 @@ class SieveLayer(DynamicLayer):
         self.seen = 0
         self.state: dict[str, Tensor] = {}  # per-token policy state aligned with positions (e.g. H2O scores)
         self.pad_slots: list[int] = []  # stored padding slots per sequence (left padding, fillers after evictions)
+        self.skipping: tuple[Tensor, int] | None = None  # the next update's (kept offsets, tokens): `skip_next`
 
     @property
     def positions(self) -> Tensor | None:
@@ -43,8 +44,14 @@ class SieveLayer(DynamicLayer):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
             self.keys = self.values = None
-        fresh = torch.arange(self.seen, self.seen + new, device=key_states.device)
-        positions = fresh.view(1, 1, new, 1).expand(batch, heads, new, 1)
+        if self.skipping is None:
+            advance = new
+            fresh = torch.arange(self.seen, self.seen + new, device=key_states.device)
+            positions = fresh.view(1, 1, new, 1).expand(batch, heads, new, 1)
+        else:  # the rows are some of the forward's tokens: each stored at its true position
+            kept, advance = self.skipping
+            self.skipping = None
+            positions = (self.seen + kept)[:, None, :, None].expand(batch, heads, new, 1)
         if self.keys is None and self.reserve > new:  # the whole run's rows, allocated once
             key_states, value_states, positions = (with_room(t, self.reserve - new)
                                                    for t in (key_states, value_states, positions))
@@ -53,8 +60,35 @@ class SieveLayer(DynamicLayer):
         self._positions = append_rows(self._positions, positions)
         for name, value in self.state.items():
             self.state[name] = torch.cat([value, value.new_zeros(batch, heads, new)], -1)
-        self.seen += new
+        self.seen += advance
         return self.keys, self.values
+
+    def skip_next(self, kept: Tensor, tokens: int, reserve: int | None = None) -> None:
+        """The next update holds only the tokens at offsets `kept` [batch, n] of a forward of `tokens` tokens (prefill
+        skipping): they are stored at their true positions, and `seen` advances by all `tokens`. `reserve` replaces
+        the rows a first update allocates."""
+        self.skipping = (kept, tokens)
+        if reserve is not None and self.keys is None and self.reserve:
+            self.reserve = reserve
+
+    def truncate(self, stored: int, seen: int) -> None:
+        """Forget the rows past `stored` (their memory stays as spare room) and rewind `seen`."""
+        self.keys, self.values, self._positions = (t[:, :, :stored] for t in (self.keys, self.values, self._positions))
+        self.state = {name: value[..., :stored] for name, value in self.state.items()}
+        self.seen = seen
+
+    def rollback(self, size: int, kept: Tensor) -> None:
+        """Of the last `size` rows (a draft tree's), keep those at `kept` (increasing indices into them): they move
+        to the front of that span and become consecutive tokens after the rows before it."""
+        base, seen, count = self.stored - size, self.seen - size, kept.shape[0]
+        rows = base + kept
+        for buffer in (self.keys, self.values, self._positions):
+            buffer[:, :, base:base + count] = buffer[:, :, rows]
+        self.keys, self.values, self._positions = (t[:, :, :base + count]
+                                                   for t in (self.keys, self.values, self._positions))
+        self._positions[:, :, base:] = torch.arange(seen, seen + count, device=kept.device).view(1, 1, -1, 1)
+        self.state = {name: torch.cat([value[..., :base], value[..., rows]], -1) for name, value in self.state.items()}
+        self.seen = seen + count
 
     @property
     def stored(self) -> int:
@@ -88,7 +122,7 @@ class SieveLayer(DynamicLayer):
 
     def reset(self) -> None:
         super().reset()
-        self._positions, self.seen, self.state, self.pad_slots = None, 0, {}, []
+        self._positions, self.seen, self.state, self.pad_slots, self.skipping = None, 0, {}, [], None
 
 
 class SieveCache(Cache):

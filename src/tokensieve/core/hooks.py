@@ -135,6 +135,23 @@ def _ensure_sieve_cache(session: Session, model: torch.nn.Module):
     return model.register_forward_pre_hook(pre_hook, with_kwargs=True)
 
 
+def attention_name(model: torch.nn.Module) -> str:
+    """The attention implementation `model` runs now (transformers keeps it in the config)."""
+    return model.config._attn_implementation
+
+
+@contextmanager
+def attention_implementation(model: torch.nn.Module, name: str) -> Iterator[str]:
+    """Run the block with `model` attending through `name` (registered with AttentionInterface); the previous
+    implementation is yielded, and restored after the block whatever happens."""
+    previous = attention_name(model)
+    model.set_attn_implementation(name)
+    try:
+        yield previous
+    finally:
+        model.set_attn_implementation(previous)
+
+
 @contextmanager
 def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int] | None = None) -> Iterator[Session]:
     """Run `model` (forward or generate) under `policy` inside the block; the model is restored after it.
@@ -146,22 +163,22 @@ def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int]
             raise TokensieveError(
                 "this model is already inside tokensieve.apply() (nested or in another thread); one policy per "
                 "model at a time: leave the first block or load a second model")
-        previous = model.config._attn_implementation
-        session = Session(policy=policy, dense=dense_attention(modules[0], previous), prompt_tokens=prompt_tokens)
+        session = Session(policy=policy, dense=dense_attention(modules[0], attention_name(model)),
+                          prompt_tokens=prompt_tokens)
         setattr(model, SESSION_ATTR, session)
     try:
         policy.prepare(session, model)
-        model.set_attn_implementation(NAME)
-        for module in modules:
-            setattr(module, SESSION_ATTR, session)
-        handle = _ensure_sieve_cache(session, model)
-        try:
-            yield session
-        finally:
-            handle.remove()
+        with attention_implementation(model, NAME):
             for module in modules:
-                delattr(module, SESSION_ATTR)
-            model.set_attn_implementation(previous)
+                setattr(module, SESSION_ATTR, session)
+            handle = _ensure_sieve_cache(session, model)
+            try:
+                yield session
+            finally:
+                handle.remove()
+                session.close()
+                for module in modules:
+                    delattr(module, SESSION_ATTR)
     finally:
         with _OWNERS_LOCK:
             delattr(model, SESSION_ATTR)

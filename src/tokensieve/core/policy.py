@@ -26,6 +26,8 @@ class Policy:
     composes: ClassVar[dict[str, type[Policy]]] = {}
     # a token skipper: later layers see fewer prompt tokens, which a packed step of several sequences cannot do
     skips_tokens: ClassVar[bool] = False
+    # in the bench's every-method sweeps (`tokensieve.catalog`); a variant or one needing a saved report opts out
+    sweeps: ClassVar[bool] = True
     budget: Budget = field(default_factory=lambda: Budget(1.0))
 
     def decode_evict_every(self) -> int:

@@ -7,7 +7,8 @@ scratch state, and `usage`: what was really attended and how often attention fel
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -69,10 +70,35 @@ class Session:
     rope: Tensor | None = None  # inverse frequencies when keys roll to their cache slot (positions="rolling")
     rolling_base: int = 0  # the position this forward's first token was rotated at (rolling positions)
     decode_room: int = 0  # tokens still to be decoded, when known: spare rows left after a prompt eviction
+    observer: Callable | None = None  # stands in for after_attention during an `override` (a draft or tree forward)
+    hooks: list = field(default_factory=list)  # module hooks a policy installed (`add_hook`); `close` removes them
 
     def bind(self, cache: SieveCache) -> None:
         self.cache, self.capacity, self.scratch, self.recent, self.usage = cache, {}, {}, {}, Usage()
         self.evictions = 0
+
+    def add_hook(self, handle) -> None:
+        """Keep a hook handle a policy registered in `prepare`; `close` (and so leaving `apply()`) removes it."""
+        self.hooks.append(handle)
+
+    def close(self) -> None:
+        for handle in self.hooks:
+            handle.remove()
+        self.hooks.clear()
+
+    @contextmanager
+    def override(self, policy: Policy | None = None, compress: bool | None = None,
+                 observer: Callable | None = None) -> Iterator[Session]:
+        """For the block (one forward, say): another policy, compression on or off, and an `observer(module, query)`
+        called instead of `after_attention`. Everything is restored after it."""
+        saved = self.policy, self.compress, self.observer
+        self.policy = policy if policy is not None else self.policy
+        self.compress = compress if compress is not None else self.compress
+        self.observer = observer if observer is not None else self.observer
+        try:
+            yield self
+        finally:
+            self.policy, self.compress, self.observer = saved
 
     def roll(self, args: tuple, kwargs: dict) -> None:
         """Rolling positions: this forward's tokens are rotated from the fewest tokens any layer stores, so RoPE
@@ -118,6 +144,9 @@ class Session:
     def after_attention(self, module: torch.nn.Module, query: Tensor) -> None:
         """Called after a layer attended: evict down to capacity at a compression point (a prompt forward, or a
         decode step that filled the layer to capacity + evict_every), and count what decode attended."""
+        if self.observer is not None:
+            self.observer(module, query)
+            return
         policy = self.policy
         if not isinstance(policy, KVPolicy) or self.cache is None:
             return
@@ -142,10 +171,16 @@ class Session:
             recent.append(query)
             del recent[:-every]
             if layer.stored >= max(caps) + every:
-                view = self._view(module, layer, torch.cat(recent, 2))
-                policy.accumulate(view)
-                self._evict(module, layer, view, caps, spare=every)
+                self.evict_now(module, layer, torch.cat(recent, 2), spare=every)
                 recent.clear()
+
+    def evict_now(self, module, layer: SieveLayer, queries: Tensor, spare: int) -> None:
+        """Score `layer` with `queries` and keep its capacity, leaving `spare` rows: a decode-time eviction, also
+        run by the tree verifier for the queries of the tokens it accepted."""
+        caps = self.capacities(module.layer_idx, layer.seen, queries.shape[0])
+        view = self._view(module, layer, queries)
+        self.policy.accumulate(view)
+        self._evict(module, layer, view, caps, spare=spare)
 
     @property
     def _observes(self) -> bool:

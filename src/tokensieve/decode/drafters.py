@@ -146,25 +146,18 @@ class LayerSkip(ChainDrafter):
         device = self.model.device
         token, proposal = root, []
         self.decoder.layers = torch.nn.ModuleList([self.layers[i] for i in self.kept])
-        session.after_attention = lambda module, query: None  # drafting evicts nothing and is not charged
         try:
-            for _ in range(length):
-                out = self.model(input_ids=torch.tensor([[token]], device=device), cache=cache,
-                                 position_ids=torch.tensor([[drafting[0].seen]], device=device), use_cache=True,
-                                 logits_to_keep=1)
-                token = int(out.logits[0, -1].argmax())
-                proposal.append(token)
+            with session.override(observer=lambda module, query: None):  # drafting evicts nothing, is not charged
+                for _ in range(length):
+                    out = self.model(input_ids=torch.tensor([[token]], device=device), cache=cache,
+                                     position_ids=torch.tensor([[drafting[0].seen]], device=device), use_cache=True,
+                                     logits_to_keep=1)
+                    token = int(out.logits[0, -1].argmax())
+                    proposal.append(token)
         finally:
             self.decoder.layers = self.layers
-            del session.after_attention
             session.scratch, session.usage = saved
             for layer, (stored, seen) in zip(drafting, marks, strict=True):
-                truncate(layer, stored, seen)
+                layer.truncate(stored, seen)
         return DraftTree.chain(length), torch.tensor([root, *proposal])
 
-def truncate(layer, stored: int, seen: int) -> None:
-    """Drop a SieveLayer's rows past `stored` (kept as spare room) and rewind its seen count."""
-    for name in ("keys", "values", "_positions"):
-        setattr(layer, name, getattr(layer, name)[:, :, :stored])
-    layer.state = {k: v[..., :stored] for k, v in layer.state.items()}
-    layer.seen = seen

@@ -17,6 +17,7 @@ from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, device_sync, now
 from tokensieve.core.policy import KVPolicy, Policy
+from tokensieve.core.registry import Registry
 from tokensieve.decode.adjacency import Adjacency
 from tokensieve.decode.drafters import CPU_TREE, LayerSkip, Lookup, Recycling
 from tokensieve.decode.tree import DraftTree
@@ -34,8 +35,6 @@ from tokensieve.run import (
     stored_token_counts,
     validate_lengths,
 )
-
-DECODERS = ("greedy", "recycling", "lookup", "layerskip")
 
 
 @dataclass
@@ -62,19 +61,26 @@ class DecodeOptions:
     exit_layer: int = 0  # layer-skip: 0 = a quarter of the layers
 
 
+def _recycling(net, verifier: Verifier, options: DecodeOptions) -> Recycling:
+    vocab = net.get_output_embeddings().weight.shape[0]
+    adjacency = options.adjacency or Adjacency(vocab, options.k, device=net.device)
+    if adjacency.table.shape[0] != vocab:
+        raise TokensieveError(f"the adjacency matrix has {adjacency.table.shape[0]} rows, the vocabulary {vocab}")
+    tree = options.tree or DraftTree.by_prior(**{**CPU_TREE, "k": min(CPU_TREE["k"], adjacency.k)})
+    return Recycling(adjacency, tree)
+
+
+DRAFTERS: Registry[Callable] = Registry("decoder", {
+    "recycling": _recycling,
+    "lookup": lambda net, verifier, options: Lookup(length=options.length),
+    "layerskip": lambda net, verifier, options: LayerSkip(net, verifier, exit_layer=options.exit_layer,
+                                                          length=options.length),
+}, builtin=("greedy",))  # greedy drafts nothing
+DECODERS = DRAFTERS.names()
+
+
 def make_drafter(name: str, net, verifier: Verifier, options: DecodeOptions):
-    if name == "recycling":
-        vocab = net.get_output_embeddings().weight.shape[0]
-        adjacency = options.adjacency or Adjacency(vocab, options.k, device=net.device)
-        if adjacency.table.shape[0] != vocab:
-            raise TokensieveError(f"the adjacency matrix has {adjacency.table.shape[0]} rows, the vocabulary {vocab}")
-        tree = options.tree or DraftTree.by_prior(**{**CPU_TREE, "k": min(CPU_TREE["k"], adjacency.k)})
-        return Recycling(adjacency, tree)
-    if name == "lookup":
-        return Lookup(length=options.length)
-    if name == "layerskip":
-        return LayerSkip(net, verifier, exit_layer=options.exit_layer, length=options.length)
-    raise TokensieveError(f"unknown decoder '{name}': choose from {', '.join(DECODERS)}")
+    return DRAFTERS.require(name)(net, verifier, options)
 
 
 def speculate(
@@ -105,8 +111,8 @@ def speculate(
         return generate(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                         answer_prefix=answer_prefix, sinks=sinks, window=window, evict_every=evict_every,
                         device=device, dtype=dtype, stop_at_newline=stop_at_newline, stop=stop, plain=plain)
-    if decode not in DECODERS:
-        raise TokensieveError(f"unknown decoder '{decode}': choose from {', '.join(DECODERS)}")
+    if decode != "greedy":
+        DRAFTERS.require(decode)
     if chunk is not None and chunk < 1:
         raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
     if max_new_tokens < 1:

@@ -132,16 +132,10 @@ class Verifier:
         session, policy = self.session, self.session.policy
         dynamic = isinstance(policy, DynamicPolicy) and not policy.budget.is_full
         self.wrapper = TreeAttention(budget=policy.budget, inner=policy, tree=tree) if dynamic else None
-        session.policy = self.wrapper or policy
         self.tree = tree
-        compress, session.compress = session.compress, False
-        session.after_attention = self._observe  # instance attribute: shadows the method for this forward
-        try:
+        with session.override(policy=self.wrapper, compress=False, observer=self._observe):
             out = self.model(input_ids=tokens[None], attention_mask=mask, position_ids=(self.seen + depths)[None],
                              cache=self.cache, use_cache=True, logits_to_keep=tree.size)
-        finally:
-            session.policy, session.compress = policy, compress
-            del session.after_attention
         return out.logits[0]
 
     def _observe(self, module, query: Tensor) -> None:
@@ -156,17 +150,8 @@ class Verifier:
         """Keep the rows of `nodes` (root first, increasing) among the last `size` rows of every layer, then run a
         KV policy's decode-time eviction where a greedy step would have run it."""
         index = torch.tensor(nodes, device=next(iter(self.layers.values())).keys.device)
-        kept = len(nodes)
         for layer in self.layers.values():
-            base, seen = layer.stored - size, layer.seen - size
-            src = base + index
-            for name in ("keys", "values", "_positions"):
-                buffer = getattr(layer, name)
-                buffer[:, :, base:base + kept] = buffer[:, :, src]
-                setattr(layer, name, buffer[:, :, :base + kept])
-            layer._positions[:, :, base:] = torch.arange(seen, seen + kept, device=index.device).view(1, 1, -1, 1)
-            layer.state = {k: torch.cat([v[..., :base], v[..., src]], -1) for k, v in layer.state.items()}
-            layer.seen = seen + kept
+            layer.rollback(size, index)
         if self.wrapper is not None:
             self.wrapper.keep(self.session, nodes[-1])
             self.wrapper = None
@@ -175,10 +160,8 @@ class Verifier:
 
     def rewind(self, tokens: int) -> None:
         """Forget the last `tokens` rows of every layer (a measurement's probe; no policy state is touched)."""
-        from tokensieve.decode.drafters import truncate
-
         for layer in self.layers.values():
-            truncate(layer, layer.stored - tokens, layer.seen - tokens)
+            layer.truncate(layer.stored - tokens, layer.seen - tokens)
 
     def _decode_eviction(self, index: Tensor) -> None:
         """What `Session.after_attention` does after each decode step, for the accepted nodes' queries."""
@@ -191,10 +174,6 @@ class Verifier:
             recent = session.recent.setdefault(i, [])
             recent.extend(query[:, :, j:j + 1] for j in index.tolist())
             del recent[:-every]
-            caps = session.capacities(i, layer.seen, 1)
-            if layer.stored >= max(caps) + every:
-                module = self.modules[i]
-                view = session._view(module, layer, torch.cat(recent, 2))
-                policy.accumulate(view)
-                session._evict(module, layer, view, caps, spare=every)
+            if layer.stored >= max(session.capacities(i, layer.seen, 1)) + every:
+                session.evict_now(self.modules[i], layer, torch.cat(recent, 2), spare=every)
                 recent.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tokensieve.core.registry import Registry
 from tokensieve.encoder.base import EncoderMethod
 from tokensieve.encoder.pitome import PiToMe
 from tokensieve.encoder.pool_attention import PoolAttention
@@ -11,15 +12,14 @@ from tokensieve.encoder.tome import ToMe
 from tokensieve.encoder.zero_tprune import ZeroTPrune
 from tokensieve.errors import TokensieveError
 
-METHODS: dict[str, type[EncoderMethod]] = {
-    m.name: m for m in (ToMe, PiToMe, ZeroTPrune, PoolAttention, SubwordMerge, RandomPrune)
-}
+METHODS: Registry[type[EncoderMethod]] = Registry(
+    "encoder method", {m.name: m for m in (ToMe, PiToMe, ZeroTPrune, PoolAttention, SubwordMerge, RandomPrune)},
+    builtin=("none",))
 
 
 def make(name: str, **options) -> EncoderMethod:
-    if name not in METHODS:
-        raise TokensieveError(f"unknown encoder method '{name}': choose from none, {', '.join(METHODS)}")
+    cls = METHODS.require(name)
     try:
-        return METHODS[name](**options)
+        return cls(**options)
     except TypeError as e:
         raise TokensieveError(f"encoder method '{name}': {e}") from None

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import AttentionInterface
 
+from tokensieve.core.hooks import attention_implementation
 from tokensieve.encoder.base import EncoderMethod, Seen
 from tokensieve.encoder.methods import make
 from tokensieve.encoder.schedule import Schedule
@@ -215,16 +216,14 @@ def merge(model, method: str | EncoderMethod = "tome", keep: float | None = None
         handles.append(layer.register_forward_pre_hook(_entered(run, index)))
         handles.append((layer.attention if mid else layer).register_forward_hook(_reduced(run, index)))
     setattr(net, RUN_ATTR, run)
-    previous = net.config._attn_implementation
     original_forward = st_module.forward if st_module is not None else None
     net.forward = _inputs_seen(net.forward, run)  # an attribute, not a hook: sentence-transformers calls .forward
     try:
-        net.set_attn_implementation(NAME)
-        if st_module is not None:
-            st_module.forward = _pooled_by_size(original_forward, run)
-        yield run
+        with attention_implementation(net, NAME):
+            if st_module is not None:
+                st_module.forward = _pooled_by_size(original_forward, run)
+            yield run
     finally:
-        net.set_attn_implementation(previous)
         del net.forward
         if st_module is not None:
             del st_module.forward  # the class's own forward again

@@ -81,6 +81,7 @@ class AutoKV(KVPolicy):
     Tokens are ranked by another registered policy's scorer (`scorer`)."""
 
     name = "auto"
+    sweeps = False  # needs a saved head report
 
     composes: ClassVar[dict[str, type[Policy]]] = {"scorer": KVPolicy}
     report: str = ""  # path of a JSON report written by `tokensieve inspect --out DIR` (DIR/report.json)

@@ -14,6 +14,7 @@ class TOVALayer(TOVA):
     KV head from its own query group. Run side by side, the two tell what choosing per head costs or buys."""
 
     name = "tova_layer"
+    sweeps = False  # a variant, run beside tova where the bench asks for it
     peer_press: ClassVar[str] = "tova"  # the report compares it with kvpress's TOVAPress head to head
 
     def score(self, view: LayerView) -> Tensor:

@@ -71,5 +71,6 @@ class HISAPrefill(HISA):
     run: sparse prefill attention alone, the baseline that token skipping is measured against."""
 
     name = "hisa_prefill"
+    sweeps = False  # hisa with one option set
 
     sparse_prefill: bool = True

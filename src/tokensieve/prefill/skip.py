@@ -29,8 +29,6 @@ from tokensieve.core.select import topk_keep
 from tokensieve.errors import TokensieveError
 from tokensieve.prefill.probe import attention_probe
 
-HOOKS_ATTR = "_tokensieve_skip_hooks"
-
 
 @dataclass(frozen=True)
 class Stage:
@@ -114,7 +112,8 @@ class TokenSkip(DynamicPolicy):
                                   f"{', '.join(sorted(kinds - {'full_attention'}))} layers")
         stages = self.stages(len(layers))
         session.prepared["skip_stages"] = {i: s for s in stages for i in (s.probe, s.layer)}
-        install(model, layers)
+        for handle in install(model, layers):
+            session.add_hook(handle)  # removed when the session closes (leaving apply())
 
     def attend(self, session, module, query, key, value, attention_mask, **kwargs):
         if query.shape[2] == 1:
@@ -129,15 +128,13 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return sorted(layers, key=lambda m: m.self_attn.layer_idx)
 
 
-def install(model: torch.nn.Module, layers: list[torch.nn.Module]) -> None:
-    """Register the layer pre-hooks once per model; each does nothing unless a TokenSkip session is active."""
-    if getattr(model, HOOKS_ATTR, None):
-        return
+def install(model: torch.nn.Module, layers: list[torch.nn.Module]) -> list:
+    """Register the layer pre-hooks of one session; each does nothing unless a TokenSkip session is active."""
     ref = weakref.ref(model)
     handles = [layer.register_forward_pre_hook(_layer_hook(ref, i), with_kwargs=True)
                for i, layer in enumerate(layers)]
     handles.append(model.register_forward_pre_hook(_model_hook(ref), with_kwargs=True))
-    setattr(model, HOOKS_ATTR, handles)
+    return handles
 
 
 def active(model_ref) -> tuple[object, TokenSkip] | None:
@@ -211,20 +208,7 @@ def _record_true_positions(session, index: int, state: SkipState) -> None:
     layer = cache.layers[index] if cache is not None else None
     if not isinstance(layer, SieveLayer):
         return
-    kept, tokens = state.index, state.tokens
-
-    def update_once(key_states, value_states, *args, **kwargs):
-        del layer.update  # one forward only: later updates are the class's own
-        past = layer.seen
-        if layer.keys is None and layer.reserve:
-            layer.reserve = kept.shape[1] + session.decode_room
-        out = SieveLayer.update(layer, key_states, value_states, *args, **kwargs)
-        true = (past + kept)[:, None, :].expand(-1, layer._positions.shape[1], -1)
-        layer._positions[:, :, -kept.shape[1]:, 0] = true
-        layer.seen = past + tokens
-        return out
-
-    layer.update = update_once
+    layer.skip_next(state.index, state.tokens, reserve=state.index.shape[1] + session.decode_room)
 
 
 class ProbeDone(Exception):  # noqa: N818  (control flow, not an error: a probe forward stops at its layer)

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 import torch
 
 from tokensieve import models
+from tokensieve.core.registry import Registry
 from tokensieve.errors import TokensieveError
 from tokensieve.prompt.fit import fit
 from tokensieve.prompt.units import count, split
 
-METHODS = ("surprisal", "rollout", "gradient", "loo", "reagent")
 PRECISIONS = ("bfloat16", "float32")
 
 
@@ -43,26 +43,40 @@ class Compressed:
         return asdict(self)
 
 
-def _scorer(method: str):
-    if method == "surprisal":
-        from tokensieve.prompt import surprisal
+def _surprisal():
+    from tokensieve.prompt import surprisal
 
-        return lambda net, tok, units, q, share, window, tick: surprisal.score(net, units, share, window=window,
-                                                                              on_window=tick)
-    if method == "rollout":
-        from tokensieve.prompt import rollout
+    return lambda net, tok, units, q, share, window, tick: surprisal.score(net, units, share, window=window,
+                                                                          on_window=tick)
 
-        return rollout.score
-    if method == "gradient":
-        from tokensieve.prompt import gradient
 
-        return gradient.score
-    if method in ("loo", "reagent"):
+def _rollout():
+    from tokensieve.prompt import rollout
+
+    return rollout.score
+
+
+def _gradient():
+    from tokensieve.prompt import gradient
+
+    return gradient.score
+
+
+def _perturbation(recursive: bool):
+    def scorer():
         from tokensieve.prompt import perturbation
 
         return lambda net, tok, units, q, share, window, tick: perturbation.score(
-            net, tok, units, q, share, window, tick, recursive=method == "reagent")
-    raise TokensieveError(f"unknown compression method '{method}': choose from {', '.join(METHODS)}")
+            net, tok, units, q, share, window, tick, recursive=recursive)
+
+    return scorer
+
+
+# each entry builds its scorer on first use: the scorers' modules load only when chosen
+COMPRESSORS: Registry[Callable[[], Callable]] = Registry("compression method", {
+    "surprisal": _surprisal, "rollout": _rollout, "gradient": _gradient, "loo": _perturbation(False),
+    "reagent": _perturbation(True)})
+METHODS = tuple(COMPRESSORS)
 
 
 def target_tokens(tokens_in: int, ratio: float | None, tokens: int | None) -> int:
@@ -107,7 +121,7 @@ def compress(
         raise TokensieveError(f"window {window} is too small: use at least 16 tokens")
     if precision not in PRECISIONS:
         raise TokensieveError(f"unknown precision '{precision}': use {' or '.join(PRECISIONS)}")
-    scorer = _scorer(method)
+    scorer = COMPRESSORS.require(method)()
     net, tokenizer = cached_load(model, device)
     start = time.perf_counter()
     units = split(tokenizer, text)

@@ -17,6 +17,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from tokensieve.core.hooks import attention_implementation
 from tokensieve.prompt import target
 from tokensieve.prompt.units import Units
 
@@ -43,28 +44,26 @@ AttentionMaskInterface.register(NAME, sdpa_mask)
 def token_scores(model, ids: Tensor, question_ids: Tensor | None, window: int,
                  on_window: Callable[[int], None] | None = None) -> Tensor:
     out = torch.empty(ids.shape[0])
-    previous = model.config._attn_implementation
-    model.set_attn_implementation(NAME)
-    try:
-        for start in range(0, ids.shape[0], window):
-            chunk = ids[start:start + window]
-            full, q_start = target.build(chunk, question_ids)
+    with attention_implementation(model, NAME):
+        try:
+            for start in range(0, ids.shape[0], window):
+                chunk = ids[start:start + window]
+                full, q_start = target.build(chunk, question_ids)
+                _RECORD.clear()
+                model(input_ids=full.to(model.device), use_cache=False, logits_to_keep=1)
+                n = full.shape[1]
+                eye = torch.eye(n, device=_RECORD[0].device)
+                row = torch.zeros(n, device=eye.device)
+                row[min(q_start, n - 1):] = 1.0
+                row /= row.sum()
+                for attn in reversed(_RECORD):
+                    mixed = 0.5 * attn + 0.5 * eye
+                    row = row @ (mixed / mixed.sum(-1, keepdim=True))
+                out[start:start + chunk.shape[0]] = target.normalise(row[:q_start].float().cpu())
+                if on_window:
+                    on_window(chunk.shape[0])
+        finally:
             _RECORD.clear()
-            model(input_ids=full.to(model.device), use_cache=False, logits_to_keep=1)
-            n = full.shape[1]
-            eye = torch.eye(n, device=_RECORD[0].device)
-            row = torch.zeros(n, device=eye.device)
-            row[min(q_start, n - 1):] = 1.0
-            row /= row.sum()
-            for attn in reversed(_RECORD):
-                mixed = 0.5 * attn + 0.5 * eye
-                row = row @ (mixed / mixed.sum(-1, keepdim=True))
-            out[start:start + chunk.shape[0]] = target.normalise(row[:q_start].float().cpu())
-            if on_window:
-                on_window(chunk.shape[0])
-    finally:
-        _RECORD.clear()
-        model.set_attn_implementation(previous)
     return out
 
 

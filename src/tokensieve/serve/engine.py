@@ -351,6 +351,8 @@ class Engine:
             self.pool.release(seq.id)
             self._occupancy()
         usage = self.usage(seq)
+        if seq.session is not None:
+            seq.session.close()
         seq.cache = seq.session = None  # the cache's buffers are freed here
         seq.emit(Event(finish_reason=reason, error=error, usage=usage))
 

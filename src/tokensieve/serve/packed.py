@@ -18,7 +18,13 @@ from torch import Tensor
 from transformers import AttentionInterface
 
 from tokensieve.core.cache import SieveCache, SieveLayer
-from tokensieve.core.hooks import SESSION_ATTR, attention_modules, sieve_attention
+from tokensieve.core.hooks import (
+    SESSION_ATTR,
+    attention_implementation,
+    attention_modules,
+    attention_name,
+    sieve_attention,
+)
 from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
 
@@ -111,7 +117,7 @@ class PackedModel:
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
         self.modules = attention_modules(model)
-        self.dense_name = model.config._attn_implementation
+        self.dense_name = attention_name(model)
 
     @torch.inference_mode()
     def forward(self, ids: list[list[int]], segments: list[Segment]) -> Tensor:
@@ -122,14 +128,12 @@ class PackedModel:
         packed = PackedCache(segments)
         lasts = torch.tensor([hi - 1 for _, hi in packed.bounds], device=device)
         _ACTIVE.cache = packed
-        previous = self.model.config._attn_implementation
-        self.model.set_attn_implementation(NAME)
         try:
-            out = self.model(input_ids=flat, position_ids=positions, cache=packed, use_cache=True,
-                             logits_to_keep=lasts)
+            with attention_implementation(self.model, NAME):
+                out = self.model(input_ids=flat, position_ids=positions, cache=packed, use_cache=True,
+                                 logits_to_keep=lasts)
         finally:
             _ACTIVE.cache = None
-            self.model.set_attn_implementation(previous)
             for module in self.modules:
                 if hasattr(module, SESSION_ATTR):
                     delattr(module, SESSION_ATTR)

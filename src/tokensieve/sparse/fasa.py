@@ -11,6 +11,7 @@ from torch import Tensor
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+from tokensieve.core.hooks import attention_implementation
 from tokensieve.sparse.base import KeyChannels, SelectPolicy
 
 _TABLES: dict[tuple, dict[int, list[list[int]]]] = {}  # (model key, chunks, file) -> layer -> dominant pairs
@@ -63,13 +64,8 @@ def calibrate(model, chunks: int, tokens: int = 512, last: int = 64) -> dict[int
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
     AttentionInterface.register(_CAPTURE, capture)
-    previous = model.config._attn_implementation
-    model.set_attn_implementation(_CAPTURE)
-    try:
-        with torch.inference_mode():
-            model(input_ids=_calibration_ids(model, tokens), use_cache=False)
-    finally:
-        model.set_attn_implementation(previous)
+    with attention_implementation(model, _CAPTURE), torch.inference_mode():
+        model(input_ids=_calibration_ids(model, tokens), use_cache=False)
     return table
 
 
