@@ -21,13 +21,13 @@ torch.manual_seed(0)
 def _peer_missing(name: str) -> str | None:
     """Why the named peer cannot run here, or None when it can."""
     if name == "kvpress":
-        from tokensieve.bench import peers
-
-        return None if peers.available() else f"kvpress venv absent at {peers.venv_dir()} (`tokensieve peers setup`)"
+        from tokensieve.bench.peers import kvpress
+        return None if kvpress.available() else (f"kvpress venv absent at {kvpress.venv_dir()} "
+                                                  "(`tokensieve peers setup`)")
     if name == "llmlingua":
-        from tokensieve.prompt import llmlingua_peer
+        from tokensieve.bench.peers import llmlingua
 
-        return None if llmlingua_peer.available() else "llmlingua venv absent (`tokensieve peers setup-llmlingua`)"
+        return None if llmlingua.available() else "llmlingua venv absent (`tokensieve peers setup-llmlingua`)"
     if name == "chromium":
         found = shutil.which("chromium") or shutil.which("chromium-browser")
         return None if found else "Debian chromium is not installed (apt-get install -y chromium)"

@@ -1,4 +1,4 @@
-"""The bench harness on the real SmolLM2-135M: tiny grids, real text, real eviction, real kvpress peers."""
+"""The bench harness on the real SmolLM2-135M: tiny grids, real text, real eviction, real kvpress kvpress."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tokensieve.bench import peers
+from tokensieve.bench.peers import kvpress
 from tokensieve.bench.runner import grid, run_cell, sweep
 from tokensieve.bench.store import Store
 from tokensieve.bench.suites import TS_METHODS
@@ -15,18 +15,18 @@ from tokensieve.bench.tasks import needle_cases
 
 MODEL = "smollm2-135m"
 FIDELITY = {"task": "fidelity", "tokens": 192, "continuation": 16, "offset": 3}
-HAS_PEERS = peers.available()
+HAS_PEERS = kvpress.available()
 
 
 @pytest.fixture(scope="module")
 def at_full_budget(smollm2):
     """Every tokensieve policy (and the kvpress presses when their venv exists) at budget 1.0."""
-    methods = list(TS_METHODS) + ([peers.PREFIX + p for p in ("streaming_llm", "snapkv")] if HAS_PEERS else [])
+    methods = list(TS_METHODS) + ([kvpress.PREFIX + p for p in ("streaming_llm", "snapkv")] if HAS_PEERS else [])
     cells = grid([MODEL], needle_cases([192], [0.5], [0]) + [FIDELITY], methods, [1.0])
     try:
         return [run_cell(c) for c in cells]
     finally:
-        peers.close_all()
+        kvpress.close_all()
 
 
 @pytest.mark.real
@@ -41,7 +41,7 @@ def test_budget_one_reproduces_the_full_cache_for_every_method(at_full_budget):
     for method, row in needle.items():
         assert row["metrics"]["answer"] == full["metrics"]["answer"], method
         assert row["quality"] == full["quality"], method
-        if peers.is_peer(method):
+        if kvpress.is_peer(method):
             assert row["metrics"]["kv_bytes_kept"] == row["metrics"]["kv_bytes_full"], method
             continue
         # nothing evicted: every layer keeps the whole prompt, in the same buffers as the full cache (which
@@ -99,14 +99,14 @@ def test_streaming_keeps_the_cache_bounded_while_full_grows(smollm2):
 @pytest.mark.peers("kvpress")
 def test_kvpress_presses_run_on_the_same_prompt_and_a_crash_is_a_failed_cell(smollm2, at_full_budget):
     full = next(r for r in at_full_budget if r["task"] == "needle" and r["method"] == "full")
-    peer_rows = [r for r in at_full_budget if r["method"].startswith(peers.PREFIX) and r["task"] == "needle"]
+    peer_rows = [r for r in at_full_budget if r["method"].startswith(kvpress.PREFIX) and r["task"] == "needle"]
     assert peer_rows and all(r["metrics"]["prompt_tokens"] == full["metrics"]["prompt_tokens"] for r in peer_rows)
     cells = grid([MODEL], needle_cases([192], [0.5], [0]) + [FIDELITY], ["kvpress:knorm", "kvpress:pyramidkv"],
                  [0.5])
     try:
         rows = {(r["task"], r["method"]): r for r in (run_cell(c) for c in cells)}
     finally:
-        peers.close_all()
+        kvpress.close_all()
     knorm = rows[("needle", "kvpress:knorm")]
     assert knorm["status"] == "ok" and knorm["metrics"]["kv_bytes_kept"] == pytest.approx(
         0.5 * knorm["metrics"]["kv_bytes_full"], rel=0.02)

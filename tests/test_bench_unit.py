@@ -11,12 +11,12 @@ import torch
 
 from tokensieve.bench import metrics, suites
 from tokensieve.bench.cost import Shape, attention_flops, median_timed
+from tokensieve.bench.peers.venv import PeerFailed
 from tokensieve.bench.ray_executor import check_reachable
 from tokensieve.bench.report import pareto
 from tokensieve.bench.runner import Cell, grid, pending, run_cell, sweep
 from tokensieve.bench.store import Store
 from tokensieve.errors import ResourceError, TokensieveError
-from tokensieve.peer_venv import PeerFailed
 
 
 def _row(key: str, quality: float) -> dict:
@@ -146,7 +146,7 @@ def test_code_version_follows_the_method_files_only(source_copy):
     assert {m for m in methods if after[m] != before[m]} == {"snapkv", "pyramid"}
     again = edit("sparse/hisa.py")  # hisa and rectified (a HISA variant)
     assert {m for m in methods if again[m] != after[m]} == {"hisa", "rectified"}
-    peer = edit("bench/peer_worker.py")  # the kvpress adapter only
+    peer = edit("bench/peers/workers/kvpress_worker.py")  # the kvpress adapter only
     assert {m for m in methods if peer[m] != again[m]} == {"kvpress:snapkv"}
     shared = edit("run/loop.py")  # the shared engine: every cell
     assert all(shared[m] != peer[m] for m in methods)
@@ -208,10 +208,10 @@ def test_only_keeps_the_suite_cells_of_the_named_methods():
 
 
 def test_shards_partition_a_part_by_case_and_keep_each_case_whole(monkeypatch):
-    from tokensieve.bench import peers
     from tokensieve.bench.command import plan
+    from tokensieve.bench.peers import kvpress
 
-    monkeypatch.setattr(peers, "available", lambda: True)
+    monkeypatch.setattr(kvpress, "available", lambda: True)
     args = ("standard", None, None, None, None, None, None, None, None)
     every = plan(*args, echo=lambda _: None, parts="3")
     halves = [plan(*args, echo=lambda _: None, parts="3", shard=f"{k}/2") for k in (1, 2)]
@@ -225,10 +225,10 @@ def test_shards_partition_a_part_by_case_and_keep_each_case_whole(monkeypatch):
 
 
 def test_subtasks_keep_only_that_subtasks_cases_with_all_their_methods(monkeypatch):
-    from tokensieve.bench import peers
     from tokensieve.bench.command import plan
+    from tokensieve.bench.peers import kvpress
 
-    monkeypatch.setattr(peers, "available", lambda: True)
+    monkeypatch.setattr(kvpress, "available", lambda: True)
     args = ("standard", None, None, None, None, None, None, None, None)
     every = plan(*args, echo=lambda _: None)
     uuid = plan(*args, echo=lambda _: None, subtasks="niah_single_uuid")
@@ -248,10 +248,10 @@ def test_subtasks_keep_only_that_subtasks_cases_with_all_their_methods(monkeypat
 
 
 def test_standard_suite_has_fifty_cases_per_cell_for_the_main_methods_on_both_models(monkeypatch):
-    from tokensieve.bench import peers
     from tokensieve.bench.command import plan
+    from tokensieve.bench.peers import kvpress
 
-    monkeypatch.setattr(peers, "available", lambda: True)
+    monkeypatch.setattr(kvpress, "available", lambda: True)
     cells = plan("standard", None, None, None, None, None, None, None, None, echo=lambda _: None)
     assert len(cells) == len(set(cells))
     cases: dict[tuple, set] = {}
@@ -263,7 +263,7 @@ def test_standard_suite_has_fifty_cases_per_cell_for_the_main_methods_on_both_mo
             for method in suites.MAIN_METHODS:
                 for budget in ([1.0] if method == "full" else [0.125, 0.25, 0.5]):
                     assert len(cases[(model, tokens, method, budget)]) >= 50, (model, tokens, method, budget)
-    presses = {c.method for c in cells if peers.is_peer(c.method)}
+    presses = {c.method for c in cells if kvpress.is_peer(c.method)}
     assert {"kvpress:expected_attention", "kvpress:snapkv", "kvpress:tova", "kvpress:streaming_llm",
             "kvpress:knorm", "kvpress:kvzip"} <= presses and len(presses) >= 7
     subtasks = {c.case_dict["subtask"] for c in cells if c.case_dict["task"] == "ruler"}
@@ -439,7 +439,7 @@ def test_report_prints_the_note_once_whatever_command_it_is_given():
 def test_a_misbehaving_peer_worker_is_a_peer_failure(tmp_path, script, message):
     import sys
 
-    from tokensieve.peer_venv import JsonLinesWorker, PeerVenv
+    from tokensieve.bench.peers.venv import JsonLinesWorker, PeerVenv
 
     path = tmp_path / "worker.py"
     path.write_text(script)

@@ -49,7 +49,7 @@ def test_qwen_recycling_is_lossless_with_a_kv_policy_at_full_budget(qwen05):
 
 
 def test_a_warm_started_adjacency_matrix_stays_lossless(smollm2):
-    from tokensieve.decode.cells import calibrated
+    from tokensieve.bench.decode_cells import calibrated
 
     p = prompt("code", 3)
     warm_matrix = calibrated("smollm2-135m", "code", texts=8)

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokensieve import compress
+from tokensieve.bench.peers import llmlingua
 from tokensieve.data.corpus import haystack
 from tokensieve.data.needle import needle_case
 from tokensieve.errors import TokensieveError
-from tokensieve.prompt import llmlingua_peer
 from tokensieve.prompt.fit import PROTECT, fit
 from tokensieve.prompt.units import count, split
 
@@ -223,8 +223,8 @@ def test_cli_json(tok):
 
 
 def test_peer_crash_is_peer_failed():
-    with pytest.raises(llmlingua_peer.PeerFailed, match="died"):
-        llmlingua_peer.Worker("smollm2-135m", python=Path("/bin/false"))
+    with pytest.raises(llmlingua.PeerFailed, match="died"):
+        llmlingua.Worker("smollm2-135m", python=Path("/bin/false"))
 
 
 def test_bench_turns_a_missing_peer_into_failed_rows(tmp_path, monkeypatch):
@@ -242,7 +242,7 @@ def test_bench_turns_a_missing_peer_into_failed_rows(tmp_path, monkeypatch):
 @pytest.mark.peers("llmlingua")
 def test_llmlingua_peer_compresses(tok):
     text = haystack(tok, 300)
-    worker = llmlingua_peer.Worker("smollm2-135m", threads=1)
+    worker = llmlingua.Worker("smollm2-135m", threads=1)
     try:
         out = worker.compress(text, 150)
     finally:

@@ -14,7 +14,7 @@ import pytest
 from test_bench_cli import CHROMIUM, FLAGS, _console_errors  # the existing headless-Chromium check's helpers
 
 from tokensieve.bench import report
-from tokensieve.bench.report_tables import what_this_shows
+from tokensieve.bench.report.tables import what_this_shows
 from tokensieve.bench.stats import format_interval, interval
 from tokensieve.bench.store import Store
 from tokensieve.bench.summary import budget_base, context_tokens, decode_forwards, summarise

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from tokensieve.bench import peers
+from tokensieve.bench.peers import kvpress
 from tokensieve.bench.store import cell_key
 from tokensieve.bench.tasks import case_id
 from tokensieve.bench.version_aliases import ALIASES
@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ("tokensieve.core", "tokensieve.data", "tokensieve.bench.tasks", "tokensieve.bench.prompts",
           "tokensieve.bench.sandbox", "tokensieve.bench.cost", "tokensieve.bench.metrics", "tokensieve.run",
           "tokensieve.models")
-PEER_MODULES = ("tokensieve.bench.peers", "tokensieve.bench.peer_worker", "tokensieve.peer_venv")
+PEER_MODULES = ("tokensieve.bench.peers.kvpress", "tokensieve.bench.peers.workers.kvpress_worker",
+                "tokensieve.bench.peers.venv")
 METHOD_PACKAGES = ("tokensieve.kv.", "tokensieve.sparse.", "tokensieve.prefill.")
 
 
@@ -50,16 +51,17 @@ def method_modules(method: str | None) -> list[str]:
     peer adapter, or the whole encoder package for an encoder method; all KV and sparse modules for None."""
     if method is None:
         return ["tokensieve.kv", "tokensieve.sparse"]
-    if peers.is_peer(method):
+    if kvpress.is_peer(method):
         return list(PEER_MODULES)
-    from tokensieve.decode.cells import is_decode_method
-    from tokensieve.encoder.cells import encoder_methods
+    from tokensieve.bench.decode_cells import is_decode_method
+    from tokensieve.bench.encoder_cells import encoder_methods
 
     if is_decode_method(method):  # the decode package, and the policy a decoder runs on
         decoder, _, policy = method.partition("+")
-        return ["tokensieve.decode", *(method_modules(policy) if policy else [])]
+        return ["tokensieve.decode", "tokensieve.bench.decode_cells", "tokensieve.bench.peers.hf_decoding",
+                *(method_modules(policy) if policy else [])]
     if method in encoder_methods():  # everything that can change an encoder cell's numbers
-        return ["tokensieve.encoder"]
+        return ["tokensieve.encoder", "tokensieve.bench.encoder_cells"]
     from tokensieve.methods import REGISTRY
 
     if method not in REGISTRY:
@@ -97,8 +99,7 @@ def code_version(method: str | None = None) -> str:
 
 def any_case_id(case: dict) -> str:
     """The id of a decoder case (`bench.tasks.case_id`), of an encoder case or of a decode (speed) case."""
-    from tokensieve.decode import cells as decode_cells
-    from tokensieve.encoder import cells as encoder_cells
+    from tokensieve.bench import decode_cells, encoder_cells
 
     if decode_cells.is_decode_case(case):
         return decode_cells.case_id(case)
@@ -128,7 +129,7 @@ class Cell:
 def is_method_failure(err: BaseException) -> bool:
     """A failure of the method on this cell, worth a failed row: a peer that raised or died, a TokensieveError
     (an unsupported setting), or running out of memory. Anything else is a bug in tokensieve."""
-    return isinstance(err, peers.PeerFailed | TokensieveError) or is_out_of_memory(err)
+    return isinstance(err, kvpress.PeerFailed | TokensieveError) or is_out_of_memory(err)
 
 
 _WARM: set[str] = set()
@@ -149,17 +150,16 @@ def _warm_up(model: str) -> None:
 
 def _execute(cell: Cell) -> tuple[float | None, dict]:
     """(quality, metrics) of one cell, in this process (or through its peer worker)."""
+    from tokensieve.bench import decode_cells, encoder_cells
     from tokensieve.bench.tasks import run_local
-    from tokensieve.decode import cells as decode_cells
-    from tokensieve.encoder import cells as encoder_cells
 
     if encoder_cells.is_encoder_case(cell.case_dict):
         return encoder_cells.run(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
     _warm_up(cell.model)
     if decode_cells.is_decode_case(cell.case_dict):
         return decode_cells.run(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
-    if peers.is_peer(cell.method):
-        return peers.run_peer(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
+    if kvpress.is_peer(cell.method):
+        return kvpress.run_peer(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
     return run_local(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
 
 
@@ -176,7 +176,7 @@ def run_cell(cell: Cell, version: str | None = None) -> dict:
         if not is_method_failure(err):
             raise
         status = "failed"
-        if isinstance(err, peers.PeerFailed):
+        if isinstance(err, kvpress.PeerFailed):
             metrics = {"error": str(err)}
         else:
             metrics = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()[-1500:]}

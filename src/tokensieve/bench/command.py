@@ -18,9 +18,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tokensieve.bench import peers, report, runner, suites
+from tokensieve.bench import report, runner, suites
 from tokensieve.bench.lanes import shard_cells, sweep_in_lanes
-from tokensieve.bench.report_format import show
+from tokensieve.bench.peers import kvpress
+from tokensieve.bench.report.formatting import show
 from tokensieve.bench.store import Store
 from tokensieve.bench.summary import latest_version, summarise
 from tokensieve.errors import TokensieveError
@@ -103,8 +104,8 @@ def plan(suite: str, models: str, methods: str | None, budgets: str | None, task
     if wanted_subtasks and not cells:
         raise TokensieveError(f"--subtasks {subtasks}: the suite has no RULER cases of these subtasks")
     check_fits(cells + peer_cells)
-    if peer_cells and not peers.available():
-        where = f"no venv at {peers.venv_dir()} (run `tokensieve peers setup`)"
+    if peer_cells and not kvpress.available():
+        where = f"no venv at {kvpress.venv_dir()} (run `tokensieve peers setup`)"
         if not cells:
             raise TokensieveError(f"--only {only}: kvpress cells only, and {where}")
         echo(f"kvpress peers skipped: {where}")

@@ -9,8 +9,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from tokensieve.bench.encoder_cells import REFERENCE
 from tokensieve.bench.stats import compare, format_interval, interval, verdict
-from tokensieve.encoder.cells import REFERENCE
 
 STATS_NOTE = ("recall@1: Wilson 95 % interval; MRR and cosine: bootstrap of the mean; Δ vs none: McNemar on the "
               "same queries (recall@1). A method is called worse or better only when p < 0.05 and the interval of "

@@ -4,7 +4,7 @@ Needle: a fact planted in Paul Graham essays (data/needle.py); the context is co
 prompt's question as the protected part, then the *full* model answers greedily from the compressed context;
 a hit = the expected answer is in the answer. Fidelity: the full model reads a real essay continuation
 teacher-forced after the compressed vs the original context; KL(original || compressed) and top-1 agreement
-of its next-token distributions. LLMLingua runs in its own venv (llmlingua_peer.py) on the same scorer
+of its next-token distributions. LLMLingua runs in its own venv (bench/peers/llmlingua.py) on the same scorer
 weights and is given the same context-token target; a peer failure is a failed row, never a crashed run.
 """
 
@@ -86,10 +86,10 @@ class Compressor:
         self.model, self.threads, self.worker, self.peer_error = model, threads, None, ""
 
     def peer(self):
-        from tokensieve.prompt import llmlingua_peer
+        from tokensieve.bench.peers import llmlingua
 
         if self.worker is None or self.worker.proc.poll() is not None:
-            self.worker = llmlingua_peer.Worker(self.model, threads=self.threads)
+            self.worker = llmlingua.Worker(self.model, threads=self.threads)
         return self.worker
 
     def __call__(self, method: str, context: str, question: str, ratio: float) -> tuple[str, float, int]:
@@ -168,7 +168,7 @@ def _fidelity_row(run: Compressor, method: str, ratio: float, tokens: int, text_
 def run_bench(model: str, methods: list[str], ratios: list[float], lengths: list[int], depths: list[float],
               needles: list[int], texts: int, threads: int, command: str,
               on_row: Callable[[Row], None] | None = None) -> Report:
-    from tokensieve.prompt.llmlingua_peer import PeerFailed
+    from tokensieve.bench.peers.llmlingua import PeerFailed
 
     for m in methods:
         parse_method(m)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tokensieve.bench import peers
 from tokensieve.bench.cell import Cell, any_case_id, code_version, run_cell
+from tokensieve.bench.peers import kvpress
 from tokensieve.bench.store import Store
 from tokensieve.errors import TokensieveError
 
@@ -27,7 +27,7 @@ def grid(models: list[str], cases: list[dict], methods: list[str], budgets: list
         for case in cases:
             frozen = tuple(sorted(case.items()))
             for method in methods:
-                if peers.is_peer(method) and case["task"] == "streaming":
+                if kvpress.is_peer(method) and case["task"] == "streaming":
                     continue
                 plain = method in REFERENCES or (case["task"] == "decode" and "+" not in method)
                 for budget in [1.0] if plain else budgets:
@@ -65,7 +65,7 @@ def sweep(cells: list[Cell], store: Store, executor: str = "local", address: str
             for cell in todo:
                 record(run_cell(cell))
         finally:
-            peers.close_all()
+            kvpress.close_all()
     elif executor == "ray":
         from tokensieve.bench.ray_executor import run_ray
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tokensieve import catalog
-from tokensieve.bench import peers
+from tokensieve.bench.peers import kvpress
 from tokensieve.bench.tasks import TASKS, needle_cases
 from tokensieve.core.budget import Budget
 from tokensieve.errors import TokensieveError
@@ -91,8 +91,8 @@ def standard() -> Suite:
     return Suite("standard", [
         Part(ruler_cases([1024, 2048, 4096], 50), main, [0.125, 0.25, 0.5], models=small),
         Part(ruler_cases([4096], 50), main, [0.125, 0.25, 0.5], models=qwen,
-             peers=[peers.PREFIX + p for p in ("snapkv", "expected_attention")], peer_budgets=[0.25]),
-        Part(ruler_cases([4096], 50), [], [0.25], peers=[peers.PREFIX + p for p in MAIN_PRESSES], models=small),
+             peers=[kvpress.PREFIX + p for p in ("snapkv", "expected_attention")], peer_budgets=[0.25]),
+        Part(ruler_cases([4096], 50), [], [0.25], peers=[kvpress.PREFIX + p for p in MAIN_PRESSES], models=small),
         Part(ruler_cases([16384], 6) + ruler_cases([32000], 3), long, [0.25], models=qwen),
     ])
 
@@ -104,7 +104,7 @@ def extended() -> Suite:
     main, others = list(MAIN_METHODS), list(OTHER_METHODS)
     small, qwen = ["smollm2-135m"], ["qwen2.5-coder-0.5b"]
     best = ["full", "snapkv", "streaming_llm", "tokenselect"]
-    more_presses = [peers.PREFIX + p for p in MAIN_PRESSES if p not in ("snapkv", "expected_attention")]
+    more_presses = [kvpress.PREFIX + p for p in MAIN_PRESSES if p not in ("snapkv", "expected_attention")]
     return Suite("extended", [
         Part(ruler_cases([1024, 2048, 4096], 50), others, [0.25], models=small),
         Part(ruler_cases([8000], 50), main, [0.25], models=small),  # 8,192 + the answer would pass its context
@@ -120,7 +120,7 @@ def extended() -> Suite:
 def needles_v1() -> Suite:
     """The needle grid docs/RESULTS-standard-v1.md was made with (3 cases per cell; kept to reproduce it)."""
     pairs = [(0.1, 0), (0.5, 1), (0.9, 2)]
-    all_presses = [peers.PREFIX + p for p in peers.DEFAULT_PRESSES]
+    all_presses = [kvpress.PREFIX + p for p in kvpress.DEFAULT_PRESSES]
     breadth = diagonal_needles([1024, 2048, 4096], pairs)
     breadth += [{"task": "fidelity", "tokens": 2048, "continuation": 128, "offset": o} for o in (3, 11)]
     long_needles = diagonal_needles([8000], pairs)
@@ -142,7 +142,7 @@ def equal() -> Suite:
     stream = {"task": "streaming", "tokens": 3 * 8192, "chunk": 1, "window": 8192, "evict_every": 32}
     return Suite("equal", [
         Part(needles, [*TS_METHODS, *DYNAMIC_METHODS], [0.125],
-             peers=[peers.PREFIX + p for p in peers.DEFAULT_PRESSES]),
+             peers=[kvpress.PREFIX + p for p in kvpress.DEFAULT_PRESSES]),
         Part([stream, {**stream, "positions": "rolling"}], ["streaming_llm"], [0.125]),
     ])
 
@@ -170,7 +170,7 @@ def encoder() -> Suite:
     and PiToMe merge at most half the rows a layer, so their lowest points keep more: the measured ratio is
     reported). ToMe and [CLS]/pool attention also run on a schedule searched per budget on calibration passages
     ("+search"). About 30 minutes on 2 cores."""
-    from tokensieve.encoder.cells import REFERENCE, retrieval_cases, throughput_cases
+    from tokensieve.bench.encoder_cells import REFERENCE, retrieval_cases, throughput_cases
 
     methods = [REFERENCE, *ENCODER_METHODS, *(m + "+search" for m in SEARCHED_METHODS)]
     budgets, model = [0.9, 0.7, 0.5, 0.3], ["minilm-l6"]
@@ -190,7 +190,7 @@ def decode() -> Suite:
     2. SmolLM2-135M on 2 prompts each of code, prose and JSON extraction: every drafter, a cold adjacency matrix,
        and transformers' prompt lookup; Token Recycling on top of SnapKV and TokenSelect at 25 % on code.
     3. Qwen on 2 essay continuations: Token Recycling and prompt lookup."""
-    from tokensieve.decode.cells import cases
+    from tokensieve.bench.decode_cells import cases
 
     n = 64
     smol = cases("code", range(2), n) + cases("prose", range(2), n) + cases("json", range(2), n)
@@ -208,7 +208,7 @@ def decode() -> Suite:
 def decode_trees() -> Suite:
     """The draft tree's size against the measured cost of verifying it on this machine (how the CPU default was
     chosen): Token Recycling with trees of 4 to 48 nodes on Qwen2.5-Coder-0.5B's HumanEval prompts."""
-    from tokensieve.decode.cells import cases
+    from tokensieve.bench.decode_cells import cases
 
     trees = ["recycling:4x3", "recycling:8x4", "recycling:24x6", "recycling:48x6"]  # the default is 12x5
     return Suite("decode-trees", [Part(cases("code", range(3), 64), ["greedy", *trees], [0.25],
@@ -218,7 +218,7 @@ def decode_trees() -> Suite:
 def decode_assisted() -> Suite:
     """Assisted generation's own pairing: qwen2.5-coder-0.5b drafting for qwen2.5-coder-1.5b (`tokensieve models
     install qwen2.5-coder-1.5b` first), against Token Recycling and prompt lookup on the same prompts."""
-    from tokensieve.decode.cells import cases
+    from tokensieve.bench.decode_cells import cases
 
     return Suite("decode-assisted", [Part(cases("code", range(3), 64), ["greedy", "recycling", "lookup", "hf:lookup",
                                                                       "hf:assisted"], [0.25],
@@ -265,8 +265,8 @@ def parse_budgets(text: str) -> list[float]:
 
 
 def check_methods(methods: list[str]) -> list[str]:
-    from tokensieve.decode.cells import is_decode_method, split
-    from tokensieve.encoder.cells import encoder_methods
+    from tokensieve.bench.decode_cells import is_decode_method, split
+    from tokensieve.bench.encoder_cells import encoder_methods
     from tokensieve.methods import REGISTRY
 
     for m in methods:
@@ -277,10 +277,10 @@ def check_methods(methods: list[str]) -> list[str]:
             if policy:
                 check_methods([policy])
             continue
-        if peers.is_peer(m):
-            peers.press_name(m)
+        if kvpress.is_peer(m):
+            kvpress.press_name(m)
         elif m not in REGISTRY:
-            known = ", ".join(sorted(REGISTRY)) + ", kvpress:<" + "|".join(sorted(peers.PRESSES)) + ">"
+            known = ", ".join(sorted(REGISTRY)) + ", kvpress:<" + "|".join(sorted(kvpress.PRESSES)) + ">"
             raise TokensieveError(f"unknown method '{m}': choose from {known}")
     return methods
 

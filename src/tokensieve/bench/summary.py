@@ -14,7 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from tokensieve.bench.peers import PREFIX as PEER_PREFIX  # kvpress:snapkv is compared with our snapkv head to head
+# kvpress:snapkv is compared with our snapkv head to head
+from tokensieve.bench.peers.kvpress import PREFIX as PEER_PREFIX
 from tokensieve.bench.stats import Interval, Paired, compare, interval
 
 

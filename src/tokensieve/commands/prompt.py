@@ -67,7 +67,7 @@ def compress_bench(
     import shlex
 
     from tokensieve.bench import prompt_bench as bench
-    from tokensieve.prompt import llmlingua_peer
+    from tokensieve.bench.peers import llmlingua
 
     def numbers(text: str, kind, what: str) -> list:
         try:
@@ -76,8 +76,8 @@ def compress_bench(
             raise TokensieveError(f"--{what} must be comma-separated numbers, got '{text}'") from None
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
-    if bench.PEER in chosen and not llmlingua_peer.available():
-        err.print(f"llmlingua venv not found at {llmlingua_peer.venv_dir()}: skipping it "
+    if bench.PEER in chosen and not llmlingua.available():
+        err.print(f"llmlingua venv not found at {llmlingua.venv_dir()}: skipping it "
                   "(`tokensieve peers setup-llmlingua` creates it)", highlight=False)
         chosen.remove(bench.PEER)
     command = "tokensieve compress-bench " + " ".join(

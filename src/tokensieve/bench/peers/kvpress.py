@@ -1,7 +1,7 @@
-"""Peers as methods in the same grid: kvpress presses through a worker in kvpress's own venv.
+"""kvpress presses as methods in the same grid through a worker in kvpress's own venv.
 
 kvpress pins an older transformers than ours, so it lives in `~/.cache/tokensieve/peers/kvpress-venv`
-(`tokensieve peers setup` creates it: CPU torch first, then kvpress). The worker (peer_worker.py, standalone)
+(`tokensieve peers setup` creates it: CPU torch first, then kvpress). The worker (kvpress_worker.py, standalone)
 loads the same converted safetensors model dir and receives the exact prompt token ids our methods see; it
 answers JSON lines. A press that raises, or a worker that dies, is a failed cell, never a crashed sweep.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 from tokensieve import models
 from tokensieve.bench import metrics
 from tokensieve.bench.cost import Shape, attention_flops
-from tokensieve.bench.peer_worker import PRESSES
+from tokensieve.bench.peers.venv import JsonLinesWorker, PeerFailed, PeerVenv  # noqa: F401 (PeerFailed re-exported)
+from tokensieve.bench.peers.workers.kvpress_worker import PRESSES
 from tokensieve.errors import TokensieveError
-from tokensieve.peer_venv import JsonLinesWorker, PeerFailed, PeerVenv  # noqa: F401 (PeerFailed re-exported)
 
 PREFIX = "kvpress:"
 DEFAULT_PRESSES = ("streaming_llm", "snapkv", "expected_attention", "tova", "knorm", "lagkv", "pyramidkv")
@@ -40,7 +40,7 @@ class Worker(JsonLinesWorker):
     """One long-lived kvpress worker per model; restarted after a crash."""
 
     def __init__(self, model: str) -> None:
-        super().__init__("kvpress", VENV, Path(__file__).with_name("peer_worker.py"))
+        super().__init__("kvpress", VENV, Path(__file__).parent / "workers" / "kvpress_worker.py")
         self.model = model
         self.versions = self.call({"op": "load", "model_dir": str(models.resolve(model))})
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from tokensieve.bench.report_plots import make_panels, panel_figure, stream_series
-from tokensieve.bench.report_tables import Section, footnotes, sections
+from tokensieve.bench.report.plots import make_panels, panel_figure, stream_series
+from tokensieve.bench.report.tables import Section, footnotes, sections
 from tokensieve.bench.summary import Line
 
 FILTERS = ("model", "task", "length")  # the HTML filter bar: data-model / data-task / data-length

@@ -5,15 +5,15 @@ RULER and code get one section per (model, task, context length): quality with i
 comparison with `full` on the same cases, a verdict that only says worse/better when the difference is significant,
 and a "What this shows" paragraph generated from those numbers. The HTML filters sections by model, task, length.
 
-This module is the entry point (`write`); the work lives in report_format (one cell), report_tables (the sections
-and markdown), report_plots (PNG and plotly charts) and report_page (the HTML page). Their public names, and the
-private ones used elsewhere, are re-exported here so `tokensieve.bench.report.X` keeps working."""
+This package's entry point is `write`; the work lives in `formatting` (one cell), `tables` (the sections and
+markdown), `plots` (PNG and plotly charts) and `page` (the HTML page). Their public names that callers use are
+re-exported here, so `tokensieve.bench.report.X` is the one address."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tokensieve.bench.report_format import (
+from tokensieve.bench.report.formatting import (
     COSTS,
     KV,
     OVER,
@@ -24,8 +24,8 @@ from tokensieve.bench.report_format import (
     verdict_text,
     vs_full_text,
 )
-from tokensieve.bench.report_page import FILTER_JS, FILTERS, html_page
-from tokensieve.bench.report_plots import (
+from tokensieve.bench.report.page import FILTER_JS, FILTERS, html_page
+from tokensieve.bench.report.plots import (
     HIGHER_IS_BETTER,
     MAX_PNG_PANELS,
     PANEL_ORDER,
@@ -35,7 +35,7 @@ from tokensieve.bench.report_plots import (
     png,
     png_only_panels,
 )
-from tokensieve.bench.report_tables import (
+from tokensieve.bench.report.tables import (
     OVER_NOTE,
     PROMPT_HEAD,
     STATS_NOTE,

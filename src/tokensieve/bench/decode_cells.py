@@ -16,7 +16,7 @@ import re
 import statistics
 from functools import cache
 
-from tokensieve.decode.peers import hf_generate
+from tokensieve.bench.peers.hf_decoding import hf_generate
 from tokensieve.errors import TokensieveError
 
 TASK = "decode"

@@ -1,14 +1,14 @@
 """The report's charts: quality against each cost of its task per (model, task, length) with 95 % error bars and
 the Pareto front, plus KV memory along each streaming run; as one matplotlib PNG (pareto.png) and as plotly figures
-for the HTML page (report_page)."""
+for the HTML page (`page`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokensieve.bench.peers import is_peer
-from tokensieve.bench.report_format import (
+from tokensieve.bench.peers.kvpress import is_peer
+from tokensieve.bench.report.formatting import (
     COSTS,
     PROMPT_TASKS,
     QUALITY,

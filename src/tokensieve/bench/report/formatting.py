@@ -1,6 +1,6 @@
 """How one benchmark line becomes one table cell: the quality and cost labels per task, and the formatting of
 numbers, 95 % intervals, paired differences with `full`, verdicts, over-budget and failure counts. Shared by the
-tables (report_tables), the charts (report_plots) and the HTML page (report_page)."""
+tables (`tables`), the charts (`plots`) and the HTML page (`page`)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """The report's tables: one `Section` per table (RULER and code per model, task and length with the generated
 "What this shows" paragraph, RULER subtasks, needle, fidelity, streaming), the footnotes they need, and their
-markdown rendering. The HTML page (report_page) renders the same sections."""
+markdown rendering. The HTML page (`page`) renders the same sections."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tokensieve.bench.report_format import (
+from tokensieve.bench.report.formatting import (
     OVER,
     PROMPT_TASKS,
     QUALITY,
