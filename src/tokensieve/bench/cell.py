@@ -15,7 +15,6 @@ from pathlib import Path
 
 from tokensieve.bench.peers import kvpress
 from tokensieve.bench.store import cell_key
-from tokensieve.bench.tasks import case_id
 from tokensieve.bench.version_aliases import ALIASES
 from tokensieve.errors import TokensieveError, is_out_of_memory
 
@@ -98,12 +97,10 @@ def code_version(method: str | None = None) -> str:
 
 
 def any_case_id(case: dict) -> str:
-    """The id of a decoder case (`bench.tasks.case_id`), of an encoder case or of a decode (speed) case."""
-    from tokensieve.bench import decode_cells, encoder_cells
+    """The id of any grid case (a decoder task's, an encoder's or a decode case's), by its kind."""
+    from tokensieve.bench.kinds import kind_of
 
-    if decode_cells.is_decode_case(case):
-        return decode_cells.case_id(case)
-    return encoder_cells.case_id(case) if encoder_cells.is_encoder_case(case) else case_id(case)
+    return kind_of(case).case_id(case)
 
 
 @dataclass(frozen=True)
@@ -149,18 +146,13 @@ def _warm_up(model: str) -> None:
 
 
 def _execute(cell: Cell) -> tuple[float | None, dict]:
-    """(quality, metrics) of one cell, in this process (or through its peer worker)."""
-    from tokensieve.bench import decode_cells, encoder_cells
-    from tokensieve.bench.tasks import run_local
+    """(quality, metrics) of one cell, in this process (or through its peer worker), as its kind runs it."""
+    from tokensieve.bench.kinds import kind_of
 
-    if encoder_cells.is_encoder_case(cell.case_dict):
-        return encoder_cells.run(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
-    _warm_up(cell.model)
-    if decode_cells.is_decode_case(cell.case_dict):
-        return decode_cells.run(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
-    if kvpress.is_peer(cell.method):
-        return kvpress.run_peer(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
-    return run_local(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
+    kind = kind_of(cell.case_dict)
+    if kind.warm_up:
+        _warm_up(cell.model)
+    return kind.run(cell.model, cell.case_dict, cell.method, cell.budget, cell.repeats)
 
 
 def run_cell(cell: Cell, version: str | None = None) -> dict:
