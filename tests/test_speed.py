@@ -67,7 +67,30 @@ def test_kernel_speed_times_each_method_against_sdpa(smollm2):
     (["speed", "kernel", "--tokens", "10"], "--tokens >= 64"),
     (["speed", "kernel", "--methods", "nope"], "unknown policy 'nope'"),
     (["speed", "decode", "--budget", "1.5"], "budget"),
+    (["speed", "gemm", "--paths", "aten,cuda"], "paths must be among"),
+    (["speed", "gemm", "--rows", "2,13"], "include 1"),
 ])
 def test_speed_commands_refuse_bad_input_in_one_line(args, message):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_gemm_paths_compute_the_same_product_and_the_rows_are_steps_of_the_one_token_forward(smollm2):
+    from tokensieve.bench.gemm_speed import PATHS, Kernels, gemm_speed, linear_shapes
+
+    model = smollm2[0]
+    shapes = linear_shapes(model)
+    assert sum(shapes.values()) == 7 * model.config.num_hidden_layers + 1  # q k v o gate up down, and the head
+    weight = model.model.layers[0].mlp.up_proj.weight
+    kernels, x = Kernels(weight, PATHS), torch.randn(13, weight.shape[1])
+    exact = kernels.run("aten", x)
+    assert torch.allclose(kernels.run("onednn", x), exact, rtol=1e-4, atol=1e-4)  # the same fp32 product
+    for path, tolerance in (("bf16", 0.05), ("int8", 0.05)):  # other precisions: close, not equal
+        relative = (kernels.run(path, x).float() - exact).norm() / exact.norm()
+        assert relative < tolerance, (path, relative)
+    rows = gemm_speed(model, rows=(1, 13), paths=("aten", "int8"), repeats=2)
+    assert [(r["path"], r["rows"]) for r in rows] == [("aten", 1), ("int8", 1), ("aten", 13), ("int8", 13)]
+    one = rows[0]
+    assert one["steps"] == 1.0 and one["linear_ms"] > 0 and one["floor_steps"] <= 1.0
+    assert all(r["gflops_peak"] > 0 and r["read_gb_s"] > 0 for r in rows)
+    assert rows[2]["floor_steps"] >= one["floor_steps"]  # more rows, never a lower floor

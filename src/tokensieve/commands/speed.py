@@ -108,3 +108,44 @@ def speed_kernel(
         raise TokensieveError("--repeats must be >= 1 and --tokens >= 64")
     rows = kernel_speed(model, tokens, budget, _speed_methods(methods, budget), repeats, compiled, device)
     _speed_table(rows, f"one layer's decode attention, median of {repeats}", as_json)
+
+
+@speed_app.command("gemm")
+@guarded
+def speed_gemm(
+    model: Model = "qwen2.5-coder-0.5b",
+    paths: Annotated[str, typer.Option(help="Comma-separated: aten (today's), onednn, bf16, int8.")]
+    = "aten,onednn,bf16,int8",
+    rows: Annotated[str, typer.Option(help="Comma-separated token counts M of a forward.")] = "1,2,4,8,13,16,32,64",
+    repeats: int = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The model's own linear layers at M tokens per forward, per GEMM path, in one-token steps, with the
+    arithmetic floor (CPU)."""
+    from tokensieve.bench.gemm_speed import PATHS, gemm_speed
+    from tokensieve.models import cached_load
+
+    chosen = tuple(p.strip() for p in paths.split(",") if p.strip())
+    if not chosen or set(chosen) - set(PATHS):
+        raise TokensieveError(f"paths must be among {', '.join(PATHS)}; got '{paths}'")
+    try:
+        counts = tuple(int(m) for m in rows.split(",") if m.strip())
+    except ValueError:
+        raise TokensieveError(f"rows '{rows}' is not a comma-separated list of whole numbers") from None
+    if not counts or min(counts) < 1 or 1 not in counts or repeats < 1:
+        raise TokensieveError("rows must be whole numbers >= 1 and include 1 (the unit); repeats >= 1")
+    result = gemm_speed(cached_load(model)[0], counts, chosen, repeats)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"{model}: an M-token forward's linear layers, in one-token steps of aten (median of "
+                        f"{repeats}); floor: FLOPs at {result[0]['gflops_peak']} GFLOP/s or weights at "
+                        f"{result[0]['read_gb_s']} GB/s")
+    for column in ("M", *chosen, "floor", "aten ms"):
+        table.add_column(column)
+    for m in counts:
+        cells = {r["path"]: r for r in result if r["rows"] == m}
+        table.add_row(str(m), *(f"{cells[p]['steps']:.2f}" for p in chosen), f"{cells[chosen[0]]['floor_steps']:.2f}",
+                      f"{cells['aten']['linear_ms']:.2f}" if "aten" in cells else "")
+    out.print(table)
+

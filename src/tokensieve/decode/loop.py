@@ -111,8 +111,7 @@ def speculate(
         return generate(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                         answer_prefix=answer_prefix, sinks=sinks, window=window, evict_every=evict_every,
                         device=device, dtype=dtype, stop_at_newline=stop_at_newline, stop=stop, plain=plain)
-    if decode != "greedy":
-        DRAFTERS.require(decode)
+    DRAFTERS.require(decode)
     if chunk is not None and chunk < 1:
         raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
     if max_new_tokens < 1:
