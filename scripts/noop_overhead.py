@@ -16,7 +16,7 @@ from transformers import DynamicCache
 import tokensieve
 from tokensieve.core.cache import SieveCache
 from tokensieve.data.corpus import haystack
-from tokensieve.generation import cached_load
+from tokensieve.models import cached_load
 
 
 def run(model, ids, steps: int, sieve: bool) -> tuple[float, float, list[int]]:

@@ -40,6 +40,8 @@ def generate(
     tree_depth: Annotated[int | None, typer.Option(help="recycling: draft levels (default 5).")] = None,
     draft_length: Annotated[int, typer.Option(help="lookup / layerskip: draft tokens per step.")] = 8,
     exit_layer: Annotated[int, typer.Option(help="layerskip: layers that draft (0 = a quarter).")] = 0,
+    packed_gemm: Annotated[bool, typer.Option(help="Tree decoding: verify through oneDNN linears with prepacked "
+                                              "weights (CPU, fp32; a second copy of the weights).")] = False,
     adjacency: Annotated[Path | None, typer.Option(help="recycling: warm-start the adjacency matrix from this "
                                                    "file if it exists, and save it there afterwards.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer and stats.")] = False,
@@ -51,9 +53,12 @@ def generate(
 
     context = read_text(context_file, "the context file")
     policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
+    if packed_gemm and decode == "greedy":
+        raise TokensieveError("--packed-gemm applies to tree decoding (--decode recycling, lookup or layerskip)")
     if decode != "greedy":
         result = speculate_cli(model, context, question, policy, budget, decode, tree_nodes, tree_depth,
-                               draft_length, exit_layer, adjacency, chunk=chunk, max_new_tokens=max_new_tokens,
+                               draft_length, exit_layer, adjacency, packed_gemm=packed_gemm, chunk=chunk,
+                               max_new_tokens=max_new_tokens,
                                answer_prefix=answer_prefix, sinks=sinks, window=window, evict_every=evict_every,
                                device=device, query_agnostic=query_agnostic)
     else:
@@ -68,7 +73,7 @@ def generate(
 
 
 def speculate_cli(model, context, question, policy, budget, decode, tree_nodes, tree_depth, draft_length,
-                  exit_layer, adjacency, *, query_agnostic: bool, **kwargs):
+                  exit_layer, adjacency, *, query_agnostic: bool, packed_gemm: bool = False, **kwargs):
     """`generate --decode X`: check the decoder's options, warm-start and save the adjacency matrix."""
     from tokensieve.decode.adjacency import Adjacency
     from tokensieve.decode.drafters import CPU_TREE
@@ -82,7 +87,7 @@ def speculate_cli(model, context, question, policy, budget, decode, tree_nodes, 
         raise TokensieveError("--query-agnostic applies to greedy decoding only")
     if draft_length < 1:
         raise TokensieveError(f"--draft-length must be at least 1, got {draft_length}")
-    options = DecodeOptions(length=draft_length, exit_layer=exit_layer)
+    options = DecodeOptions(length=draft_length, exit_layer=exit_layer, packed_gemm=packed_gemm)
     if tree_nodes is not None or tree_depth is not None:
         shape = {**CPU_TREE, **({"nodes": tree_nodes} if tree_nodes is not None else {}),
                  **({"depth": tree_depth} if tree_depth is not None else {})}

@@ -7,6 +7,7 @@ Greedy acceptance makes it lossless: the tokens are those of `tokensieve.run.gen
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -14,6 +15,7 @@ import torch
 from tokensieve import models
 from tokensieve.core.budget import Budget, parse_budget
 from tokensieve.core.cache import SieveCache
+from tokensieve.core.gemm import packed_linears
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, device_sync, now
 from tokensieve.core.policy import KVPolicy, Policy
@@ -59,6 +61,7 @@ class DecodeOptions:
     adjacency: Adjacency | None = None  # warm start: the matrix of earlier requests (kept updated in place)
     length: int = 8  # lookup / layer-skip chain length
     exit_layer: int = 0  # layer-skip: 0 = a quarter of the layers
+    packed_gemm: bool = False  # verify trees through prepacked oneDNN linears (`core.gemm`; CPU, fp32)
 
 
 def _recycling(net, verifier: Verifier, options: DecodeOptions) -> Recycling:
@@ -146,9 +149,10 @@ def speculate(
         kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
         kept = stored_token_counts(cache_, 0)
         start = now()
-        run = decode_tree(verifier, drafter, ids, int(logits[0].argmax()), max_new_tokens,
-                          lambda out, token: _finished(out, token, eos, tokenizer, max_new_tokens,
-                                                       stop_at_newline, stop))
+        with packed_linears(net) if options.packed_gemm else nullcontext():
+            run = decode_tree(verifier, drafter, ids, int(logits[0].argmax()), max_new_tokens,
+                              lambda out, token: _finished(out, token, eos, tokenizer, max_new_tokens,
+                                                           stop_at_newline, stop))
         device_sync(net.device)
         decode_s = now() - start
         kv_end = cache_.kv_bytes()
