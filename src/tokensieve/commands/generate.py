@@ -40,8 +40,9 @@ def generate(
     tree_depth: Annotated[int | None, typer.Option(help="recycling: draft levels (default 5).")] = None,
     draft_length: Annotated[int, typer.Option(help="lookup / layerskip: draft tokens per step.")] = 8,
     exit_layer: Annotated[int, typer.Option(help="layerskip: layers that draft (0 = a quarter).")] = 0,
-    packed_gemm: Annotated[bool, typer.Option(help="Tree decoding: verify through oneDNN linears with prepacked "
-                                              "weights (CPU, fp32; a second copy of the weights).")] = False,
+    packed_gemm: Annotated[bool, typer.Option("--packed-gemm", help="Tree decoding: verify through oneDNN "
+                                              "linears, weights prepacked (CPU, fp32; a second weight copy).")]
+    = False,
     adjacency: Annotated[Path | None, typer.Option(help="recycling: warm-start the adjacency matrix from this "
                                                    "file if it exists, and save it there afterwards.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer and stats.")] = False,
