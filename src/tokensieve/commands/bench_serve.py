@@ -9,18 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tokensieve.commands.common import Device, Model, err, guarded, out
+from tokensieve.commands.common import Device, Model, err, guarded, out, whole_numbers
 from tokensieve.errors import TokensieveError
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise TokensieveError(f"'{text}' is not a comma-separated list of whole numbers") from None
-    if not values or min(values) < 1:
-        raise TokensieveError(f"'{text}': give whole numbers >= 1")
-    return values
 
 
 @guarded
@@ -52,7 +42,7 @@ def bench_serve(
         if not 0 < method.budget <= 1:
             raise TokensieveError(f"budget {method.budget} of {method.policy} is outside (0, 1]")
         make(method.policy, budget=parse_budget(method.budget))
-    levels = _ints(concurrency)
+    levels = whole_numbers(concurrency)
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
     if not wanted or wanted - {"sweep", "batch", "capacity", "ttft", "report"}:
         raise TokensieveError(f"parts must be among sweep, batch, capacity, ttft, report; got '{parts}'")

@@ -52,3 +52,15 @@ def read_text(path: Path | None, what: str) -> str:
 
 Model = Annotated[str, typer.Option("--model", "-m", help="Zoo name (see `models list`) or a local HF directory.")]
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps …")]
+
+
+def whole_numbers(text: str) -> list[int]:
+    """'1,4,8' -> [1, 4, 8]: a comma-separated list of whole numbers >= 1, else one clear error."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise TokensieveError(f"'{text}' is not a comma-separated list of whole numbers") from None
+    if not values or min(values) < 1:
+        raise TokensieveError(f"'{text}': give whole numbers >= 1")
+    return values
+

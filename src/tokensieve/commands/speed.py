@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tokensieve.commands.common import Device, Model, guarded, out
+from tokensieve.commands.common import Device, Model, guarded, out, whole_numbers
 from tokensieve.errors import TokensieveError
 
 speed_app = typer.Typer(no_args_is_help=True, help="Measured speed of dynamic/sparse attention vs dense.")
@@ -128,12 +128,9 @@ def speed_gemm(
     chosen = tuple(p.strip() for p in paths.split(",") if p.strip())
     if not chosen or set(chosen) - set(PATHS):
         raise TokensieveError(f"paths must be among {', '.join(PATHS)}; got '{paths}'")
-    try:
-        counts = tuple(int(m) for m in rows.split(",") if m.strip())
-    except ValueError:
-        raise TokensieveError(f"rows '{rows}' is not a comma-separated list of whole numbers") from None
-    if not counts or min(counts) < 1 or 1 not in counts or repeats < 1:
-        raise TokensieveError("rows must be whole numbers >= 1 and include 1 (the unit); repeats >= 1")
+    counts = tuple(whole_numbers(rows))
+    if 1 not in counts or repeats < 1:
+        raise TokensieveError("rows must include 1 (the unit of the table), and repeats must be >= 1")
     result = gemm_speed(cached_load(model)[0], counts, chosen, repeats)
     if as_json:
         print(json.dumps(result))
