@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokensieve.core import gemm
 from tokensieve.core.memory import now
 from tokensieve.errors import TokensieveError
 
@@ -61,7 +62,7 @@ class Kernels:
         self.weight = weight.float().contiguous()
         self.bf16 = self.weight.bfloat16() if "bf16" in paths else None
         # one oneDNN layout for every M (packing per M measured no faster here, at 8x the memory)
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight) if "onednn" in paths else None
+        self.packed = gemm.pack(self.weight) if "onednn" in paths else None
         linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
         linear.weight.data = self.weight
         self.int8 = None
@@ -74,7 +75,7 @@ class Kernels:
         if path == "aten":
             return F.linear(x, self.weight)
         if path == "onednn":
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
+            return gemm.product(x, self.packed)
         if path == "bf16":
             return F.linear(x.bfloat16(), self.bf16)
         return self.int8(x)

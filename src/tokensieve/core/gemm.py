@@ -27,11 +27,21 @@ def available(model: nn.Module) -> bool:
     return model.device.type == "cpu" and torch.backends.mkldnn.is_available()
 
 
+def pack(weight: torch.Tensor) -> torch.Tensor:
+    """An fp32 weight [out, in] in oneDNN's layout (the only place that calls torch's oneDNN ops, with `product`)."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach())
+
+
+def product(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x [rows, in] times a `pack`ed weight, plus bias: [rows, out]."""
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), packed, bias, "none", [], "")
+
+
 def packed_weight(linear: nn.Linear) -> torch.Tensor:
     """`linear`'s weight in oneDNN's layout, packed on first use and kept as long as the module lives."""
     packed = _PACKED.get(linear)
     if packed is None:
-        packed = _PACKED[linear] = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach())
+        packed = _PACKED[linear] = pack(linear.weight)
     return packed
 
 
@@ -47,8 +57,7 @@ def _dispatching(linear: nn.Linear, from_rows: int):
         rows = x.numel() // x.shape[-1]
         if rows < from_rows or x.dtype != torch.float32:
             return F.linear(x, linear.weight, linear.bias)
-        out = torch.ops.mkldnn._linear_pointwise(x.reshape(rows, x.shape[-1]).contiguous(), weight, linear.bias,
-                                                 "none", [], "")
+        out = product(x.reshape(rows, x.shape[-1]), weight, linear.bias)
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
     return forward
