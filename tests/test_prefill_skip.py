@@ -116,10 +116,25 @@ def test_chunked_prefill_with_eviction_composes_with_skipping(six_layers):
     assert max(cache.stored_tokens()) <= 64 + 3 and torch.isfinite(step).all()
 
 
+def test_a_combination_is_composed_of_its_methods_parts():
+    """No diamond: fastv+snapkv is a FastV part and a SnapKV part, asked for by what they do."""
+    from tokensieve.kv.snapkv import SnapKV
+    from tokensieve.prefill.fastv import FastV
+    from tokensieve.sparse.hisa import HISA
+
+    snap, hisa = make("fastv+snapkv", 0.25, skip_keep=0.5), make("fastv+hisa", 0.125)
+    assert type(snap.skipper()) is FastV and type(snap.evictor()) is SnapKV and snap.attender() is None
+    assert type(hisa.skipper()) is FastV and hisa.evictor() is None and type(hisa.attender()) is HISA
+    assert snap.skipper().budget.value == 0.5 and snap.evictor().budget.value == 0.25
+    assert snap.evicts() and not hisa.evicts() and not make("snapkv", 1.0).evicts()
+    assert not isinstance(snap, SnapKV | FastV) and not isinstance(hisa, HISA | FastV)
+
+
 def test_fastv_snapkv_keeps_each_methods_own_pooling_window():
     policy = make("fastv+snapkv", 0.25)
-    assert (policy.kernel, policy.pool_kernel()) == (make("snapkv", 0.25).kernel, make("fastv", 0.25).kernel)
-    assert make("fastv+snapkv", 0.25, skip_kernel=9).pool_kernel() == 9
+    assert (policy.evictor().kernel, policy.skipper().kernel) == (make("snapkv", 0.25).kernel,
+                                                                  make("fastv", 0.25).kernel)
+    assert make("fastv+snapkv", 0.25, skip_kernel=9).skipper().kernel == 9
     with pytest.raises(TokensieveError, match="skip_kernel must be odd"):
         make("fastv+snapkv", 0.25, skip_kernel=8)
 

@@ -65,7 +65,9 @@ def method_modules(method: str | None) -> list[str]:
 
     if method not in REGISTRY:
         return []
-    names = {c.__module__ for c in REGISTRY[method].__mro__ if c.__module__.startswith(METHOD_PACKAGES)}
+    cls = REGISTRY[method]
+    names = {c.__module__ for part in (cls, *cls.stacks) for c in part.__mro__
+             if c.__module__.startswith(METHOD_PACKAGES)}
     if any(n.startswith("tokensieve.sparse.") for n in names):
         names.add("tokensieve.sparse.base")
     if any(n.startswith("tokensieve.prefill.") for n in names):  # the skipping mechanism and its probes

@@ -63,8 +63,12 @@ def prefill_flops(config, n: int, policy=None) -> float:
     """Estimated flops of prefilling n tokens in one forward, dense (`policy` None or not skipping) or skipping."""
     dims = Dims.of(config)
     head = 2 * dims.hidden * dims.vocab
-    if not isinstance(policy, TokenSkip):
+    skipper = policy.skipper() if policy is not None else None
+    if not isinstance(skipper, TokenSkip):
         return sum(dims.layer(n) for _ in range(dims.layers)) + head
+    attender = policy.attender()
+    attended = attender.budget.value if isinstance(attender, SelectPolicy) and attender.sparse_prefill else 1.0
+    policy = skipper
     if policy.name == "gemfilter":
         from tokensieve.prefill.skip import layer_index
 
@@ -74,7 +78,6 @@ def prefill_flops(config, n: int, policy=None) -> float:
                 + dims.layers * dims.layer(kept) + head)
     stages = policy.stages(dims.layers)
     tokens = carried(stages, dims.layers, n)
-    attended = policy.budget.value if isinstance(policy, SelectPolicy) and policy.sparse_prefill else 1.0
     total = sum(dims.layer(t, attended) for t in tokens) + head
     for stage in stages:
         t = tokens[stage.probe]

@@ -31,7 +31,6 @@ from tokensieve.core.session import Session
 from tokensieve.data.corpus import haystack
 from tokensieve.methods import REGISTRY, make
 from tokensieve.models import cached_load
-from tokensieve.prefill.skip import TokenSkip
 from tokensieve.sparse.tokenselect import TokenSelect
 
 BOUND = "bound:no-attention"
@@ -120,7 +119,7 @@ def speed_policy(name: str, budget: float, block: int, score_tokens: int, option
     the scored tokens (their perplexity needs the last `score_tokens` + 1 carried to the top). `options`: the
     user's `--set` pairs, for every method compared."""
     cls = REGISTRY[name]
-    if issubclass(cls, TokenSkip):
+    if cls.skips_tokens:
         return make(name, budget, **{"last": score_tokens + 1, **(options or {})})
     return make(name, budget, **{"sparse_prefill": True, "prefill_block": block, **(options or {})})
 
@@ -150,7 +149,7 @@ def prefill_speed(model_name: str, tokens: int, budget: float, methods: list[str
     rows = []
     for name in names:
         measured = name != BOUND  # the attention-free run's perplexity means nothing
-        skips = isinstance(policies[name], TokenSkip)
+        skips = policies[name].skipper() is not None
         flops = prefill_flops(model.config, n, policies[name]) if name == "full" or skips else None
         rows.append({"method": name, "budget": _budget_of(name, budget), "prompt_tokens": n,
                      "prefill_s": round(median[name], 2), "speedup": round(median["full"] / median[name], 3),

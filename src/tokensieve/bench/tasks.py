@@ -18,7 +18,6 @@ from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, now, rss_mb
-from tokensieve.core.policy import DynamicPolicy, KVPolicy
 from tokensieve.data.corpus import essays
 from tokensieve.data.needle import NEEDLES, needle_case
 from tokensieve.errors import TokensieveError
@@ -137,7 +136,8 @@ def continuation_logits(model: str, case: dict, method: str, budget: float) -> t
         stats = {"kv_bytes_kept": cache_.kv_bytes(), "kv_bytes_full": cache_.full_kv_bytes(),
                  "kept_tokens": cache_.stored_tokens()}
         session.compress = False
-        if isinstance(policy, DynamicPolicy):  # dynamic selectors choose per decode query: one token at a time
+        if policy.attender() is not None or policy.skipper() is not None:  # selectors choose per decode query,
+            # and a skipper would skip inside a forward of several tokens: one token at a time
             rest = torch.cat([net(input_ids=cont[:, i : i + 1], cache=cache_, use_cache=True).logits
                               for i in range(cont.shape[1] - 1)], 1)
         else:  # evicted caches are attended densely: one forward gives the same logits
@@ -201,7 +201,7 @@ def run_streaming(model: str, case: dict, method: str, budget: float, repeats: i
                   "peak_rss_mb": round(peak.rss_mb, 1), "kv_bytes_kept": cache_.kv_bytes(),
                   "kept_tokens": cache_.stored_tokens(), "memory": trace, "trained_context": limit,
                   "beyond_trained": bool(limit and ids.shape[1] > limit),
-                  "positions": policy.positions if isinstance(policy, KVPolicy) else "true",
+                  "positions": policy.evictor().positions if policy.evictor() is not None else "true",
                   "evict_every": policy.decode_evict_every(),
                   **counters(session), "kv_bytes_end": cache_.kv_bytes()}
 

@@ -21,7 +21,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from tokensieve.core.cache import SieveCache, SieveLayer
-from tokensieve.core.policy import DynamicPolicy, Policy
+from tokensieve.core.policy import Policy
 from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
 
@@ -66,8 +66,9 @@ def sieve_attention(module, query, key, value, attention_mask, **kwargs):
         attention_mask = padded_mask(layer, session.pads, query.shape[-2], module.num_key_value_groups)
     else:
         attention_mask = _fit_mask(attention_mask, key.shape[-2])
-    if isinstance(session.policy, DynamicPolicy):
-        output = session.policy.attend(session, module, query, key, value, attention_mask, **kwargs)
+    attender = session.policy.attender()
+    if attender is not None:
+        output = attender.attend(session, module, query, key, value, attention_mask, **kwargs)
     else:
         output = session.dense(module, query, key, value, attention_mask, **kwargs)
     session.after_attention(module, query)
@@ -163,11 +164,9 @@ def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int]
             raise TokensieveError(
                 "this model is already inside tokensieve.apply() (nested or in another thread); one policy per "
                 "model at a time: leave the first block or load a second model")
-        session = Session(policy=policy, dense=dense_attention(modules[0], attention_name(model)),
-                          prompt_tokens=prompt_tokens)
+        session = Session.open(policy, model, dense_attention(modules[0], attention_name(model)), prompt_tokens)
         setattr(model, SESSION_ATTR, session)
     try:
-        policy.prepare(session, model)
         with attention_implementation(model, NAME):
             for module in modules:
                 setattr(module, SESSION_ATTR, session)

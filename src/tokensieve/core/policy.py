@@ -28,7 +28,27 @@ class Policy:
     skips_tokens: ClassVar[bool] = False
     # in the bench's every-method sweeps (`tokensieve.catalog`); a variant or one needing a saved report opts out
     sweeps: ClassVar[bool] = True
+    # the method classes a composed policy is built from (`Stacked`), so their sources version its stored cells
+    stacks: ClassVar[tuple[type[Policy], ...]] = ()
     budget: Budget = field(default_factory=lambda: Budget(1.0))
+
+    def evictor(self) -> KVPolicy | None:
+        """The part that evicts the cache to the budget (a KV policy), or None: the hook and the session ask
+        for it instead of testing the policy's class, so a composed policy is a KV policy by its part."""
+        return None
+
+    def attender(self) -> DynamicPolicy | None:
+        """The part that attends each query to its own selection of the cache, or None (dense attention)."""
+        return None
+
+    def skipper(self) -> Policy | None:
+        """The part that skips prompt tokens inside the forward (`prefill.skip.TokenSkip`), or None."""
+        return None
+
+    def evicts(self) -> bool:
+        """True when the cache is evicted below the whole prompt (an evictor at a budget under full)."""
+        evictor = self.evictor()
+        return evictor is not None and not evictor.budget.is_full
 
     def decode_evict_every(self) -> int:
         """Decode tokens between evictions (0: the cache is not evicted during decode)."""
@@ -61,6 +81,9 @@ class KVPolicy(Policy):
     """
 
     kind: ClassVar[str] = "KV policy"
+
+    def evictor(self) -> KVPolicy:
+        return self
 
     def prepare(self, session, model) -> None:
         if self.positions == "rolling":
@@ -119,5 +142,47 @@ class DynamicPolicy(Policy):
 
     kind: ClassVar[str] = "dynamic selector"
 
+    def attender(self) -> DynamicPolicy:
+        return self
+
     def attend(self, session, module, query: Tensor, key: Tensor, value: Tensor, attention_mask, **kwargs):
         raise NotImplementedError
+
+
+@dataclass
+class Stacked(Policy):
+    """Two methods at two stages, composed: `skip` drops prompt tokens inside the forward, then `then` evicts the
+    cache or selects per query. A subclass keeps one flat set of options (what `--set` names) and builds both
+    parts from them in `parts()`; each part runs as it runs alone, asked for by `skipper()`, `evictor()` and
+    `attender()`."""
+
+    kind: ClassVar[str] = "combination"
+    skips_tokens: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self.skip, self.then = self.parts()
+
+    def parts(self) -> tuple[Policy, Policy]:
+        raise NotImplementedError
+
+    def skipper(self) -> Policy:
+        return self.skip
+
+    def evictor(self) -> KVPolicy | None:
+        return self.then.evictor()
+
+    def attender(self) -> DynamicPolicy | None:
+        return self.then.attender()
+
+    def decode_evict_every(self) -> int:
+        return self.then.decode_evict_every()
+
+    def prompt_window(self) -> int:
+        return self.then.prompt_window()
+
+    def branch_refusal(self, tail: int) -> str | None:
+        return self.skip.branch_refusal(tail) or self.then.branch_refusal(tail)
+
+    def prepare(self, session, model) -> None:
+        self.skip.prepare(session, model)
+        self.then.prepare(session, model)

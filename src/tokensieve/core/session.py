@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from tokensieve.core.cache import SieveCache, SieveLayer
-from tokensieve.core.policy import KVPolicy, Policy
+from tokensieve.core.policy import Policy
 from tokensieve.core.rope import rotate
 from tokensieve.core.view import LayerView
 from tokensieve.errors import TokensieveError
@@ -72,6 +72,19 @@ class Session:
     decode_room: int = 0  # tokens still to be decoded, when known: spare rows left after a prompt eviction
     observer: Callable | None = None  # stands in for after_attention during an `override` (a draft or tree forward)
     hooks: list = field(default_factory=list)  # module hooks a policy installed (`add_hook`); `close` removes them
+
+    @classmethod
+    def open(cls, policy: Policy, model: torch.nn.Module, dense: Callable,
+             prompt_tokens: int | list[int] | None = None) -> Session:
+        """The one way a session starts (`apply()`, the server's sequences): `policy` on `model`, with the tables
+        and hooks the policy prepares from the model. `close()` removes the hooks."""
+        session = cls(policy=policy, dense=dense, prompt_tokens=prompt_tokens)
+        try:
+            policy.prepare(session, model)
+        except BaseException:
+            session.close()
+            raise
+        return session
 
     def bind(self, cache: SieveCache) -> None:
         self.cache, self.capacity, self.scratch, self.recent, self.usage = cache, {}, {}, {}, Usage()
@@ -137,7 +150,7 @@ class Session:
             layers = sorted(self.cache.sieve_layers)
             base = self.prompt_tokens or self.real_lengths(seen, batch)
             base = [base] * batch if isinstance(base, int) else list(base)
-            per_seq = [self.policy.capacities(n, len(layers)) for n in base]
+            per_seq = [self.policy.evictor().capacities(n, len(layers)) for n in base]
             self.capacity = {layer: [caps[rank] for caps in per_seq] for rank, layer in enumerate(layers)}
         return self.capacity[layer_idx]
 
@@ -147,8 +160,8 @@ class Session:
         if self.observer is not None:
             self.observer(module, query)
             return
-        policy = self.policy
-        if not isinstance(policy, KVPolicy) or self.cache is None:
+        policy = self.policy.evictor()
+        if policy is None or self.cache is None:
             return
         layer = self.cache.layers[module.layer_idx]
         if not isinstance(layer, SieveLayer):
@@ -179,12 +192,12 @@ class Session:
         run by the tree verifier for the queries of the tokens it accepted."""
         caps = self.capacities(module.layer_idx, layer.seen, queries.shape[0])
         view = self._view(module, layer, queries)
-        self.policy.accumulate(view)
+        self.policy.evictor().accumulate(view)
         self._evict(module, layer, view, caps, spare=spare)
 
     @property
     def _observes(self) -> bool:
-        return self.policy.accumulates()
+        return self.policy.evictor().accumulates()
 
     def _view(self, module, layer: SieveLayer, queries: Tensor) -> LayerView:
         ranks = sorted(self.capacity)
@@ -197,7 +210,7 @@ class Session:
     def _evict(self, module, layer: SieveLayer, view: LayerView, caps: list[int], spare: int) -> None:
         pads = layer.pad_slots or [0] * len(caps)
         keeps = [min(cap, layer.stored - pad) for cap, pad in zip(caps, pads, strict=True)]  # early chunks: fewer
-        indices = self.policy.select(view, keeps)
+        indices = self.policy.evictor().select(view, keeps)
         width = indices.shape[-1]
         layer.keep(indices, spare=spare, pad_slots=[width - k for k in keeps] if self.pads is not None else None)
         if self.rope is not None:  # the key at old slot i moves to slot j: rotate it by j - i

@@ -9,34 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Unpack
 
 import torch
 
 from tokensieve import models
-from tokensieve.core.budget import Budget, parse_budget
+from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.gemm import packed_linears
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, device_sync, now
-from tokensieve.core.policy import KVPolicy, Policy
+from tokensieve.core.policy import Policy
 from tokensieve.core.registry import Registry
 from tokensieve.decode.adjacency import Adjacency
 from tokensieve.decode.drafters import CPU_TREE, LayerSkip, Lookup, Recycling
 from tokensieve.decode.tree import DraftTree
 from tokensieve.decode.verify import Verifier, accept
 from tokensieve.errors import TokensieveError
-from tokensieve.models import cached_load, model_lock
-from tokensieve.run import (
-    Batch,
-    Result,
-    Stats,
-    as_id_list,
-    completion_prompt,
-    feed_prompt,
-    resolve_policy,
-    stored_token_counts,
-    validate_lengths,
-)
+from tokensieve.models import model_lock
+from tokensieve.run import Batch, Result, RunOptions, Stats, feed_prompt, set_up, stored_token_counts
 
 
 @dataclass
@@ -95,44 +86,21 @@ def speculate(
     *,
     decode: str = "recycling",
     options: DecodeOptions | None = None,
-    chunk: int | None = None,
-    max_new_tokens: int = 32,
-    answer_prefix: str = "",
-    sinks: int = 4,
-    window: int = 32,
-    evict_every: int | None = None,
-    device: str = "cpu",
-    dtype: str = "float32",
-    stop_at_newline: bool = False,
-    stop: Callable[[str], bool] | None = None,
-    plain: bool = False,
+    **run_options: Unpack[RunOptions],
 ) -> Result:
-    """`run.generate` for one query-aware sequence, decoded by `decode`'s drafter and tree verification."""
+    """`run.generate` for one query-aware sequence, decoded by `decode`'s drafter and tree verification; the
+    `RunOptions` are generate's."""
     if decode == "greedy":
         from tokensieve.run import generate
 
-        return generate(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
-                        answer_prefix=answer_prefix, sinks=sinks, window=window, evict_every=evict_every,
-                        device=device, dtype=dtype, stop_at_newline=stop_at_newline, stop=stop, plain=plain)
+        return generate(model, context, question, policy, budget, **run_options)
     DRAFTERS.require(decode)
-    if chunk is not None and chunk < 1:
-        raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
-    if max_new_tokens < 1:
-        raise TokensieveError("max_new_tokens must be at least 1")
     options = options or DecodeOptions()
-    if not isinstance(budget, Budget):
-        budget = parse_budget(budget, sinks=sinks, window=window)
-    policy_obj = resolve_policy(policy, budget, evict_every)
-    net, tokenizer = cached_load(model, device, dtype)
-    limit = getattr(net.config.get_text_config(), "max_position_embeddings", None)
-    context_text, question_text = completion_prompt(context, question, answer_prefix, plain)
-    ids = (tokenizer(context_text).input_ids if context.strip() else []) + \
-        tokenizer(question_text, add_special_tokens=False).input_ids
-    validate_lengths(len(ids), len(ids) - len(tokenizer(question_text, add_special_tokens=False).input_ids),
-              max_new_tokens, limit)
-    eos = set(as_id_list(net.generation_config.eos_token_id) + as_id_list(tokenizer.eos_token_id))
+    run = set_up(model, [context], [question], policy, budget, **run_options)
+    net, policy_obj, budget, max_new_tokens = run.net, run.policy, run.budget, run.max_new_tokens
+    ids = run.contexts[0] + run.questions[0]
     batch = Batch.left_padded([ids], 0, net.device)
-    evicts = isinstance(policy_obj, KVPolicy) and not policy_obj.budget.is_full
+    evicts = policy_obj.evicts()
     with model_lock(net), torch.inference_mode(), PeakMemory(net.device) as peak, \
             apply(net, policy_obj, [len(ids)]) as session:
         cache_ = SieveCache(net.config)
@@ -143,37 +111,34 @@ def speculate(
             layer.reserve = 0 if evicts else len(ids) + room
         session.decode_room = room
         start = now()
-        logits = feed_prompt(net, batch, cache_, 0, len(ids), chunk)
+        logits = feed_prompt(net, batch, cache_, 0, len(ids), run.chunk)
         device_sync(net.device)
         prefill_s = now() - start
         kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
         kept = stored_token_counts(cache_, 0)
         start = now()
         with packed_linears(net) if options.packed_gemm else nullcontext():
-            run = decode_tree(verifier, drafter, ids, int(logits[0].argmax()), max_new_tokens,
-                              lambda out, token: _finished(out, token, eos, tokenizer, max_new_tokens,
-                                                           stop_at_newline, stop))
+            decoded = decode_tree(verifier, drafter, ids, int(logits[0].argmax()), max_new_tokens, run.ended)
         device_sync(net.device)
         decode_s = now() - start
         kv_end = cache_.kv_bytes()
         kept_end = stored_token_counts(cache_, 0)
     usage = session.usage
     extra = drafter.adjacency.table.nbytes + drafter.adjacency.written.nbytes if decode == "recycling" else 0
-    generated, steps, hist = run.generated, run.steps, run.hist
+    generated, steps, hist = decoded.generated, decoded.steps, decoded.hist
     stats = DecodeStats(
         policy=policy_obj.name, budget=budget.value, prompt_tokens=len(ids), new_tokens=len(generated),
         prefill_s=round(prefill_s, 4), decode_tok_s=round((len(generated) - 1) / decode_s, 3) if steps else 0.0,
         peak_rss_mb=round(peak.rss_mb, 1), kv_bytes_full=kv_full, kv_bytes_kept=kv_kept, kv_bytes_end=kv_end,
         kept_tokens=kept, kept_tokens_end=kept_end, attended_tokens=usage.attended_summary(),
         dense_fallbacks=usage.dense_fallbacks, dense_fallbacks_decode=usage.dense_decode,
-        evictions=session.evictions, chunk=chunk, evict_every=policy_obj.decode_evict_every(),
+        evictions=session.evictions, chunk=run.chunk, evict_every=policy_obj.decode_evict_every(),
         device=str(net.device), peak_device_mb=peak.device_mb, decode=decode, steps=steps,
         accepted_per_step=round(sum(k * v for k, v in hist.items()) / steps, 3) if steps else 0.0,
-        accepted_hist=dict(sorted(hist.items())), draft_nodes=round(run.nodes / steps, 2) if steps else 0.0,
-        draft_s=round(run.draft_s, 4), adjacency_bytes=extra,
+        accepted_hist=dict(sorted(hist.items())), draft_nodes=round(decoded.nodes / steps, 2) if steps else 0.0,
+        draft_s=round(decoded.draft_s, 4), adjacency_bytes=extra,
     )
-    answer = tokenizer.decode([t for t in generated if t not in eos], skip_special_tokens=True)
-    return Result(answer=answer if plain else answer.strip(), token_ids=generated, stats=stats)
+    return Result(answer=run.answer(generated), token_ids=generated, stats=stats)
 
 
 @dataclass
@@ -214,11 +179,3 @@ def decode_tree(verifier: Verifier, drafter, prompt: list[int], first: int, max_
                 break
         root = run.generated[-1]
     return run
-
-
-def _finished(generated, token, eos, tokenizer, max_new_tokens, stop_at_newline, stop) -> bool:
-    if token in eos or len(generated) >= max_new_tokens:
-        return True
-    if stop_at_newline and "\n" in tokenizer.decode([token]):
-        return True
-    return stop is not None and stop(tokenizer.decode(generated, skip_special_tokens=True))

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from tokensieve.core.cache import SieveCache, SieveLayer
 from tokensieve.core.hooks import attention_modules
-from tokensieve.core.policy import DynamicPolicy, KVPolicy
+from tokensieve.core.policy import DynamicPolicy
 from tokensieve.core.session import Session
 from tokensieve.decode.tree import DraftTree
 from tokensieve.errors import TokensieveError
@@ -116,8 +116,8 @@ class Verifier:
     def room(self) -> int | None:
         """Tokens the cache may take before a KV policy's decode-time eviction is due (None: no limit), so that a
         tree step never crosses an eviction point a greedy step would stop at."""
-        policy = self.session.policy
-        if not isinstance(policy, KVPolicy) or policy.budget.is_full or not policy.evict_every:
+        policy = self.session.policy.evictor()
+        if policy is None or policy.budget.is_full or not policy.evict_every:
             return None
         return min(max(self.session.capacities(i, layer.seen, 1)) + policy.evict_every - layer.stored
                    for i, layer in self.layers.items())
@@ -129,11 +129,13 @@ class Verifier:
         depths = torch.tensor(tree.depths, device=device)
         mask = torch.ones(1, 1, tree.size, stored + tree.size, dtype=torch.bool, device=device)
         mask[0, 0, :, stored:] = tree.visibility(device)
-        session, policy = self.session, self.session.policy
-        dynamic = isinstance(policy, DynamicPolicy) and not policy.budget.is_full
-        self.wrapper = TreeAttention(budget=policy.budget, inner=policy, tree=tree) if dynamic else None
+        session, attender = self.session, self.session.policy.attender()
+        dynamic = attender is not None and not attender.budget.is_full
+        self.wrapper = TreeAttention(budget=attender.budget, inner=attender, tree=tree) if dynamic else None
         self.tree = tree
-        with session.override(policy=self.wrapper, compress=False, observer=self._observe):
+        # the tree forward runs the selector node by node, or else the evictor's cache densely (never a skipper)
+        during = self.wrapper or session.policy.evictor()
+        with session.override(policy=during, compress=False, observer=self._observe):
             out = self.model(input_ids=tokens[None], attention_mask=mask, position_ids=(self.seen + depths)[None],
                              cache=self.cache, use_cache=True, logits_to_keep=tree.size)
         return out.logits[0]
@@ -165,8 +167,8 @@ class Verifier:
 
     def _decode_eviction(self, index: Tensor) -> None:
         """What `Session.after_attention` does after each decode step, for the accepted nodes' queries."""
-        session, policy = self.session, self.session.policy
-        if not isinstance(policy, KVPolicy) or policy.budget.is_full or not policy.evict_every:
+        session, policy = self.session, self.session.policy.evictor()
+        if policy is None or policy.budget.is_full or not policy.evict_every:
             return
         every = policy.evict_every
         for i, layer in self.layers.items():

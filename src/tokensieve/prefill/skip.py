@@ -88,12 +88,16 @@ class TokenSkip(DynamicPolicy):
     def branch_refusal(self, tail: int) -> str | None:
         return f"{self.name} skips prompt tokens inside the forward, which a dense prefix would not"
 
-    def pool_kernel(self) -> int:
-        """The selector's pooling window (a combination whose second method has its own `kernel` overrides it)."""
-        return self.kernel
+    def skipper(self) -> TokenSkip:
+        return self
 
     def stages(self, n_layers: int) -> list[Stage]:
         raise NotImplementedError
+
+    def filter_prompt(self, session, model, args: tuple, kwargs: dict):
+        """The model's forward pre-hook: new (args, kwargs) when the forward should run on fewer tokens than
+        it was given (GemFilter's), else None."""
+        return None
 
     def forward_state(self, session, carried: int) -> SkipState | None:
         """A prompt forward's starting state when it is not simply all its tokens (GemFilter's); None here."""
@@ -140,15 +144,16 @@ def install(model: torch.nn.Module, layers: list[torch.nn.Module]) -> list:
 def active(model_ref) -> tuple[object, TokenSkip] | None:
     model = model_ref()
     session = getattr(model, SESSION_ATTR, None)
-    if session is None or not isinstance(session.policy, TokenSkip):
+    skipper = None if session is None else session.policy.skipper()
+    if not isinstance(skipper, TokenSkip):
         return None
-    return session, session.policy
+    return session, skipper
 
 
 def _model_hook(model_ref):
     def hook(_module, args, kwargs):
         found = active(model_ref)
-        if found is None or not hasattr(found[1], "filter_prompt"):
+        if found is None:
             return None
         return found[1].filter_prompt(found[0], model_ref(), args, kwargs)
 
@@ -223,7 +228,7 @@ def select(state: SkipState, policy: TokenSkip, stage: Stage, carried: int, firs
     if keep >= carried or state.scores is None:
         return None
     scores = state.scores.float()
-    kernel = policy.pool_kernel()
+    kernel = policy.kernel
     if kernel > 1:
         scores = F.max_pool1d(scores[:, None], kernel, stride=1, padding=kernel // 2)[:, 0]
     n = scores.shape[-1]

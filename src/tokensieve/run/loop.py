@@ -5,34 +5,22 @@ load model -> apply policy -> prefill (whole, or in chunks with eviction after e
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from typing import Unpack
 
 import torch
 
 from tokensieve import models
-from tokensieve.core.budget import Budget, parse_budget
+from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, device_sync, now
-from tokensieve.core.policy import KVPolicy, Policy
+from tokensieve.core.policy import Policy
 from tokensieve.errors import TokensieveError
-from tokensieve.methods import make
-from tokensieve.models import cached_load, model_lock
+from tokensieve.models import model_lock
 from tokensieve.run.prefix import Prefix, check_prefix
-from tokensieve.run.prompt import Batch, completion_prompt, feed_prompt, validate_lengths
+from tokensieve.run.prompt import Batch, feed_prompt
 from tokensieve.run.result import Result, Stats
-
-
-def resolve_policy(policy: str | Policy, budget: Budget, evict_every: int | None) -> Policy:
-    policy_obj = policy if isinstance(policy, Policy) else make(policy, budget=budget)
-    if evict_every is None:
-        return policy_obj
-    if not isinstance(policy_obj, KVPolicy):
-        raise TokensieveError(f"--evict-every applies to KV policies; '{policy_obj.name}' evicts nothing")
-    if evict_every < 0:
-        raise TokensieveError(f"evict_every must be >= 0 (0 = off), got {evict_every}")
-    return replace(policy_obj, evict_every=evict_every)
+from tokensieve.run.setup import RunOptions, set_up
 
 
 def generate(
@@ -42,19 +30,9 @@ def generate(
     policy: str | Policy = "snapkv",
     budget: float | str | Budget = 0.25,
     *,
-    chunk: int | None = None,
-    max_new_tokens: int = 32,
     query_aware: bool = True,
-    answer_prefix: str = "",
-    sinks: int = 4,
-    window: int = 32,
-    evict_every: int | None = None,
-    device: str = "cpu",
-    dtype: str = "float32",
-    stop_at_newline: bool = False,
-    stop: Callable[[str], bool] | None = None,
-    plain: bool = False,
     prefix: Prefix | None = None,
+    **options: Unpack[RunOptions],
 ) -> Result | list[Result]:
     """Answer `question` about `context` with `policy` at `budget`, and measure what it cost.
 
@@ -62,45 +40,25 @@ def generate(
     Result per sequence; each sequence gets the budget of its own prompt length.
     query_aware: the question is inside the scored prompt (compression sees it); otherwise the context is
     compressed first and the question is appended afterwards without further eviction.
-    chunk: feed the prompt `chunk` tokens at a time, evicting after each, so peak memory ~ budget + chunk.
-    evict_every: for KV policies, evict during decode whenever a layer holds capacity + N (None = the policy's
-    default: off, except streaming_llm).
-    stop: called with a sequence's answer so far after each token; True ends that sequence (e.g. code complete).
-    plain: the prompt is context + question verbatim, no "Question:/Answer:" frame (code completion).
     prefix: a `prefill()` of this very prompt: decode from a copy of its cache, feeding only the rest of the
     prompt (a single query-aware sequence without chunks, under a policy `branchable` from it).
+    options: `RunOptions` (chunk, max_new_tokens, answer_prefix, sinks, window, evict_every, device, dtype,
+    stop_at_newline, stop, plain), each described in `tokensieve.run.setup.set_up`.
     """
-    if chunk is not None and chunk < 1:
-        raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
-    if max_new_tokens < 1:
-        raise TokensieveError("max_new_tokens must be at least 1")
     contexts = [context] if isinstance(context, str) else list(context)
     questions = [question] * len(contexts) if isinstance(question, str) else list(question)
-    if not contexts or len(questions) != len(contexts):
-        raise TokensieveError(f"{len(contexts)} contexts but {len(questions)} questions: give one or one each")
-    if not isinstance(budget, Budget):
-        budget = parse_budget(budget, sinks=sinks, window=window)
-    policy_obj = resolve_policy(policy, budget, evict_every)
-    net, tokenizer = cached_load(model, device, dtype)
-    limit = getattr(net.config.get_text_config(), "max_position_embeddings", None)
-    ctx_rows, q_rows = [], []
-    for ctx, qst in zip(contexts, questions, strict=True):
-        context_text, question_text = completion_prompt(ctx, qst, answer_prefix, plain)
-        ctx_ids = tokenizer(context_text).input_ids if ctx.strip() else []
-        q_ids = tokenizer(question_text, add_special_tokens=False).input_ids
-        validate_lengths(len(ctx_ids) + len(q_ids), len(ctx_ids), max_new_tokens, limit)
-        ctx_rows.append(ctx_ids)
-        q_rows.append(q_ids)
+    run = set_up(model, contexts, questions, policy, budget, **options)
+    net, policy_obj, budget = run.net, run.policy, run.budget
+    chunk, max_new_tokens = run.chunk, run.max_new_tokens
+    ctx_rows, q_rows = run.contexts, run.questions
     if not query_aware and len({len(q) for q in q_rows}) > 1:
         raise TokensieveError("a query-agnostic batch needs questions of equal token length (padding goes left)")
-    eos = set(as_id_list(net.generation_config.eos_token_id) + as_id_list(tokenizer.eos_token_id))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos or {0})
-    batch = Batch.left_padded([c + q for c, q in zip(ctx_rows, q_rows, strict=True)], pad_id, net.device)
+    batch = Batch.left_padded([c + q for c, q in zip(ctx_rows, q_rows, strict=True)], run.pad_id, net.device)
     width, question_len = batch.ids.shape[1], len(q_rows[0])
     prompt_lens = batch.lengths
     budget_base = prompt_lens if query_aware else [n - question_len for n in prompt_lens]
 
-    evicts = isinstance(policy_obj, KVPolicy) and not policy_obj.budget.is_full
+    evicts = policy_obj.evicts()
     start_at = 0
     if prefix is not None:
         check_prefix(prefix, model, batch, policy_obj, query_aware, chunk, max_new_tokens)
@@ -132,9 +90,7 @@ def generate(
                 if done[b]:
                     continue
                 generated[b].append(token)
-                newline = stop_at_newline and "\n" in tokenizer.decode([token])
-                stopped = stop is not None and stop(tokenizer.decode(generated[b], skip_special_tokens=True))
-                done[b] = token in eos or newline or stopped or len(generated[b]) == max_new_tokens
+                done[b] = run.ended(generated[b], token)
             if all(done):
                 break
             batch.extend(tokens.unsqueeze(-1))
@@ -158,8 +114,7 @@ def generate(
             evictions=session.evictions, chunk=chunk, evict_every=policy_obj.decode_evict_every(),
             batch=len(contexts), query_aware=query_aware, device=str(net.device), peak_device_mb=peak.device_mb,
         )
-        answer = tokenizer.decode([t for t in tokens if t not in eos], skip_special_tokens=True)
-        results.append(Result(answer=answer if plain else answer.strip(), token_ids=tokens, stats=stats))
+        results.append(Result(answer=run.answer(tokens), token_ids=tokens, stats=stats))
     return results[0] if isinstance(context, str) else results
 
 
@@ -170,9 +125,3 @@ def stored_token_counts(cache_: SieveCache, b: int) -> list[int]:
         pads = getattr(layer, "pad_slots", None)
         out.append(stored - pads[b] if pads else stored)
     return out
-
-
-def as_id_list(value) -> list[int]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [int(value)]

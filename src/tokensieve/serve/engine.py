@@ -253,8 +253,7 @@ class Engine:
     def _open(self, seq: Sequence) -> None:
         n, m = seq.prompt_len, seq.request.max_tokens
         seq.cache = SieveCache(self.model.config, reserve=n if evicts(seq.policy) else n + m)
-        session = Session(policy=seq.policy, dense=self.dense, prompt_tokens=n)
-        seq.policy.prepare(session, self.model)
+        session = Session.open(seq.policy, self.model, self.dense, prompt_tokens=n)
         session.decode_room = m
         session.bind(seq.cache)
         seq.session = session

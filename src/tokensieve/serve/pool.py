@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from torch import Tensor
 
 from tokensieve.core.cache import SieveCache
-from tokensieve.core.policy import KVPolicy, Policy
+from tokensieve.core.policy import Policy
 from tokensieve.core.session import Session
 from tokensieve.core.tensors import storage_bytes
 
@@ -51,14 +51,14 @@ class Footprint:
         """What it holds after its prompt is evicted to the budget: the kept rows plus room for `new` tokens."""
         if not evicts(policy):
             return self.row_bytes * (prompt + new)
-        capacities = policy.capacities(prompt, self.full_layers)
+        capacities = policy.evictor().capacities(prompt, self.full_layers)
         every = policy.decode_evict_every()
         per_layer = [cap + max(new, every) for cap in capacities]
         return self.row_bytes * sum(per_layer) // self.full_layers
 
 
 def evicts(policy: Policy) -> bool:
-    return isinstance(policy, KVPolicy) and not policy.budget.is_full
+    return policy.evicts()
 
 
 def _tensors(value, depth: int = 0):
