@@ -180,12 +180,18 @@ class Session:
                 if layer.stored > max(caps):
                     self._evict(module, layer, view, caps, spare=max(every, self.decode_room))
         elif every:
-            recent = self.recent.setdefault(module.layer_idx, [])
-            recent.append(query)
-            del recent[:-every]
-            if layer.stored >= max(caps) + every:
-                self.evict_now(module, layer, torch.cat(recent, 2), spare=every)
-                recent.clear()
+            self.decoded(module, layer, query)
+
+    def decoded(self, module, layer: SieveLayer, queries: Tensor) -> None:
+        """Decode-time eviction: keep the last `evict_every` decode queries (`queries` [batch, heads, k, dim]: one
+        step's, or a tree step's accepted tokens') and evict once the layer holds capacity + evict_every."""
+        every = self.policy.evictor().evict_every
+        recent = self.recent.setdefault(module.layer_idx, [])
+        recent.extend(queries.split(1, dim=2))
+        del recent[:-every]
+        if layer.stored >= max(self.capacities(module.layer_idx, layer.seen, queries.shape[0])) + every:
+            self.evict_now(module, layer, torch.cat(recent, 2), spare=every)
+            recent.clear()
 
     def evict_now(self, module, layer: SieveLayer, queries: Tensor, spare: int) -> None:
         """Score `layer` with `queries` and keep its capacity, leaving `spare` rows: a decode-time eviction, also

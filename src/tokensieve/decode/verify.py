@@ -167,15 +167,8 @@ class Verifier:
 
     def _decode_eviction(self, index: Tensor) -> None:
         """What `Session.after_attention` does after each decode step, for the accepted nodes' queries."""
-        session, policy = self.session, self.session.policy.evictor()
+        policy = self.session.policy.evictor()
         if policy is None or policy.budget.is_full or not policy.evict_every:
             return
-        every = policy.evict_every
         for i, layer in self.layers.items():
-            query = self.queries[i]
-            recent = session.recent.setdefault(i, [])
-            recent.extend(query[:, :, j:j + 1] for j in index.tolist())
-            del recent[:-every]
-            if layer.stored >= max(session.capacities(i, layer.seen, 1)) + every:
-                session.evict_now(self.modules[i], layer, torch.cat(recent, 2), spare=every)
-                recent.clear()
+            self.session.decoded(self.modules[i], layer, self.queries[i][:, :, index])
