@@ -14,7 +14,7 @@ ALIASES: dict[str, str] = {
     # decode and encoder cells and every peer moved into bench/ (bench/peers/); core/gemm.py added (prepacked
     # linears, opt-in: no stored cell ran with them). Third: combinations by composition (`Stacked`: fastv+snapkv
     # and fastv+hisa are a FastV part and a SnapKV or HISA part, asked for by `skipper()`, `evictor()` and
-    # `attender()`; fastv+hisa's 12 prefill cells give identical tokens and stats before and after), `Session.open`,
+    # `attender()`; both give identical tokens and stats before and after on a SmolLM2 needle), `Session.open`,
     # `run.setup` shared by generate and speculate, and one decode-time eviction (`Session.decoded`) for the greedy
     # step and the tree verifier.
     # Entries no current source produces are dropped.
