@@ -31,6 +31,8 @@ def generate(
     sinks: Annotated[int, typer.Option(help="Leading tokens always kept (attention sinks).")] = 4,
     window: Annotated[int, typer.Option(help="Most recent tokens always kept.")] = 32,
     device: Device = "cpu",
+    kv_dtype: Annotated[str, typer.Option(help="KV storage: fp (compute dtype), int8 or int4 (KIVI-style codes; "
+                                          "sinks and the newest rows stay fp).")] = "fp",
     option: Annotated[list[str] | None, typer.Option("--set", help="Policy option key=value (repeatable), "
                                                      "e.g. --set observe=64 --set sparse_prefill=true")] = None,
     decode: Annotated[str, typer.Option(help="Decoding: greedy, or lossless tree decoding drafted by recycling "
@@ -61,11 +63,11 @@ def generate(
                                draft_length, exit_layer, adjacency, packed_gemm=packed_gemm, chunk=chunk,
                                max_new_tokens=max_new_tokens,
                                answer_prefix=answer_prefix, sinks=sinks, window=window, evict_every=evict_every,
-                               device=device, query_agnostic=query_agnostic)
+                               device=device, query_agnostic=query_agnostic, kv_dtype=kv_dtype)
     else:
         result = run(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                      query_aware=not query_agnostic, answer_prefix=answer_prefix, sinks=sinks, window=window,
-                     evict_every=evict_every, device=device)
+                     evict_every=evict_every, device=device, kv_dtype=kv_dtype)
     if as_json:
         print(json.dumps(result.to_dict()))
         return

@@ -12,131 +12,33 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from transformers.cache_utils import (
-    DYNAMIC_LAYER_TYPE_MAPPING,
-    Cache,
-    DynamicLayer,
-    get_layer_types_and_kwargs,
-)
+from transformers.cache_utils import DYNAMIC_LAYER_TYPE_MAPPING, Cache, get_layer_types_and_kwargs
 
-from tokensieve.core.tensors import append_rows, gather_rows, storage_bytes, with_room
+from tokensieve.core.layer import SieveLayer
+from tokensieve.core.quant import check_kv_dtype
+from tokensieve.core.quant_layer import QuantizedLayer
+from tokensieve.core.tensors import storage_bytes
 
-
-class SieveLayer(DynamicLayer):
-    """A DynamicLayer that knows the cache position of every stored token and can keep a subset."""
-
-    def __init__(self, reserve: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.reserve = reserve  # rows to allocate at the first update (a run whose final size is known)
-        self._positions: Tensor | None = None  # [batch, kv_heads, stored, 1] long (a growable buffer)
-        self.seen = 0
-        self.state: dict[str, Tensor] = {}  # per-token policy state aligned with positions (e.g. H2O scores)
-        self.pad_slots: list[int] = []  # stored padding slots per sequence (left padding, fillers after evictions)
-        self.skipping: tuple[Tensor, int] | None = None  # the next update's (kept offsets, tokens): `skip_next`
-
-    @property
-    def positions(self) -> Tensor | None:
-        return None if self._positions is None else self._positions.squeeze(-1)
-
-    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
-        """Append into spare capacity (no full copy per decode step, unlike torch.cat on every token)."""
-        batch, heads, new, _ = key_states.shape
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-            self.keys = self.values = None
-        if self.skipping is None:
-            advance = new
-            fresh = torch.arange(self.seen, self.seen + new, device=key_states.device)
-            positions = fresh.view(1, 1, new, 1).expand(batch, heads, new, 1)
-        else:  # the rows are some of the forward's tokens: each stored at its true position
-            kept, advance = self.skipping
-            self.skipping = None
-            positions = (self.seen + kept)[:, None, :, None].expand(batch, heads, new, 1)
-        if self.keys is None and self.reserve > new:  # the whole run's rows, allocated once
-            key_states, value_states, positions = (with_room(t, self.reserve - new)
-                                                   for t in (key_states, value_states, positions))
-        self.keys = append_rows(self.keys, key_states)
-        self.values = append_rows(self.values, value_states)
-        self._positions = append_rows(self._positions, positions)
-        for name, value in self.state.items():
-            self.state[name] = torch.cat([value, value.new_zeros(batch, heads, new)], -1)
-        self.seen += advance
-        return self.keys, self.values
-
-    def skip_next(self, kept: Tensor, tokens: int, reserve: int | None = None) -> None:
-        """The next update holds only the tokens at offsets `kept` [batch, n] of a forward of `tokens` tokens (prefill
-        skipping): they are stored at their true positions, and `seen` advances by all `tokens`. `reserve` replaces
-        the rows a first update allocates."""
-        self.skipping = (kept, tokens)
-        if reserve is not None and self.keys is None and self.reserve:
-            self.reserve = reserve
-
-    def truncate(self, stored: int, seen: int) -> None:
-        """Forget the rows past `stored` (their memory stays as spare room) and rewind `seen`."""
-        self.keys, self.values, self._positions = (t[:, :, :stored] for t in (self.keys, self.values, self._positions))
-        self.state = {name: value[..., :stored] for name, value in self.state.items()}
-        self.seen = seen
-
-    def rollback(self, size: int, kept: Tensor) -> None:
-        """Of the last `size` rows (a draft tree's), keep those at `kept` (increasing indices into them): they move
-        to the front of that span and become consecutive tokens after the rows before it."""
-        base, seen, count = self.stored - size, self.seen - size, kept.shape[0]
-        rows = base + kept
-        for buffer in (self.keys, self.values, self._positions):
-            buffer[:, :, base:base + count] = buffer[:, :, rows]
-        self.keys, self.values, self._positions = (t[:, :, :base + count]
-                                                   for t in (self.keys, self.values, self._positions))
-        self._positions[:, :, base:] = torch.arange(seen, seen + count, device=kept.device).view(1, 1, -1, 1)
-        self.state = {name: torch.cat([value[..., :base], value[..., rows]], -1) for name, value in self.state.items()}
-        self.seen = seen + count
-
-    @property
-    def stored(self) -> int:
-        return 0 if self._positions is None else self._positions.shape[2]
-
-    @property
-    def evicted(self) -> bool:
-        return self.stored < self.seen
-
-    def get_seq_length(self) -> int:
-        return self.seen
-
-    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
-        return self.stored + query_length, self.seen - self.stored
-
-    def keep(self, indices: Tensor, spare: int = 0, pad_slots: list[int] | None = None) -> None:
-        """Keep only `indices` [batch, kv_heads, k] along the token axis; the rest is freed. The new buffers hold
-        exactly k rows plus `spare` rows for the tokens expected before the next eviction."""
-        self.keys = with_room(gather_rows(self.keys, indices), spare)
-        self.values = with_room(gather_rows(self.values, indices), spare)
-        self._positions = with_room(gather_rows(self._positions, indices), spare)
-        self.state = {name: value.gather(2, indices) for name, value in self.state.items()}
-        if pad_slots is not None:
-            self.pad_slots = pad_slots
-
-    def allocated_bytes(self) -> int:
-        return storage_bytes([self.keys, self.values, self._positions, *self.state.values()])
-
-    def crop(self, tokens_to_remove: int) -> None:
-        raise NotImplementedError("SieveCache layers cannot be cropped (assisted decoding is not supported)")
-
-    def reset(self) -> None:
-        super().reset()
-        self._positions, self.seen, self.state, self.pad_slots, self.skipping = None, 0, {}, [], None
+__all__ = ["QuantizedLayer", "SieveCache", "SieveLayer"]
 
 
 class SieveCache(Cache):
     """One SieveLayer per full-attention layer; other layer types as transformers builds them. `reserve`: rows
-    each full-attention layer allocates up front when the run's final size is known (no regrowth)."""
+    each full-attention layer allocates up front when the run's final size is known (no regrowth). `kv_dtype`:
+    the storage precision of the full-attention layers ("fp", "int8", "int4": `QuantizedLayer`)."""
 
-    def __init__(self, config, reserve: int = 0) -> None:
+    def __init__(self, config, reserve: int = 0, kv_dtype: str = "fp") -> None:
         text_config = config.get_text_config(decoder=True)
+        head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+        bits = check_kv_dtype(kv_dtype, head_dim)
         layer_types, kwargs = get_layer_types_and_kwargs(text_config)
         layers = [
-            SieveLayer(reserve) if kind == "full_attention" else DYNAMIC_LAYER_TYPE_MAPPING[kind](**kw)
+            DYNAMIC_LAYER_TYPE_MAPPING[kind](**kw) if kind != "full_attention"
+            else SieveLayer(reserve) if bits is None else QuantizedLayer(bits, reserve)
             for kind, kw in zip(layer_types, kwargs, strict=True)
         ]
         super().__init__(layers=layers)
+        self.kv_dtype = kv_dtype
         self.pads: Tensor | None = None  # [batch] left padding per sequence; None = no padding
         self.pad_counts: list[int] | None = None  # the same as ints (read at every step without a device sync)
 
@@ -163,6 +65,12 @@ class SieveCache(Cache):
 
         with torch.inference_mode():
             return copy.deepcopy(self)
+
+    def compact(self) -> None:
+        """Quantize what is cold now in every quantized layer (after the prompt: nothing without `kv_dtype`)."""
+        for layer in self.layers:
+            if isinstance(layer, QuantizedLayer):
+                layer.compact()
 
     @property
     def sieve_layers(self) -> dict[int, SieveLayer]:
@@ -192,4 +100,5 @@ class SieveCache(Cache):
 
     def stored_tokens(self) -> list[int]:
         """Tokens stored per layer (per KV head; every head keeps the same count; padding slots included)."""
-        return [0 if layer.keys is None or layer.keys.numel() == 0 else layer.keys.shape[-2] for layer in self.layers]
+        return [layer.stored if isinstance(layer, SieveLayer) else 0 if layer.keys is None or layer.keys.numel() == 0
+                else layer.keys.shape[-2] for layer in self.layers]

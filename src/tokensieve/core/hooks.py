@@ -22,6 +22,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from tokensieve.core.cache import SieveCache, SieveLayer
 from tokensieve.core.policy import Policy
+from tokensieve.core.quant import check_kv_dtype
 from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
 
@@ -124,7 +125,7 @@ def _ensure_sieve_cache(session: Session, model: torch.nn.Module):
         elif kwargs.get("use_cache") is False:
             return args, kwargs
         else:
-            cache = SieveCache(model.config)
+            cache = SieveCache(model.config, kv_dtype=session.kv_dtype)
             session.bind(cache)
             kwargs[name] = cache
         if cache.get_seq_length() == 0:
@@ -154,17 +155,22 @@ def attention_implementation(model: torch.nn.Module, name: str) -> Iterator[str]
 
 
 @contextmanager
-def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int] | None = None) -> Iterator[Session]:
+def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int] | None = None,
+          kv_dtype: str = "fp") -> Iterator[Session]:
     """Run `model` (forward or generate) under `policy` inside the block; the model is restored after it.
+    `kv_dtype`: the storage precision of the cache apply() makes when the caller passes none ("fp", "int8",
+    "int4"); a caller's own SieveCache keeps its own.
 
     A model has one owner at a time: a nested or concurrent apply() on the same model is refused."""
     modules = attention_modules(model)
+    check_kv_dtype(kv_dtype)
     with _OWNERS_LOCK:
         if getattr(model, SESSION_ATTR, None) is not None:
             raise TokensieveError(
                 "this model is already inside tokensieve.apply() (nested or in another thread); one policy per "
                 "model at a time: leave the first block or load a second model")
         session = Session.open(policy, model, dense_attention(modules[0], attention_name(model)), prompt_tokens)
+        session.kv_dtype = kv_dtype
         setattr(model, SESSION_ATTR, session)
     try:
         with attention_implementation(model, NAME):

@@ -72,6 +72,7 @@ class Session:
     decode_room: int = 0  # tokens still to be decoded, when known: spare rows left after a prompt eviction
     observer: Callable | None = None  # stands in for after_attention during an `override` (a draft or tree forward)
     hooks: list = field(default_factory=list)  # module hooks a policy installed (`add_hook`); `close` removes them
+    kv_dtype: str = "fp"  # the storage precision of a cache apply() makes (a caller's SieveCache keeps its own)
 
     @classmethod
     def open(cls, policy: Policy, model: torch.nn.Module, dense: Callable,
@@ -207,9 +208,10 @@ class Session:
 
     def _view(self, module, layer: SieveLayer, queries: Tensor) -> LayerView:
         ranks = sorted(self.capacity)
+        keys, values = layer.rows()
         return LayerView(
             layer_idx=module.layer_idx, layer_rank=ranks.index(module.layer_idx), n_layers=len(ranks),
-            queries=queries, keys=layer.keys, values=layer.values, positions=layer.positions,
+            queries=queries, keys=keys, values=values, positions=layer.positions,
             seen=layer.seen, scaling=module.scaling, state=layer.state, pads=self.pads,
         )
 

@@ -97,6 +97,8 @@ def speculate(
     DRAFTERS.require(decode)
     options = options or DecodeOptions()
     run = set_up(model, [context], [question], policy, budget, **run_options)
+    if run.kv_dtype != "fp":
+        raise TokensieveError(f"tree decoding keeps a full-precision cache; kv_dtype {run.kv_dtype} decodes greedily")
     net, policy_obj, budget, max_new_tokens = run.net, run.policy, run.budget, run.max_new_tokens
     ids = run.contexts[0] + run.questions[0]
     batch = Batch.left_padded([ids], 0, net.device)

@@ -61,10 +61,12 @@ def generate(
     evicts = policy_obj.evicts()
     start_at = 0
     if prefix is not None:
+        if run.kv_dtype != "fp":
+            raise TokensieveError(f"a prefix is prefilled at full precision; kv_dtype {run.kv_dtype} prefills its own")
         check_prefix(prefix, model, batch, policy_obj, query_aware, chunk, max_new_tokens)
         cache_, start_at = prefix.cache.branch(), len(prefix.ids)
     else:
-        cache_ = SieveCache(net.config, reserve=0 if evicts else width + max_new_tokens)
+        cache_ = SieveCache(net.config, reserve=0 if evicts else width + max_new_tokens, kv_dtype=run.kv_dtype)
     generated: list[list[int]] = [[] for _ in contexts]
     done = [False] * len(contexts)
     steps = 0
@@ -79,6 +81,7 @@ def generate(
             session.compress = False
             logits = feed_prompt(net, batch, cache_, width - question_len, width, chunk)
             session.compress = True
+        cache_.compact()  # a quantized store codes the prompt's cold rows now (nothing at full precision)
         device_sync(net.device)
         prefill_s = now() - start
         kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
@@ -113,6 +116,7 @@ def generate(
             dense_fallbacks=usage.dense_fallbacks, dense_fallbacks_decode=usage.dense_decode,
             evictions=session.evictions, chunk=chunk, evict_every=policy_obj.decode_evict_every(),
             batch=len(contexts), query_aware=query_aware, device=str(net.device), peak_device_mb=peak.device_mb,
+            kv_dtype=run.kv_dtype,
         )
         results.append(Result(answer=run.answer(tokens), token_ids=tokens, stats=stats))
     return results[0] if isinstance(context, str) else results

@@ -33,6 +33,7 @@ class Stats:
     device: str = "cpu"
     peak_device_mb: float | None = None
     shared_prefill_s: float = 0.0  # of prefill_s: the dense prefix prefill this run branched from (`Prefix`)
+    kv_dtype: str = "fp"  # how the cache stored keys and values (fp: the compute dtype; int8, int4: codes)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import TypedDict
 
 from tokensieve.core.budget import Budget, parse_budget
 from tokensieve.core.policy import Policy
+from tokensieve.core.quant import check_kv_dtype
 from tokensieve.errors import TokensieveError
 from tokensieve.methods import make
 from tokensieve.models import cached_load
@@ -30,6 +31,7 @@ class RunOptions(TypedDict, total=False):
     stop_at_newline: bool
     stop: Callable[[str], bool] | None
     plain: bool
+    kv_dtype: str
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Setup:
     stop_at_newline: bool
     stop: Callable[[str], bool] | None
     plain: bool
+    kv_dtype: str
 
     @property
     def pad_id(self) -> int:
@@ -70,7 +73,7 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
            budget: float | str | Budget, *, chunk: int | None = None, max_new_tokens: int = 32,
            answer_prefix: str = "", sinks: int = 4, window: int = 32, evict_every: int | None = None,
            device: str = "cpu", dtype: str = "float32", stop_at_newline: bool = False,
-           stop: Callable[[str], bool] | None = None, plain: bool = False) -> Setup:
+           stop: Callable[[str], bool] | None = None, plain: bool = False, kv_dtype: str = "fp") -> Setup:
     """Check the options, build the policy, load the model and encode one prompt per context.
 
     chunk: feed the prompt `chunk` tokens at a time, evicting after each, so peak memory ~ budget + chunk.
@@ -79,11 +82,14 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
     default: off, except streaming_llm).
     stop_at_newline: a sequence ends at its first newline. stop: called with a sequence's answer so far after
     each token; True ends that sequence (e.g. code complete).
-    plain: the prompt is context + question verbatim, no "Question:/Answer:" frame (code completion)."""
+    plain: the prompt is context + question verbatim, no "Question:/Answer:" frame (code completion).
+    kv_dtype: how the cache stores keys and values: "fp" (the compute dtype), "int8" or "int4" (`core/quant.py`),
+    for every policy."""
     if chunk is not None and chunk < 1:
         raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
     if max_new_tokens < 1:
         raise TokensieveError("max_new_tokens must be at least 1")
+    check_kv_dtype(kv_dtype)
     if not contexts or len(questions) != len(contexts):
         raise TokensieveError(f"{len(contexts)} contexts but {len(questions)} questions: give one or one each")
     if not isinstance(budget, Budget):
@@ -101,7 +107,7 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
         q_rows.append(q_ids)
     eos = set(as_id_list(net.generation_config.eos_token_id) + as_id_list(tokenizer.eos_token_id))
     return Setup(net, tokenizer, policy_obj, budget, ctx_rows, q_rows, eos, chunk, max_new_tokens, stop_at_newline,
-                 stop, plain)
+                 stop, plain, kv_dtype)
 
 
 def resolve_policy(policy: str | Policy, budget: Budget, evict_every: int | None) -> Policy:
