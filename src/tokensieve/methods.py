@@ -29,6 +29,7 @@ from tokensieve.sparse.cluster import Cluster
 from tokensieve.sparse.fasa import FASA
 from tokensieve.sparse.hisa import HISA
 from tokensieve.sparse.indexer import IndexerTopK
+from tokensieve.sparse.quest import Quest
 from tokensieve.sparse.rectified import Rectified
 from tokensieve.sparse.tokenselect import TokenSelect
 
@@ -48,6 +49,7 @@ METHODS = (  # in the order listings and the bench's sweeps use
     FASA,
     IndexerTopK,
     HISA,
+    Quest,
     Rectified,
     Cluster,
     FastV,
