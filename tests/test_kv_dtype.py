@@ -175,3 +175,37 @@ def test_the_cli_rejects_an_unknown_kv_dtype_with_one_line(tmp_path):
                              "what?", "--kv-dtype", "int3"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == ["error: unknown kv dtype 'int3': choose from fp, int8, int4"]
+
+
+@pytest.mark.slow  # ~20 s; the same admission on a tiny model runs in every tier (tests/test_serve_unit.py)
+def test_the_server_admits_int4_requests_by_their_coded_bytes_on_a_real_model(smollm2):
+    from tokensieve.serve.engine import Engine, Request
+    from tokensieve.serve.pool import Footprint, measured_bytes
+
+    net, tok = smollm2
+    footprint, n, m = Footprint.of(net), 1024, 4
+    full, coded = footprint.decode_bytes(n, m, make("full")), footprint.decode_bytes(n, m, make("full"), "int4")
+    assert coded < 0.26 * full  # the reservation: codes with room to grow, the fp rows, positions (1k rows)
+    pool, peak = 2 * full, footprint.prefill_bytes(n, m, make("full"))
+    engine = Engine(net, tok, kv_pool_bytes=pool, max_batch=64, prefill_chunk=2048)
+    text = tok(needle_case(tok, 3000, 0.5).context).input_ids
+    rows = [text[i * 100:i * 100 + n] for i in range(9)]
+    admitted = {}
+    for kv_dtype in ("fp", "int4"):
+        for ids in rows:
+            engine.submit(Request(ids, m, "full", 1.0, ignore_eos=True, kv_dtype=kv_dtype), lambda e: None)
+        engine.hold_decode = True  # prefill what fits, then count who holds the pool at once
+        while True:  # a step admits what fits, then prefills one piece; until a step admits nobody
+            engine.step()
+            if all(s.decoding for s in engine.running):
+                before = len(engine.running)
+                engine.step()
+                if len(engine.running) == before:
+                    break
+        admitted[kv_dtype] = len(engine.running)
+        assert all(measured_bytes(s.cache, s.session) <= engine.pool.reserved[s.id] for s in engine.running)
+        engine.hold_decode = False
+        while engine.waiting or engine.running:
+            engine.step()
+    # the next prompt goes in at full precision next to the coded ones: k coded + 1 peak must fit
+    assert admitted["fp"] == 2 and admitted["int4"] == (pool - peak) // coded + 1 == 5, admitted

@@ -249,3 +249,32 @@ def test_the_soak_report_reads_level_and_trend_from_the_samples():
     leak = run(lambda t: 1000 * 2**20 + t * 2**20 // 6)  # 10 MiB a minute
     assert leak["rss_slope_mib_per_min"] == pytest.approx(10, rel=0.01) and leak["rss_end_vs_warmup"] > 0.05
     assert SoakResult(config={}, outcomes={}).memory(warmup_s=60) == {}  # too few samples: no verdict
+
+
+def test_the_pool_admits_more_int4_requests_than_fp_ones_as_their_bytes_predict(net):
+    footprint = Footprint.of(net)
+    n, m = 256, 16
+    full, coded = footprint.decode_bytes(n, m, make("full")), footprint.decode_bytes(n, m, make("full"), "int4")
+    assert coded < full / 1.9  # a tiny model: head_dim 16, 272 rows, the fp sinks and window weigh
+    pool = full * 3  # room for three full-precision sequences
+    peak = footprint.prefill_bytes(n, m, make("full"))  # every prompt goes in at full precision
+    engine = Engine(net, kv_pool_bytes=pool, max_batch=64, prefill_chunk=512)
+    rows = [(r * 20)[:n] for r in prompts(20, seed=6)]
+    assert {len(r) for r in rows} == {n}
+    most = {}
+    for kv_dtype in ("fp", "int4"):
+        most[kv_dtype], measured_ok = 0, True
+        for ids in rows:
+            engine.submit(Request(ids, m, "full", 1.0, kv_dtype=kv_dtype), lambda e: None)
+        while engine.waiting or engine.running:
+            engine.step()
+            decoding = [s for s in engine.running if s.decoding]
+            most[kv_dtype] = max(most[kv_dtype], len(decoding))
+            assert engine.pool.in_use <= pool
+            for seq in decoding:
+                measured_ok &= measured_bytes(seq.cache, seq.session) <= engine.pool.reserved[seq.id]
+        assert measured_ok, kv_dtype
+    assert most["fp"] == 3
+    assert most["int4"] == (pool - peak) // coded + 1 == 4, most  # one prompt at full precision, the rest coded
+    with pytest.raises(RequestError, match="unknown kv dtype 'int3'"):
+        engine.submit(Request(rows[0], m, "full", 1.0, kv_dtype="int3"), lambda e: None)

@@ -16,6 +16,8 @@ def serve(
     policy: Annotated[str, typer.Option("--policy", "-p", help="Default policy (a request may override it).")]
     = "full",
     budget: Annotated[float, typer.Option(help="Default budget: a ratio in (0, 1] of each prompt.")] = 1.0,
+    kv_dtype: Annotated[str, typer.Option(help="Default KV storage: fp, int8 or int4 (a request may override "
+                                          "it).")] = "fp",
     max_batch: Annotated[int, typer.Option(help="Sequences decoded together at most.")] = 16,
     kv_pool_mb: Annotated[float | None, typer.Option(
         help="KV memory pool in MiB: requests are admitted by the bytes their policy really keeps "
@@ -40,6 +42,7 @@ def serve(
 ) -> None:
     """Serve a model over the OpenAI API (completions, chat, streaming), with a KV policy per request."""
     from tokensieve.core.budget import parse_budget
+    from tokensieve.core.quant import check_kv_dtype
     from tokensieve.methods import make
     from tokensieve.serve.auth import exposed_warning, keys_from
     from tokensieve.serve.server import ServeConfig
@@ -47,6 +50,7 @@ def serve(
     if not 0 < budget <= 1:
         raise TokensieveError(f"budget {budget} is outside (0, 1]")
     make(policy, budget=parse_budget(budget))
+    check_kv_dtype(kv_dtype)
     if replicas < 1 or max_batch < 1 or prefill_chunk < 1 or max_queue < 0 or max_body_kb < 1:
         raise TokensieveError("replicas, max-batch, prefill-chunk and max-body-kb must be >= 1, max-queue >= 0")
     if drain_timeout < 0:
@@ -56,7 +60,8 @@ def serve(
     keys = keys_from(api_key)
     if key_metrics and not keys:
         raise TokensieveError("--key-metrics needs an API key (--api-key or TOKENSIEVE_API_KEY)")
-    config = ServeConfig(model=model, policy=policy, budget=budget, max_batch=max_batch, kv_pool_mb=kv_pool_mb,
+    config = ServeConfig(model=model, policy=policy, budget=budget, kv_dtype=kv_dtype, max_batch=max_batch,
+                         kv_pool_mb=kv_pool_mb,
                          prefill_chunk=prefill_chunk, max_queue=max_queue, max_body_bytes=max_body_kb * 1024,
                          default_max_tokens=max_tokens_default, device=device, api_keys=keys,
                          metrics_keyed=key_metrics)

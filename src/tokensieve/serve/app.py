@@ -120,7 +120,8 @@ def create_app(engine: Engine, model_name: str, *, max_body_bytes: int = 1 << 20
         return [EngineRequest(ids, max_tokens if max_tokens is not None else
                               min(default_max_tokens, max(1, (engine.context or 10**9) - len(ids))),
                               options.policy if options else None, options.budget if options else None,
-                              sampling, body.stops) for ids in prompts]
+                              sampling, body.stops, kv_dtype=options.kv_dtype if options else None)
+                for ids in prompts]
 
     async def run(request: Request, body, prompts, max_tokens, kind: str):
         loop = asyncio.get_running_loop()

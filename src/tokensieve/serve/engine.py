@@ -31,6 +31,7 @@ from tokensieve.core.budget import parse_budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import dense_attention
 from tokensieve.core.policy import Policy
+from tokensieve.core.quant import check_kv_dtype
 from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
 from tokensieve.methods import make
@@ -68,6 +69,7 @@ class Request:
     sampling: Sampling = field(default_factory=Sampling)
     stops: list[str] = field(default_factory=list)
     ignore_eos: bool = False  # decode all max_tokens (benchmarks: every method generates the same count)
+    kv_dtype: str | None = None  # KV storage precision (None: the server's)
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Sequence:
     generator: torch.Generator | None = None
     kv_kept: int = 0
     kv_full: int = 0
+    kv_dtype: str = "fp"
 
     @property
     def prompt_len(self) -> int:
@@ -115,15 +118,17 @@ class Engine:
 
     def __init__(self, model, tokenizer=None, *, policy: str = "full", budget: float | str = 1.0,
                  max_batch: int = 16, kv_pool_bytes: int | None = None, prefill_chunk: int = 128,
-                 max_queue: int = 64, metrics=None, name: str = "model") -> None:
+                 max_queue: int = 64, metrics=None, name: str = "model", kv_dtype: str = "fp") -> None:
         if max_batch < 1 or prefill_chunk < 1 or max_queue < 0:
             raise TokensieveError("max_batch and prefill_chunk must be >= 1, max_queue >= 0")
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.default_policy, self.default_budget = policy, budget
         servable(self.make_policy(policy, budget))  # a bad server default fails at start, not at a request
+        self.footprint = Footprint.of(model)
+        check_kv_dtype(kv_dtype, self.footprint.head_dim)
+        self.kv_dtype = kv_dtype
         self.packed = PackedModel(model)
         self.dense = dense_attention(self.packed.modules[0], self.packed.dense_name)
-        self.footprint = Footprint.of(model)
         self.pool = KVPool(kv_pool_bytes)
         self.max_batch, self.prefill_chunk, self.max_queue = max_batch, prefill_chunk, max_queue
         self.metrics = metrics
@@ -155,6 +160,8 @@ class Engine:
         """Queue a request; RequestError (400, or 429 when the queue is full) if it cannot be served."""
         try:
             policy = self.make_policy(request.policy, request.budget)
+            kv_dtype = request.kv_dtype or self.kv_dtype
+            check_kv_dtype(kv_dtype, self.footprint.head_dim)
         except TokensieveError as error:
             raise RequestError(str(error)) from None
         servable(policy)
@@ -174,7 +181,7 @@ class Engine:
             # a full queue turns the request away even if it would fit now: the ones waiting go first
             if len(self.waiting) >= self.max_queue and (self.waiting or not self._admissible(peak)):
                 raise RequestError("the server is at capacity; retry later", status=429, retry_after=1.0)
-            seq = Sequence(next(self._ids), request, policy, emit, time.perf_counter())
+            seq = Sequence(next(self._ids), request, policy, emit, time.perf_counter(), kv_dtype=kv_dtype)
             seq.generator = request.sampling.generator(self.model.device)
             self.waiting.append(seq)
             self._occupancy()
@@ -252,7 +259,7 @@ class Engine:
 
     def _open(self, seq: Sequence) -> None:
         n, m = seq.prompt_len, seq.request.max_tokens
-        seq.cache = SieveCache(self.model.config, reserve=n if evicts(seq.policy) else n + m)
+        seq.cache = SieveCache(self.model.config, reserve=n if evicts(seq.policy) else n + m, kv_dtype=seq.kv_dtype)
         session = Session.open(seq.policy, self.model, self.dense, prompt_tokens=n)
         session.decode_room = m
         session.bind(seq.cache)
@@ -311,9 +318,10 @@ class Engine:
     def _prefilled(self, seq: Sequence) -> None:
         """The prompt is in: its reservation drops to what the sequence now keeps."""
         n, m = seq.prompt_len, seq.request.max_tokens
+        seq.cache.compact()  # a quantized store codes the prompt's cold rows now
         seq.kv_full = seq.cache.full_kv_bytes()
         seq.kv_kept = measured_bytes(seq.cache, seq.session)
-        estimate = self.footprint.decode_bytes(n, m, seq.policy)
+        estimate = self.footprint.decode_bytes(n, m, seq.policy, kv_dtype=seq.kv_dtype)
         with self._lock:
             self.pool.reserve(seq.id, max(estimate, seq.kv_kept))
         seq.first_token = time.perf_counter()
@@ -367,7 +375,7 @@ class Engine:
             "prompt_tokens": seq.prompt_len, "completion_tokens": completion,
             "total_tokens": seq.prompt_len + completion,
             "tokensieve": {
-                "policy": seq.policy.name, "budget": seq.policy.budget.value,
+                "policy": seq.policy.name, "budget": seq.policy.budget.value, "kv_dtype": seq.kv_dtype,
                 "kv_bytes_full": seq.kv_full, "kv_bytes_kept": seq.kv_kept,
                 "evictions": session.evictions if session else 0,
                 "attended_tokens": session.usage.attended_summary() if session else {},

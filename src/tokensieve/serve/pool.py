@@ -14,6 +14,7 @@ from torch import Tensor
 
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.policy import Policy
+from tokensieve.core.quant import GROUP, check_kv_dtype
 from tokensieve.core.session import Session
 from tokensieve.core.tensors import storage_bytes
 
@@ -24,6 +25,9 @@ class Footprint:
 
     row_bytes: int
     full_layers: int
+    kv_heads: int = 1
+    head_dim: int = 1
+    element: int = 4
 
     @classmethod
     def of(cls, model) -> Footprint:
@@ -34,7 +38,18 @@ class Footprint:
         full = sum(kind == "full_attention" for kind in kinds)
         element = next(model.parameters()).element_size()
         per_layer = kv_heads * (2 * head_dim * element + 8)  # keys + values + an int64 position per KV head
-        return cls(row_bytes=per_layer * full, full_layers=full)
+        return cls(row_bytes=per_layer * full, full_layers=full, kv_heads=kv_heads, head_dim=head_dim,
+                   element=element)
+
+    def coded_layer_bytes(self, rows: int, bits: int) -> int:
+        """The most one quantized layer (`core/quant_layer.py`) allocates for `rows` rows: codes with their float16
+        scales (room for a group and 1/16 of growth included), the full-precision sinks and newest rows, and
+        an int64 position per row."""
+        d, group = self.head_dim, GROUP
+        code_row = 2 * d * bits // 8 + 4 * d // group + 4 * d // min(group, d)  # codes + (low, step) per group
+        coded = rows + group + max(2 * group, rows // 16)
+        fp_rows = 4 + 32 + group  # sinks, the window and a group arriving
+        return self.kv_heads * (coded * code_row + fp_rows * 2 * d * self.element + 8 * rows)
 
     def prefill_bytes(self, prompt: int, new: int, policy: Policy, whole: bool = False) -> int:
         """The most this request holds while its prompt goes in. Without eviction: prompt + new rows. With it,
@@ -47,14 +62,18 @@ class Footprint:
             return self.row_bytes * prompt
         return self.decode_bytes(prompt, new, policy) + 2 * self.row_bytes * prompt // self.full_layers
 
-    def decode_bytes(self, prompt: int, new: int, policy: Policy) -> int:
-        """What it holds after its prompt is evicted to the budget: the kept rows plus room for `new` tokens."""
+    def decode_bytes(self, prompt: int, new: int, policy: Policy, kv_dtype: str = "fp") -> int:
+        """What it holds after its prompt is evicted to the budget: the kept rows plus room for `new` tokens, at
+        full precision or as codes (`kv_dtype`). The prompt always goes in at full precision (`prefill_bytes`)."""
         if not evicts(policy):
-            return self.row_bytes * (prompt + new)
-        capacities = policy.evictor().capacities(prompt, self.full_layers)
-        every = policy.decode_evict_every()
-        per_layer = [cap + max(new, every) for cap in capacities]
-        return self.row_bytes * sum(per_layer) // self.full_layers
+            per_layer = [prompt + new] * self.full_layers
+        else:
+            every = policy.decode_evict_every()
+            per_layer = [cap + max(new, every) for cap in policy.evictor().capacities(prompt, self.full_layers)]
+        bits = check_kv_dtype(kv_dtype)
+        if bits is None:
+            return self.row_bytes * sum(per_layer) // self.full_layers
+        return sum(self.coded_layer_bytes(rows, bits) for rows in per_layer)
 
 
 def evicts(policy: Policy) -> bool:

@@ -12,11 +12,13 @@ STOP_LIST = {"type": "array", "items": {"type": "string"}, "maxItems": 4}
 
 
 class SieveOptions(BaseModel):
-    """`"tokensieve": {"policy": "snapkv", "budget": 0.25}`: this request's policy, overriding the server's."""
+    """`"tokensieve": {"policy": "snapkv", "budget": 0.25, "kv_dtype": "int4"}`: this request's policy and KV
+    storage precision, overriding the server's."""
 
     model_config = ConfigDict(extra="forbid")
     policy: str | None = None
     budget: float | None = Field(None, gt=0, le=1)  # a ratio of the prompt, as in the CLI's 0.25
+    kv_dtype: Literal["fp", "int8", "int4"] | None = None
 
 
 class StreamOptions(BaseModel):

@@ -19,6 +19,7 @@ class ServeConfig:
     model: str = "smollm2-135m"
     policy: str = "full"
     budget: float = 1.0
+    kv_dtype: str = "fp"
     max_batch: int = 16
     kv_pool_mb: float | None = None
     prefill_chunk: int = 128
@@ -40,7 +41,7 @@ def build_engine(config: ServeConfig) -> Engine:
     metrics = ServeMetrics(config.pool_bytes)
     return Engine(model, tokenizer, policy=config.policy, budget=config.budget, max_batch=config.max_batch,
                   kv_pool_bytes=config.pool_bytes, prefill_chunk=config.prefill_chunk,
-                  max_queue=config.max_queue, metrics=metrics, name=config.model)
+                  max_queue=config.max_queue, metrics=metrics, name=config.model, kv_dtype=config.kv_dtype)
 
 
 def build_app(config: ServeConfig, replica: str | None = None):
