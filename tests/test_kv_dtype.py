@@ -1,10 +1,11 @@
 """KV storage precision (issue 28, step 1): int8 / int4 codes under every policy, bytes counted honestly.
 
-Stated tolerance, on 32 teacher-forced decode steps after a 1,500-token needle prompt (SmolLM2 and Qwen): int8
-keeps 95 % of the argmaxes and picks nothing but fp's best or a near-tie of it (0.1 logit), a KL divergence from fp under 1e-3 nats at every step and logits within 1 % of the largest
-logit; int4 keeps a mean KL under 0.01 nats. Measured on SmolLM2: int8 4e-5 nats at most and 0.3 % of the largest
-logit, int4 2e-3 nats on average (64 steps after 2,000 tokens: int8 4e-4 / 1e-4 nats at most on SmolLM2 / Qwen,
-int4 3e-3 / 2e-3 on average).
+Stated tolerance, on 32 teacher-forced decode steps after a 1,500-token needle prompt (SmolLM2 and Qwen):
+- int8 keeps 95 % of the argmaxes and picks nothing but fp's best or a near-tie of it (0.1 logit), with a KL
+  divergence from fp under 1e-3 nats at every step and logits within 1 % of the largest logit;
+- int4 keeps a mean KL under 0.01 nats.
+Measured on SmolLM2: int8 4e-5 nats at most and 0.3 % of the largest logit, int4 2e-3 nats on average (64 steps
+after 2,000 tokens: int8 4e-4 / 1e-4 nats at most on SmolLM2 / Qwen, int4 3e-3 / 2e-3 on average).
 """
 
 from __future__ import annotations
