@@ -61,8 +61,10 @@ def method_modules(method: str | None) -> list[str]:
                 *(method_modules(policy) if policy else [])]
     if method in encoder_methods():  # everything that can change an encoder cell's numbers
         return ["tokensieve.encoder", "tokensieve.bench.encoder_cells"]
+    from tokensieve.bench.storage import split_storage
     from tokensieve.methods import REGISTRY
 
+    method = split_storage(method)[0]  # a storage precision's code is shared (tokensieve.core)
     if method not in REGISTRY:
         return []
     cls = REGISTRY[method]

@@ -240,9 +240,22 @@ def prefill_skipping() -> Suite:
     ])
 
 
+KV_STORE_METHODS = ("full", "full@int8", "full@int4", "quest", "quest@int8", "quest@int4", "tokenselect",
+                    "snapkv@int4")
+
+
+def kv_store() -> Suite:
+    """Issue #28: storage precision (`@int8`, `@int4`: KIVI-style codes) and Quest's page selection, on the
+    standard suite's 4k RULER cases (the same 50 per model) at 12.5 %, next to full and the best selector
+    (tokenselect) in the same run, so every comparison is paired. Part 1 is SmolLM2, part 2 Qwen."""
+    methods = list(KV_STORE_METHODS)
+    return Suite("kv-store", [Part(ruler_cases([4096], 50), methods, [0.125], models=["smollm2-135m"]),
+                              Part(ruler_cases([4096], 50), methods, [0.125], models=["qwen2.5-coder-0.5b"])])
+
+
 SUITES = {"quick": quick, "standard": standard, "extended": extended, "needles-v1": needles_v1, "equal": equal,
           "stream": stream, "encoder": encoder, "decode": decode, "decode-trees": decode_trees,
-          "decode-assisted": decode_assisted, "prefill": prefill_skipping}
+          "decode-assisted": decode_assisted, "prefill": prefill_skipping, "kv-store": kv_store}
 
 
 def suite(name: str) -> Suite:
@@ -267,6 +280,7 @@ def parse_budgets(text: str) -> list[float]:
 def check_methods(methods: list[str]) -> list[str]:
     from tokensieve.bench.decode_cells import is_decode_method, split
     from tokensieve.bench.encoder_cells import encoder_methods
+    from tokensieve.bench.storage import split_storage
     from tokensieve.methods import REGISTRY
 
     for m in methods:
@@ -279,7 +293,7 @@ def check_methods(methods: list[str]) -> list[str]:
             continue
         if kvpress.is_peer(m):
             kvpress.press_name(m)
-        elif m not in REGISTRY:
+        elif split_storage(m)[0] not in REGISTRY:
             known = ", ".join(sorted(REGISTRY)) + ", kvpress:<" + "|".join(sorted(kvpress.PRESSES)) + ">"
             raise TokensieveError(f"unknown method '{m}': choose from {known}")
     return methods

@@ -247,7 +247,7 @@ def _policy_class(row: dict):
     """The tokensieve policy class of a row's method; None for peers and methods no longer registered."""
     from tokensieve.methods import REGISTRY
 
-    return None if row["method"].startswith(PEER_PREFIX) else REGISTRY.get(row["method"])
+    return None if row["method"].startswith(PEER_PREFIX) else REGISTRY.get(row["method"].partition("@")[0])
 
 
 def _dynamic(cls) -> bool:

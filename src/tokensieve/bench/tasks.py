@@ -14,6 +14,7 @@ import torch
 
 from tokensieve.bench import metrics
 from tokensieve.bench.cost import Shape, attention_flops, median_timed
+from tokensieve.bench.storage import split_storage
 from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
@@ -98,12 +99,14 @@ def _budget(value: float) -> Budget:
     return Budget(float(value))
 
 
-def run_needle(model: str, case: dict, method: str, budget: float, repeats: int) -> tuple[float, dict]:
+def run_needle(model: str, case: dict, method: str, budget: float, repeats: int,
+               kv_dtype: str = "fp") -> tuple[float, dict]:
     needle, _, question = needle_prompt(model, case["tokens"], case["depth"], case["needle"])
 
     def once() -> dict:
         r = ts_generate(model, needle.context, needle.question, method, _budget(budget),
-                        answer_prefix=needle.answer_prefix, max_new_tokens=NEEDLE_NEW_TOKENS, stop_at_newline=True)
+                        answer_prefix=needle.answer_prefix, max_new_tokens=NEEDLE_NEW_TOKENS, stop_at_newline=True,
+                        kv_dtype=kv_dtype)
         return {"answer": r.answer, **{k: getattr(r.stats, k) for k in (
             "prompt_tokens", "new_tokens", "prefill_s", "decode_tok_s", "peak_rss_mb", "kv_bytes_full",
             "kv_bytes_kept", "kept_tokens")}, **counters(r.stats)}
@@ -210,8 +213,14 @@ RUNNERS = {"needle": run_needle, "fidelity": run_fidelity, "streaming": run_stre
 
 
 def run_local(model: str, case: dict, method: str, budget: float, repeats: int = 1) -> tuple[float | None, dict]:
+    """One cell of a decoder task; a method "policy@int4" stores its cache as codes (`bench.storage`)."""
+    name, kv_dtype = split_storage(method)
     if case["task"] in PROMPT_TASKS:
         from tokensieve.bench.prompts import run_prompt
 
-        return run_prompt(model, case, method, budget, repeats)
-    return RUNNERS[case["task"]](model, case, method, budget, repeats)
+        return run_prompt(model, case, name, budget, repeats, kv_dtype=kv_dtype)
+    if kv_dtype != "fp" and case["task"] != "needle":
+        raise TokensieveError(f"the {case['task']} task runs at full precision only, not {kv_dtype}")
+    if kv_dtype != "fp":
+        return run_needle(model, case, name, budget, repeats, kv_dtype=kv_dtype)
+    return RUNNERS[case["task"]](model, case, name, budget, repeats)
