@@ -21,8 +21,8 @@ from tokensieve.errors import TokensieveError, is_out_of_memory
 ROOT = Path(__file__).resolve().parents[1]
 # the modules every decoder cell runs, by name (a package stands for all its modules)
 SHARED = ("tokensieve.core", "tokensieve.data", "tokensieve.bench.tasks", "tokensieve.bench.prompts",
-          "tokensieve.bench.sandbox", "tokensieve.bench.cost", "tokensieve.bench.metrics", "tokensieve.run",
-          "tokensieve.models")
+          "tokensieve.bench.storage", "tokensieve.bench.sandbox", "tokensieve.bench.cost", "tokensieve.bench.metrics",
+          "tokensieve.run", "tokensieve.models")
 PEER_MODULES = ("tokensieve.bench.peers.kvpress", "tokensieve.bench.peers.workers.kvpress_worker",
                 "tokensieve.bench.peers.venv")
 METHOD_PACKAGES = ("tokensieve.kv.", "tokensieve.sparse.", "tokensieve.prefill.")

@@ -241,7 +241,7 @@ def prefill_skipping() -> Suite:
 
 
 KV_STORE_METHODS = ("full", "full@int8", "full@int4", "quest", "quest@int8", "quest@int4", "tokenselect",
-                    "snapkv@int4")
+                    "snapkv@int4", "tokenselect@int4")
 
 
 def kv_store() -> Suite:

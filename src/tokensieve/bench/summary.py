@@ -286,11 +286,12 @@ def real_tokens(row: dict) -> int | None:
 
 
 def budget_check(row: dict) -> tuple[int, int] | None:
-    """(real, nominal) tokens of one ok row, or None where there is nothing to compare: `full` (no budget),
+    """(real, nominal) tokens of one ok row, or None where there is nothing to compare: `full` at any storage
+    precision (no budget),
     a failed row, or a row without the fields (rows written before they existed). The nominal budget of a KV
     policy is a share of the prompt (window, for the stream); a dynamic selector's is a share of the tokens its
     query sees, which grow by one per decode step, so its nominal is taken at the last step."""
-    if row["method"] == "full" or row["status"] != "ok" or row["budget"] is None:
+    if row["method"].partition("@")[0] == "full" or row["status"] != "ok" or row["budget"] is None:
         return None
     base, real = budget_base(row), real_tokens(row)
     if base is None or real is None:

@@ -22,7 +22,8 @@ from tokensieve.core.tensors import append_rows, capacity_rows, storage_bytes, w
 from tokensieve.errors import TokensieveError
 
 KV_DTYPES = ("fp", "int8", "int4")
-GROUP = 32
+GROUP = 32  # tokens per key group, channels per value group
+SINKS, WINDOW = 4, 32  # rows a quantized layer keeps in the compute dtype: the first ones, and at least the newest
 _SCALE = torch.float16
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from tokensieve.core.layer import SieveLayer
-from tokensieve.core.quant import GROUP, QuantizedRows
+from tokensieve.core.quant import GROUP, SINKS, WINDOW, QuantizedRows
 from tokensieve.core.tensors import storage_bytes, with_room
 
 
@@ -24,7 +24,7 @@ class QuantizedLayer(SieveLayer):
     """`keys` / `values` hold the full-precision rows after the sinks and the codes (the newest ones); `head_*` the
     sinks; `cold` the codes. `rows()` is the whole layer in token order."""
 
-    def __init__(self, bits: int, reserve: int = 0, sinks: int = 4, window: int = 32, group: int = GROUP,
+    def __init__(self, bits: int, reserve: int = 0, sinks: int = SINKS, window: int = WINDOW, group: int = GROUP,
                  **kwargs) -> None:
         super().__init__(reserve, **kwargs)
         self.bits, self.sinks, self.window, self.group = bits, sinks, window, group

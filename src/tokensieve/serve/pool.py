@@ -14,7 +14,7 @@ from torch import Tensor
 
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.policy import Policy
-from tokensieve.core.quant import GROUP, check_kv_dtype
+from tokensieve.core.quant import GROUP, SINKS, WINDOW, check_kv_dtype
 from tokensieve.core.session import Session
 from tokensieve.core.tensors import storage_bytes
 
@@ -48,7 +48,7 @@ class Footprint:
         d, group = self.head_dim, GROUP
         code_row = 2 * d * bits // 8 + 4 * d // group + 4 * d // min(group, d)  # codes + (low, step) per group
         coded = rows + group + max(2 * group, rows // 16)
-        fp_rows = 4 + 32 + group  # sinks, the window and a group arriving
+        fp_rows = SINKS + WINDOW + group  # the sinks, the window and a group arriving
         return self.kv_heads * (coded * code_row + fp_rows * 2 * d * self.element + 8 * rows)
 
     def prefill_bytes(self, prompt: int, new: int, policy: Policy, whole: bool = False) -> int:
