@@ -55,6 +55,20 @@ def sieve(policy: str, budget: float) -> dict:
     return {"tokensieve": {"policy": policy, "budget": budget}}
 
 
+def test_a_request_stores_its_kv_as_int4_and_answers_as_generate_does(client, tokenizer):
+    prompt = text_of(tokenizer, 600) + "\n\nIn one sentence, the essay says that"
+    body = {"tokensieve": {"policy": "tokenselect", "budget": 0.25, "kv_dtype": "int4"}}
+    reply = client.completions.create(model=MODEL, prompt=prompt, max_tokens=12, temperature=0, extra_body=body)
+    reference = generate(MODEL, context=prompt, question="", policy="tokenselect", budget=0.25, plain=True,
+                         max_new_tokens=12, kv_dtype="int4")
+    assert reply.choices[0].text == reference.answer
+    extra = reply.usage.model_extra["tokensieve"]
+    assert extra["kv_dtype"] == "int4" and extra["kv_bytes_kept"] < 0.3 * extra["kv_bytes_full"]
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model=MODEL, prompt=prompt, max_tokens=4,
+                                  extra_body={"tokensieve": {"kv_dtype": "int3"}})
+
+
 def test_models_health_and_greedy_equals_generate(client, server, tokenizer):
     assert [m.id for m in client.models.list().data] == [MODEL]
     prompt = text_of(tokenizer, 400) + "\n\nIn one sentence, the essay says that"
