@@ -17,6 +17,7 @@ from functools import lru_cache
 # kvpress:snapkv is compared with our snapkv head to head
 from tokensieve.bench.peers.kvpress import PREFIX as PEER_PREFIX
 from tokensieve.bench.stats import Interval, Paired, compare, interval
+from tokensieve.bench.storage import split_storage
 
 
 @dataclass
@@ -247,7 +248,7 @@ def _policy_class(row: dict):
     """The tokensieve policy class of a row's method; None for peers and methods no longer registered."""
     from tokensieve.methods import REGISTRY
 
-    return None if row["method"].startswith(PEER_PREFIX) else REGISTRY.get(row["method"].partition("@")[0])
+    return None if row["method"].startswith(PEER_PREFIX) else REGISTRY.get(split_storage(row["method"])[0])
 
 
 def _dynamic(cls) -> bool:
@@ -291,7 +292,7 @@ def budget_check(row: dict) -> tuple[int, int] | None:
     a failed row, or a row without the fields (rows written before they existed). The nominal budget of a KV
     policy is a share of the prompt (window, for the stream); a dynamic selector's is a share of the tokens its
     query sees, which grow by one per decode step, so its nominal is taken at the last step."""
-    if row["method"].partition("@")[0] == "full" or row["status"] != "ok" or row["budget"] is None:
+    if split_storage(row["method"])[0] == "full" or row["status"] != "ok" or row["budget"] is None:
         return None
     base, real = budget_base(row), real_tokens(row)
     if base is None or real is None:
