@@ -103,6 +103,41 @@ def test_eviction_over_a_quantized_layer_thaws_then_keeps_exact_rows(tiny_llama)
     assert torch.equal(layer.rows()[0], keys.gather(2, index[..., None].expand(-1, -1, -1, keys.shape[-1])))
 
 
+@pytest.mark.parametrize("kv_dtype", ["int8", "int4"])
+def test_reading_a_selection_gives_exactly_the_rows_a_whole_read_gives(tiny_llama, kv_dtype):
+    ids = torch.randint(0, 128, (1, 300), generator=torch.Generator().manual_seed(3))
+    cache = SieveCache(tiny_llama.config, kv_dtype=kv_dtype)
+    _prefill(tiny_llama, cache, ids)
+    layer = cache.layers[1]
+    keys, values = layer.rows()
+    gen = torch.Generator().manual_seed(4)
+    picks = torch.stack([torch.randperm(layer.stored, generator=gen)[:90] for _ in range(2)])[None]
+    picks[0, 0, :3] = torch.tensor([0, 3, layer.stored - 1])  # a sink, the last sink, the newest row
+    got_keys, got_values = layer.gather(picks)
+    index = picks[..., None].expand(-1, -1, -1, keys.shape[-1])
+    assert torch.equal(got_keys, keys.gather(2, index)) and torch.equal(got_values, values.gather(2, index))
+    span_keys, span_values = layer.span(20, 200)
+    assert torch.equal(span_keys, keys[:, :, 20:200]) and torch.equal(span_values, values[:, :, 20:200])
+
+
+def test_a_bound_quantized_layer_defers_its_codes_and_dense_attention_still_reads_every_row(tiny_llama):
+    ids = torch.randint(0, 128, (1, 300), generator=torch.Generator().manual_seed(5))
+    logits = []
+    for kv_dtype in ("int8", "int8"), ("int8", None):
+        cache = SieveCache(tiny_llama.config, kv_dtype="int8")
+        _prefill(tiny_llama, cache, ids)
+        with torch.inference_mode():
+            if kv_dtype[1] is None:  # no session: the model reads the rows update() returns, every one of them
+                out = tiny_llama(input_ids=ids[:, :1], cache=cache, use_cache=True)
+            else:
+                with apply(tiny_llama, make("full")):
+                    out = tiny_llama(input_ids=ids[:, :1], cache=cache, use_cache=True)
+                layer = cache.layers[0]
+                assert layer.deferred and layer.keys.shape[2] < layer.stored  # only the rows after the codes
+        logits.append(out.logits)
+    assert torch.equal(logits[0], logits[1])
+
+
 @pytest.mark.parametrize("model", ["smollm2-135m", "qwen2.5-coder-0.5b"])
 def test_int8_stays_within_the_stated_logit_tolerance_and_int4_close(model, request):
     net, tok = request.getfixturevalue("smollm2" if model.startswith("smol") else "qwen05")

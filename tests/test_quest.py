@@ -54,3 +54,23 @@ def test_quest_attends_within_its_budget_over_an_fp_or_int4_store(smollm2, kv_dt
 def test_a_bad_page_size_is_one_clear_error():
     with pytest.raises(TokensieveError, match="page=0 must be a whole number"):
         make("quest", 0.25, page=0)
+
+
+def test_quest_over_int4_dequantizes_only_the_rows_it_selects(smollm2, monkeypatch):
+    from tokensieve.core.quant import QuantizedRows
+
+    whole, selected = [], []
+    dequantize, dequantize_rows = QuantizedRows.dequantize, QuantizedRows.dequantize_rows
+    monkeypatch.setattr(QuantizedRows, "dequantize", lambda self, *a: whole.append(self.rows) or dequantize(self, *a))
+    monkeypatch.setattr(QuantizedRows, "dequantize_rows",
+                        lambda self, rows, *a: selected.append(rows.shape[-1]) or dequantize_rows(self, rows, *a))
+    _, tok = smollm2
+    case = needle_case(tok, 2000, 0.5)
+    result = generate("smollm2-135m", case.context, case.question, "quest", 0.125, kv_dtype="int4",
+                      answer_prefix=case.answer_prefix, max_new_tokens=8)
+    assert whole == []  # no step read every code of a layer
+    budget = -(-(result.stats.prompt_tokens + 8) // 8)
+    prompt_pages = [k for k in selected if k > budget]  # the prompt's page bounds: once per layer, at step one
+    assert len(prompt_pages) == 30 and max(prompt_pages) <= result.stats.prompt_tokens
+    assert len(selected) > 30 * 7  # every later read: one step's selection or one new page, within the budget
+    assert case.expected in result.answer

@@ -66,6 +66,13 @@ class SieveCache(Cache):
         with torch.inference_mode():
             return copy.deepcopy(self)
 
+    def defer_reads(self, on: bool) -> None:
+        """During a forward whose attention is tokensieve's hook (on), quantized layers may leave their codes to
+        be read on demand (`QuantizedLayer.gather`); off again after it, so that any other reader of this cache
+        gets every row from `update`. See core/quant_layer.py."""
+        for layer in self.sieve_layers.values():
+            layer.defer_reads(on)
+
     def compact(self) -> None:
         """Quantize what is cold now in every quantized layer (after the prompt: nothing without `kv_dtype`)."""
         for layer in self.layers:

@@ -60,14 +60,17 @@ def sieve_attention(module, query, key, value, attention_mask, **kwargs):
     session: Session | None = getattr(module, SESSION_ATTR, None)
     if session is None:
         raise TokensieveError("the tokensieve attention ran outside tokensieve.apply()")
-    layer = session.cache.layers[module.layer_idx] if session.cache is not None else None
-    if session.rope is not None and isinstance(layer, SieveLayer):
+    layer = session.layer(module)
+    attender = session.policy.attender()
+    if layer is not None and layer.deferred and (attender is None or not attender.reads_on_demand):
+        key, value = layer.rows()  # a quantized store left its codes unread: this attention reads every row
+    if session.rope is not None and layer is not None:
         query = session.roll_layer(layer, query)
-    if isinstance(layer, SieveLayer) and layer.evicted and session.pads is not None:
+    if layer is not None and layer.evicted and session.pads is not None:
         attention_mask = padded_mask(layer, session.pads, query.shape[-2], module.num_key_value_groups)
     else:
-        attention_mask = _fit_mask(attention_mask, key.shape[-2])
-    attender = session.policy.attender()
+        kv_len = layer.stored if layer is not None and layer.deferred else key.shape[-2]
+        attention_mask = _fit_mask(attention_mask, kv_len)
     if attender is not None:
         output = attender.attend(session, module, query, key, value, attention_mask, **kwargs)
     else:
@@ -132,9 +135,15 @@ def _ensure_sieve_cache(session: Session, model: torch.nn.Module):
             cache.set_padding(kwargs.get("attention_mask"))
         if session.rope is not None:
             session.roll(args, kwargs)
+        cache.defer_reads(True)  # this forward's attention is the hook: it reads quantized codes on demand
         return args, kwargs
 
-    return model.register_forward_pre_hook(pre_hook, with_kwargs=True)
+    def post_hook(_module, _args, _kwargs, _output):
+        if session.cache is not None:
+            session.cache.defer_reads(False)  # whoever reads the cache next gets every row from update()
+
+    return (model.register_forward_pre_hook(pre_hook, with_kwargs=True),
+            model.register_forward_hook(post_hook, with_kwargs=True, always_call=True))
 
 
 def attention_name(model: torch.nn.Module) -> str:
@@ -176,11 +185,12 @@ def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int]
         with attention_implementation(model, NAME):
             for module in modules:
                 setattr(module, SESSION_ATTR, session)
-            handle = _ensure_sieve_cache(session, model)
+            handles = _ensure_sieve_cache(session, model)
             try:
                 yield session
             finally:
-                handle.remove()
+                for handle in handles:
+                    handle.remove()
                 session.close()
                 for module in modules:
                     delattr(module, SESSION_ATTR)

@@ -25,9 +25,23 @@ class SieveLayer(DynamicLayer):
         self.pad_slots: list[int] = []  # stored padding slots per sequence (left padding, fillers after evictions)
         self.skipping: tuple[Tensor, int] | None = None  # the next update's (kept offsets, tokens): `skip_next`
 
+    deferred = False  # the last update returned only some rows: the rest are read with gather() (QuantizedLayer)
+
     def rows(self) -> tuple[Tensor, Tensor]:
         """Every stored key and value [batch, kv_heads, stored, dim] in token order (what attention reads)."""
         return self.keys, self.values
+
+    def gather(self, indices: Tensor) -> tuple[Tensor, Tensor]:
+        """The keys and values [batch, kv_heads, k, dim] at `indices` [batch, kv_heads, k] (token order slots)."""
+        return gather_rows(self.keys, indices), gather_rows(self.values, indices)
+
+    def span(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+        """The keys and values of slots [lo, hi)."""
+        return self.keys[:, :, lo:hi], self.values[:, :, lo:hi]
+
+    def defer_reads(self, on: bool) -> None:
+        """Let single-token updates return only the rows kept at full precision while tokensieve's hook attends
+        (it reads the rest on demand): nothing to defer in a full-precision layer."""
 
     @property
     def positions(self) -> Tensor | None:

@@ -141,6 +141,8 @@ class DynamicPolicy(Policy):
     """Nothing is evicted: the policy attends each query to its own selection of the cache (`attend`)."""
 
     kind: ClassVar[str] = "dynamic selector"
+    # True: `attend` reads a deferred layer (`SieveLayer.deferred`) itself, the selected rows only (`gather`)
+    reads_on_demand: ClassVar[bool] = False
 
     def attender(self) -> DynamicPolicy:
         return self

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tokensieve.core.tensors import append_rows, capacity_rows, storage_bytes, with_room
+from tokensieve.core.tensors import RowGather, append_rows, capacity_rows, storage_bytes, with_room
 from tokensieve.errors import TokensieveError
 
 KV_DTYPES = ("fp", "int8", "int4")
@@ -107,6 +107,19 @@ class QuantizedRows:
         vc = _unpack(self.value_codes, self.bits).float().view(b, h, n, d // vg, vg)
         values = vc * self.value_step.float()[..., None] + self.value_low.float()[..., None]
         return keys.view(b, h, n, d).to(dtype), values.view(b, h, n, d).to(dtype)
+
+    def dequantize_rows(self, rows: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """Keys and values [b, h, k, dim] in `dtype` of the coded rows at `rows` [b, h, k]: only those rows' codes
+        and scales are read. Each element is computed as `dequantize` computes it, so the two agree exactly."""
+        g = self.group
+        by_row, by_group = RowGather(rows), RowGather(rows // g)
+        kc = _unpack(by_row(self.key_codes), self.bits).float()
+        b, h, k, d = kc.shape
+        keys = kc * by_group(self.key_step).float() + by_group(self.key_low).float()
+        vg = min(g, d)
+        vc = _unpack(by_row(self.value_codes), self.bits).float().view(b, h, k, d // vg, vg)
+        values = vc * by_row(self.value_step).float()[..., None] + by_row(self.value_low).float()[..., None]
+        return keys.to(dtype), values.view(b, h, k, d).to(dtype)
 
     def tensors(self) -> list[Tensor | None]:
         return [self.key_codes, self.key_low, self.key_step, self.value_codes, self.value_low, self.value_step]

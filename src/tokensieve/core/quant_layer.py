@@ -8,6 +8,11 @@ whenever `window + group` rows have gathered: appended rows are quantized once, 
 An operation that rewrites rows at arbitrary indices (an eviction during decode, a tree's rollback) first thaws
 the codes back to full precision (`thaw`), so its result is exact over what was stored; the next compaction
 quantizes them again. Attention reads `rows()`: the codes dequantized for that one layer and forward.
+
+During a forward under tokensieve's hook (`defer_reads`, set and cleared around each forward by `apply()` and
+the server's packed step), a decode step's update returns only the rows after the codes and marks the layer
+`deferred`: the session's hook then reads `rows()` for an attender that reads every row, and an
+attender that reads a selection (Quest's pages) dequantizes only the rows it selected, with `gather()`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from torch import Tensor
 
 from tokensieve.core.layer import SieveLayer
 from tokensieve.core.quant import GROUP, SINKS, WINDOW, QuantizedRows
-from tokensieve.core.tensors import storage_bytes, with_room
+from tokensieve.core.tensors import RowGather, storage_bytes, with_room
 
 
 class QuantizedLayer(SieveLayer):
@@ -31,6 +36,8 @@ class QuantizedLayer(SieveLayer):
         self.cold: QuantizedRows | None = None
         self.head_keys: Tensor | None = None
         self.head_values: Tensor | None = None
+        self.defers = False  # tokensieve's hook attends this forward and reads codes on demand (`defer_reads`)
+        self.deferred = False
 
     @property
     def frozen(self) -> int:
@@ -39,10 +46,35 @@ class QuantizedLayer(SieveLayer):
         return head + (0 if self.cold is None else self.cold.rows)
 
     def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
-        if key_states.shape[2] == 1 and self.keys is not None:  # decode: the prompt's rows are cold by now
+        step = key_states.shape[2] == 1
+        if step and self.keys is not None:  # decode: the prompt's rows are cold by now
             self.compact()
         super().update(key_states, value_states, *args, **kwargs)
-        return self.rows()
+        self.deferred = self.defers and step and self.frozen > 0
+        return (self.keys, self.values) if self.deferred else self.rows()
+
+    def defer_reads(self, on: bool) -> None:
+        self.defers = on
+
+    def gather(self, indices: Tensor) -> tuple[Tensor, Tensor]:
+        """Rows at `indices` [batch, kv_heads, k]: only the selected codes are dequantized."""
+        if not self.frozen:
+            return super().gather(indices)
+        sinks, coded = self.head_keys.shape[2], self.cold.rows
+        cold_keys, cold_values = self.cold.dequantize_rows((indices - sinks).clamp(0, coded - 1), self.keys.dtype)
+        # the sinks and the hot rows, all in the compute dtype, as one small buffer in token order
+        warm = RowGather(torch.where(indices < sinks, indices, (indices - coded).clamp(min=sinks)))
+        warm_keys, warm_values = (warm(torch.cat(pair, 2)) for pair in ((self.head_keys, self.keys),
+                                                                         (self.head_values, self.values)))
+        in_cold = ((indices >= sinks) & (indices < sinks + coded))[..., None]
+        return torch.where(in_cold, cold_keys, warm_keys), torch.where(in_cold, cold_values, warm_values)
+
+    def span(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+        if not self.frozen:
+            return super().span(lo, hi)
+        batch, heads = self.keys.shape[:2]
+        slots = torch.arange(lo, hi, device=self.keys.device).expand(batch, heads, hi - lo)
+        return self.gather(slots)
 
     def rows(self) -> tuple[Tensor, Tensor]:
         if not self.frozen:
@@ -79,6 +111,7 @@ class QuantizedLayer(SieveLayer):
         if self.frozen:
             self.keys, self.values = self.rows()
             self.head_keys = self.head_values = self.cold = None
+            self.deferred = False
 
     def keep(self, indices: Tensor, spare: int = 0, pad_slots: list[int] | None = None) -> None:
         self.thaw()
@@ -98,4 +131,4 @@ class QuantizedLayer(SieveLayer):
 
     def reset(self) -> None:
         super().reset()
-        self.cold, self.head_keys, self.head_values = None, None, None
+        self.cold, self.head_keys, self.head_values, self.deferred = None, None, None, False

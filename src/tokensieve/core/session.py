@@ -91,6 +91,11 @@ class Session:
         self.cache, self.capacity, self.scratch, self.recent, self.usage = cache, {}, {}, {}, Usage()
         self.evictions = 0
 
+    def layer(self, module: torch.nn.Module) -> SieveLayer | None:
+        """The SieveLayer an attention module stores into (None: no cache bound yet, or a sliding-window layer)."""
+        layer = None if self.cache is None else self.cache.layers[module.layer_idx]
+        return layer if isinstance(layer, SieveLayer) else None
+
     def add_hook(self, handle) -> None:
         """Keep a hook handle a policy registered in `prepare`; `close` (and so leaving `apply()`) removes it."""
         self.hooks.append(handle)

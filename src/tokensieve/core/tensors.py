@@ -47,15 +47,31 @@ def gather_rows(tensor: Tensor, idx: Tensor) -> Tensor:
 
     Rows are copied whole with one `index_select` over the rows of the underlying buffer (the cache's growable
     buffer is a strided view): ~10x faster on CPU than `gather` with an index expanded per channel."""
-    batch, heads, _, dim = tensor.shape
-    s0, s1, s2, s3 = tensor.stride()
-    if s3 != 1 or s2 != dim or s1 % dim or s0 % dim:
-        return tensor.gather(2, idx.unsqueeze(-1).expand(-1, -1, -1, dim))
-    starts = (torch.arange(batch, device=idx.device).view(-1, 1, 1) * (s0 // dim)
-              + torch.arange(heads, device=idx.device).view(1, -1, 1) * (s1 // dim))
-    rows_total = (batch - 1) * (s0 // dim) + (heads - 1) * (s1 // dim) + tensor.shape[2]
-    rows = tensor.as_strided((rows_total, dim), (dim, 1))
-    return rows.index_select(0, (starts + idx).flatten()).view(batch, heads, idx.shape[-1], dim)
+    return RowGather(idx)(tensor)
+
+
+class RowGather:
+    """The rows at idx [batch, heads, k] of several [batch, heads, n, dim] tensors (`gather_rows` for each), the
+    flat row index computed once per buffer layout: codes and scales of one selection share it."""
+
+    def __init__(self, idx: Tensor) -> None:
+        self.idx = idx
+        self.flat: dict[tuple[int, int], Tensor] = {}
+
+    def __call__(self, tensor: Tensor) -> Tensor:
+        batch, heads, _, dim = tensor.shape
+        s0, s1, s2, s3 = tensor.stride()
+        idx = self.idx
+        if s3 != 1 or s2 != dim or s1 % dim or s0 % dim:
+            return tensor.gather(2, idx.unsqueeze(-1).expand(-1, -1, -1, dim))
+        layout = (s0 // dim, s1 // dim)
+        if layout not in self.flat:
+            starts = (torch.arange(batch, device=idx.device).view(-1, 1, 1) * layout[0]
+                      + torch.arange(heads, device=idx.device).view(1, -1, 1) * layout[1])
+            self.flat[layout] = (starts + idx).flatten()
+        rows_total = (batch - 1) * layout[0] + (heads - 1) * layout[1] + tensor.shape[2]
+        rows = tensor.as_strided((rows_total, dim), (dim, 1))
+        return rows.index_select(0, self.flat[layout]).view(batch, heads, idx.shape[-1], dim)
 
 
 def storage_bytes(tensors) -> int:

@@ -128,12 +128,16 @@ class PackedModel:
         packed = PackedCache(segments)
         lasts = torch.tensor([hi - 1 for _, hi in packed.bounds], device=device)
         _ACTIVE.cache = packed
+        for segment in segments:
+            segment.cache.defer_reads(True)  # the packed attention reads quantized codes on demand
         try:
             with attention_implementation(self.model, NAME):
                 out = self.model(input_ids=flat, position_ids=positions, cache=packed, use_cache=True,
                                  logits_to_keep=lasts)
         finally:
             _ACTIVE.cache = None
+            for segment in segments:
+                segment.cache.defer_reads(False)
             for module in self.modules:
                 if hasattr(module, SESSION_ATTR):
                     delattr(module, SESSION_ATTR)

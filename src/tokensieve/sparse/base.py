@@ -107,14 +107,14 @@ class SelectPolicy(DynamicPolicy):
 
     @staticmethod
     def valid(session, keys: Tensor) -> Tensor | None:
-        """bool [batch, 1, n]: False on padding slots; None without padding."""
+        """bool [batch, 1, n]: False on padding slots; None without padding (`keys`: any [batch, ., n, ...])."""
         if session.pads is None:
             return None
         return torch.arange(keys.shape[2], device=keys.device)[None, None, :] >= session.pads.view(-1, 1, 1)
 
     def guard(self, session, keys: Tensor, keeps: list[int], slots: Tensor | None = None) -> Tensor:
         """Protected sinks + recent window per sequence, charged inside each budget: bool like `slots`
-        (cache positions [batch, heads, m]; all n positions when None)."""
+        (cache positions [batch, heads, m]; all n positions when None; `keys`: any [batch, ., n, ...])."""
         n = keys.shape[2]
         if slots is None:
             slots = torch.arange(n, device=keys.device).expand(keys.shape[0], 1, n)
@@ -123,9 +123,13 @@ class SelectPolicy(DynamicPolicy):
 
     def choose(self, session, module, query: Tensor, keys: Tensor, keeps: list[int]) -> Selection:
         q = grouped(query, keys.shape[1])
-        scores = self.scores(session, module, q, keys)
-        guard = self.guard(session, keys, keeps).expand_as(scores)
-        valid = self.valid(session, keys)
+        return self.pick_best(session, self.scores(session, module, q, keys), keeps)
+
+    def pick_best(self, session, scores: Tensor, keeps: list[int]) -> Selection:
+        """Each sequence's `keeps` best tokens by `scores` [batch, kv_heads, n]: sinks and window first, padding
+        never."""
+        guard = self.guard(session, scores, keeps).expand_as(scores)
+        valid = self.valid(session, scores)
         return pick(scores, keeps, guard, None if valid is None else valid.expand_as(scores))
 
     def attend(self, session, module, query, key, value, attention_mask, **kwargs):

@@ -1,12 +1,40 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
+from torch.profiler import record_function
 
 from tokensieve.errors import TokensieveError
-from tokensieve.sparse.base import BlockPool, SelectPolicy
+from tokensieve.sparse.base import SelectPolicy, grouped, sparse_attend
+
+
+@dataclass
+class PageBounds:
+    """Per complete page of `size` tokens, the per-channel minimum and maximum of its keys [batch, kv_heads, pages,
+    dim], extended as pages fill. `read(lo, hi)` gives the keys of slots [lo, hi): a new page is read once."""
+
+    size: int
+    low: Tensor | None = None
+    high: Tensor | None = None
+
+    def update(self, n: int, read: Callable[[int, int], Tensor]) -> tuple[Tensor | None, Tensor | None]:
+        done = 0 if self.low is None else self.low.shape[2]
+        complete = n // self.size
+        if complete > done:
+            pages = read(done * self.size, complete * self.size).unflatten(2, (complete - done, self.size))
+            low, high = pages.amin(3), pages.amax(3)
+            self.low = low if self.low is None else torch.cat([self.low, low], 2)
+            self.high = high if self.high is None else torch.cat([self.high, high], 2)
+        return self.low, self.high
+
+    def rewind(self, tokens: int) -> None:
+        """Forget the pages past the first `tokens` keys (a tree decoder rolled the cache back)."""
+        if self.low is not None:
+            self.low, self.high = self.low[:, :, : tokens // self.size], self.high[:, :, : tokens // self.size]
 
 
 @dataclass
@@ -16,9 +44,13 @@ class Quest(SelectPolicy):
     (extended as pages fill). A decode query ranks the pages by the upper bound those give of q·k (per channel the
     larger of q·min and q·max, summed; the best over the KV head's query group) and attends exactly over the best
     pages' tokens. Every token of a page shares its page's rank, so the budget is filled page by page; the sinks,
-    the recent window and the unfinished last page are always attended and charged to it."""
+    the recent window and the unfinished last page are always attended and charged to it.
+
+    Over a quantized store (`--kv-dtype int8|int4`) a decode step reads the codes on demand: each page's bounds
+    are taken once, and only the selected rows are dequantized (`QuantizedLayer.gather`), not the whole layer."""
 
     name = "quest"
+    reads_on_demand: ClassVar[bool] = True
 
     page: int = 16
 
@@ -27,13 +59,42 @@ class Quest(SelectPolicy):
             raise TokensieveError(f"policy 'quest': option page={self.page!r} must be a whole number >= 1")
 
     def scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
-        low, _ = self.scratch(session, module, "page_min", lambda: BlockPool(self.page, "min")).update(keys, keys)
-        high, _ = self.scratch(session, module, "page_max", lambda: BlockPool(self.page, "max")).update(keys, keys)
-        n = keys.shape[2]
+        return self.page_scores(session, module, q, keys.shape[2], lambda lo, hi: keys[:, :, lo:hi])
+
+    def page_scores(self, session, module, q: Tensor, n: int, read: Callable[[int, int], Tensor]) -> Tensor:
+        """[batch, kv_heads, n]: each token scored by its page's bound for the grouped query q [b, kv, group, d]."""
+        low, high = self.scratch(session, module, "pages", lambda: PageBounds(self.page)).update(n, read)
         if low is None:  # not one page filled yet: every token is in the last page
-            return keys.new_full((keys.shape[0], keys.shape[1], n), float("inf"))
-        qe = q.unsqueeze(3)  # [batch, kv_heads, group, 1, dim] against pages [batch, kv_heads, 1, pages, dim]
-        bound = torch.maximum(qe * high.unsqueeze(2), qe * low.unsqueeze(2)).sum(-1).amax(2)
+            return q.new_full((q.shape[0], q.shape[1], n), float("inf"))
+        # per channel the larger of q·min and q·max is q·max where q >= 0 and q·min where q < 0: two products
+        bound = (q.clamp(min=0) @ high.transpose(2, 3) + q.clamp(max=0) @ low.transpose(2, 3)).amax(2)
         per_token = bound.repeat_interleave(self.page, -1)
         tail = per_token.new_full((*per_token.shape[:2], n - per_token.shape[-1]), float("inf"))
         return torch.cat([per_token, tail], -1)
+
+    def attend(self, session, module, query, key, value, attention_mask, **kwargs):
+        layer = session.layer(module)  # None on a sliding-window layer, which reads its whole window
+        if layer is not None and query.shape[2] == 1:  # a decode step reads its pages from the layer itself
+            n, batch = layer.stored, query.shape[0]
+            keeps = self.budgets(session, n, batch)
+            sparse = not self.budget.is_full and any(
+                keep < real for keep, real in zip(keeps, session.real_lengths(n, batch), strict=True))
+            if sparse:
+                return self.attend_pages(session, module, query, layer, keeps), None
+            if layer.deferred:  # the budget covers the cache: every row is read
+                key, value = layer.rows()
+        return super().attend(session, module, query, key, value, attention_mask, **kwargs)
+
+    def attend_pages(self, session, module, query: Tensor, layer, keeps: list[int]) -> Tensor:
+        """One decode step over a deferred layer: pages ranked from their bounds, the chosen rows gathered. Each
+        part runs under a profiler label (`quest.*`), so a step's cost can be split (scripts/kv_store_cost.py)."""
+        with record_function("quest.bounds"):
+            q = grouped(query, layer.keys.shape[1])
+            scores = self.page_scores(session, module, q, layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
+        with record_function("quest.pick"):
+            selection = self.pick_best(session, scores, keeps)
+        session.usage.attended(selection.keeps)
+        with record_function("quest.gather"):
+            keys, values = layer.gather(selection.indices)
+        with record_function("quest.attend"):
+            return sparse_attend(query, keys, values, module.scaling, selection.bias(query.dtype))
