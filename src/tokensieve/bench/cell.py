@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from tokensieve.bench.peers import kvpress
+from tokensieve.bench.peers import hf_cache, kvpress
 from tokensieve.bench.store import cell_key
 from tokensieve.bench.version_aliases import ALIASES
 from tokensieve.errors import TokensieveError, is_out_of_memory
@@ -52,6 +52,8 @@ def method_modules(method: str | None) -> list[str]:
         return ["tokensieve.kv", "tokensieve.sparse"]
     if kvpress.is_peer(method):
         return list(PEER_MODULES)
+    if hf_cache.is_peer(method):
+        return ["tokensieve.bench.peers.hf_cache"]
     from tokensieve.bench.decode_cells import is_decode_method
     from tokensieve.bench.encoder_cells import encoder_methods
 

@@ -4,7 +4,8 @@ dispatches through `KINDS` (the first kind that matches a case), instead of an i
 - `encoder`: retrieval and throughput of an encoder method (`encoder_cells`);
 - `decode`: lossless tree decoding against greedy (`decode_cells`);
 - `decoder task`: needle, fidelity, streaming, RULER and code under a KV policy or selector (`tasks`,
-  `prompts`), or under a kvpress press through its worker (`peers.kvpress`)."""
+  `prompts`), under a kvpress press through its worker (`peers.kvpress`), or on transformers' quantized cache
+  (`peers.hf_cache`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tokensieve.bench import decode_cells, encoder_cells, tasks
-from tokensieve.bench.peers import kvpress
+from tokensieve.bench.peers import hf_cache, kvpress
 
 Outcome = tuple[float | None, dict]  # (quality, metrics) of one cell
 
@@ -29,6 +30,8 @@ class CaseKind:
 def run_decoder_task(model: str, case: dict, method: str, budget: float, repeats: int) -> Outcome:
     if kvpress.is_peer(method):
         return kvpress.run_peer(model, case, method, budget, repeats)
+    if hf_cache.is_peer(method):
+        return hf_cache.run_peer(model, case, method, budget, repeats)
     return tasks.run_local(model, case, method, budget, repeats)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import openai
 
 from tokensieve.bench.speed import BOUND, NoAttention
+from tokensieve.bench.storage import split_storage
 from tokensieve.core.memory import PeakMemory
 from tokensieve.data.corpus import haystack
 from tokensieve.serve.engine import Engine, Request
@@ -29,17 +30,26 @@ from tokensieve.serve.server import ServeConfig, ServerThread, build_app
 
 @dataclass
 class Method:
+    """`policy[@kv_dtype][:budget]`, e.g. "snapkv:0.125", "quest@int4:0.125", "full@int4"."""
+
     policy: str
     budget: float
+    kv_dtype: str = "fp"
 
     @classmethod
     def parse(cls, text: str) -> Method:
-        policy, _, budget = text.partition(":")
-        return cls(policy, float(budget) if budget else 1.0)
+        name, _, budget = text.partition(":")
+        policy, kv_dtype = split_storage(name)
+        return cls(policy, float(budget) if budget else 1.0, kv_dtype)
 
     @property
     def label(self) -> str:
-        return self.policy if self.policy in ("full", BOUND) else f"{self.policy}@{self.budget:g}"
+        label = self.policy if self.policy in ("full", BOUND) else f"{self.policy}@{self.budget:g}"
+        return label if self.kv_dtype == "fp" else f"{label}/{self.kv_dtype}"
+
+    def options(self) -> dict:
+        """The request's `tokensieve` options."""
+        return {"policy": self.policy, "budget": self.budget, "kv_dtype": self.kv_dtype}
 
 
 @dataclass
@@ -88,7 +98,7 @@ async def _stream_one(client, model: str, prompt: str, new: int, method: Method)
     first, gaps, last, count = None, [], None, 0
     stream = await client.completions.create(
         model=model, prompt=prompt, max_tokens=new, temperature=0, stream=True,
-        extra_body={"tokensieve": {"policy": method.policy, "budget": method.budget}})
+        extra_body={"tokensieve": method.options()})
     async for chunk in stream:
         now = time.perf_counter()
         if chunk.choices and chunk.choices[0].text:
@@ -148,7 +158,8 @@ def decode_at_batch(model: str, methods: list[Method], batch: int, prompt_tokens
         policy = NoAttention() if method.policy == BOUND else method.policy
         engine.hold_decode = True
         for row in rows:
-            engine.submit(Request(row, new, policy, method.budget, ignore_eos=True), lambda event: None)
+            engine.submit(Request(row, new, policy, method.budget, ignore_eos=True, kv_dtype=method.kv_dtype),
+                          lambda event: None)
         while engine.waiting or any(not s.decoding for s in engine.running):
             engine.step()
         engine.hold_decode = False
@@ -196,7 +207,8 @@ def served_at_once(model: str, method: Method, pool_mb: float, prompt_tokens: in
     net, tokenizer = cached_load(model, device)
     engine = Engine(net, tokenizer, kv_pool_bytes=int(pool_mb * 2**20), max_batch=requests, max_queue=requests)
     ids = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, 1)] * requests
-    seqs = [engine.submit(Request(row, new, method.policy, method.budget), lambda e: None) for row in ids]
+    seqs = [engine.submit(Request(row, new, method.policy, method.budget, kv_dtype=method.kv_dtype), lambda e: None)
+            for row in ids]
     most, real = 0, 0
     while True:
         engine.step()

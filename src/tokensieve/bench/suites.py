@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tokensieve import catalog
-from tokensieve.bench.peers import kvpress
+from tokensieve.bench.peers import hf_cache, kvpress
 from tokensieve.bench.tasks import TASKS, needle_cases
 from tokensieve.core.budget import Budget
 from tokensieve.errors import TokensieveError
@@ -241,13 +241,14 @@ def prefill_skipping() -> Suite:
 
 
 KV_STORE_METHODS = ("full", "full@int8", "full@int4", "quest", "quest@int8", "quest@int4", "tokenselect",
-                    "snapkv@int4", "tokenselect@int4")
+                    "snapkv@int4", "tokenselect@int4", "hf:quantized@int4", "hf:quantized@int2")
 
 
 def kv_store() -> Suite:
     """Issue #28: storage precision (`@int8`, `@int4`: KIVI-style codes) and Quest's page selection, on the
-    standard suite's 4k RULER cases (the same 50 per model) at 12.5 %, next to full and the best selector
-    (tokenselect) in the same run, so every comparison is paired. Part 1 is SmolLM2, part 2 Qwen."""
+    standard suite's 4k RULER cases (the same 50 per model) at 12.5 %, next to full, the best selector
+    (tokenselect) and transformers' own QuantizedCache (HQQ int4 / int2, `peers.hf_cache`) in the same run, so
+    every comparison is paired. Part 1 is SmolLM2, part 2 Qwen."""
     methods = list(KV_STORE_METHODS)
     return Suite("kv-store", [Part(ruler_cases([4096], 50), methods, [0.125], models=["smollm2-135m"]),
                               Part(ruler_cases([4096], 50), methods, [0.125], models=["qwen2.5-coder-0.5b"])])
@@ -293,6 +294,11 @@ def check_methods(methods: list[str]) -> list[str]:
             continue
         if kvpress.is_peer(m):
             kvpress.press_name(m)
+        elif hf_cache.is_peer(m):
+            try:
+                hf_cache.bits_of(m)
+            except kvpress.PeerFailed as err:
+                raise TokensieveError(str(err)) from None
         elif split_storage(m)[0] not in REGISTRY:
             known = ", ".join(sorted(REGISTRY)) + ", kvpress:<" + "|".join(sorted(kvpress.PRESSES)) + ">"
             raise TokensieveError(f"unknown method '{m}': choose from {known}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 # kvpress:snapkv is compared with our snapkv head to head
+from tokensieve.bench.peers import hf_cache
 from tokensieve.bench.peers.kvpress import PREFIX as PEER_PREFIX
 from tokensieve.bench.stats import Interval, Paired, compare, interval
 from tokensieve.bench.storage import split_storage
@@ -50,6 +51,8 @@ class Line:
 
     @property
     def family(self) -> str:
+        if hf_cache.is_peer(self.method):
+            return "transformers"
         return "kvpress" if self.method.startswith(PEER_PREFIX) else "tokensieve"
 
 
@@ -248,7 +251,9 @@ def _policy_class(row: dict):
     """The tokensieve policy class of a row's method; None for peers and methods no longer registered."""
     from tokensieve.methods import REGISTRY
 
-    return None if row["method"].startswith(PEER_PREFIX) else REGISTRY.get(split_storage(row["method"])[0])
+    if row["method"].startswith(PEER_PREFIX) or hf_cache.is_peer(row["method"]):
+        return None
+    return REGISTRY.get(split_storage(row["method"])[0])
 
 
 def _dynamic(cls) -> bool:
@@ -288,11 +293,13 @@ def real_tokens(row: dict) -> int | None:
 
 def budget_check(row: dict) -> tuple[int, int] | None:
     """(real, nominal) tokens of one ok row, or None where there is nothing to compare: `full` at any storage
-    precision (no budget),
+    precision or transformers' quantized cache (no budget),
     a failed row, or a row without the fields (rows written before they existed). The nominal budget of a KV
     policy is a share of the prompt (window, for the stream); a dynamic selector's is a share of the tokens its
     query sees, which grow by one per decode step, so its nominal is taken at the last step."""
-    if split_storage(row["method"])[0] == "full" or row["status"] != "ok" or row["budget"] is None:
+    if hf_cache.is_peer(row["method"]) or split_storage(row["method"])[0] == "full":
+        return None  # it keeps every token: no budget applies
+    if row["status"] != "ok" or row["budget"] is None:
         return None
     base, real = budget_base(row), real_tokens(row)
     if base is None or real is None:

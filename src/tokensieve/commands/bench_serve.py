@@ -16,7 +16,7 @@ from tokensieve.errors import TokensieveError
 @guarded
 def bench_serve(
     model: Model = "smollm2-135m",
-    methods: Annotated[str, typer.Option(help="Comma-separated policy:budget, full cache first.")]
+    methods: Annotated[str, typer.Option(help="Comma-separated policy[@kv_dtype][:budget], full cache first.")]
     = "full,snapkv:0.125,tokenselect:0.125",
     concurrency: Annotated[str, typer.Option(help="Clients at once, comma-separated.")] = "1,4,8,16",
     prompt_tokens: Annotated[int, typer.Option(help="Tokens per prompt.")] = 4096,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import fields, is_dataclass
+
 import torch
 from torch import Tensor
 
@@ -82,3 +85,23 @@ def storage_bytes(tensors) -> int:
             storage = tensor.untyped_storage()
             seen[storage.data_ptr()] = storage.nbytes()
     return sum(seen.values())
+
+
+def tensors_in(value, depth: int = 0) -> Iterator[Tensor]:
+    """Every tensor reachable from `value` through dicts, lists, tuples, dataclasses and object attributes (at
+    most five levels deep): what an object really holds, found by walking it rather than by its own accounting."""
+    if isinstance(value, Tensor):
+        yield value
+    elif depth > 4:
+        return
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from tensors_in(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from tensors_in(item, depth + 1)
+    elif is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            yield from tensors_in(getattr(value, f.name), depth + 1)
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        yield from tensors_in(vars(value), depth + 1)

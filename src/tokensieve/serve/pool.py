@@ -8,15 +8,13 @@ position of each row); `measured_bytes` reads the real allocation, selectors' sc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
-
-from torch import Tensor
+from dataclasses import dataclass, field
 
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.policy import Policy
 from tokensieve.core.quant import GROUP, SINKS, WINDOW, check_kv_dtype
 from tokensieve.core.session import Session
-from tokensieve.core.tensors import storage_bytes
+from tokensieve.core.tensors import storage_bytes, tensors_in
 
 
 @dataclass(frozen=True)
@@ -80,27 +78,9 @@ def evicts(policy: Policy) -> bool:
     return policy.evicts()
 
 
-def _tensors(value, depth: int = 0):
-    if isinstance(value, Tensor):
-        yield value
-    elif depth > 4:
-        return
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors(item, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors(item, depth + 1)
-    elif is_dataclass(value) and not isinstance(value, type):
-        for f in fields(value):
-            yield from _tensors(getattr(value, f.name), depth + 1)
-    elif hasattr(value, "__dict__") and not isinstance(value, type):
-        yield from _tensors(vars(value), depth + 1)
-
-
 def measured_bytes(cache: SieveCache, session: Session) -> int:
     """Bytes really allocated for one sequence: its cache buffers plus its selectors' scratch state."""
-    return cache.kv_bytes() + storage_bytes(_tensors(session.scratch))
+    return cache.kv_bytes() + storage_bytes(tensors_in(session.scratch))
 
 
 @dataclass
