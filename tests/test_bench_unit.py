@@ -494,3 +494,15 @@ def test_a_module_named_in_the_version_must_exist(source_copy):
     cell.code_version.cache_clear()
     with pytest.raises(TokensieveError, match="module tokensieve.bench.sandbox is not under"):
         cell.code_version("snapkv")
+
+
+def test_a_serving_method_names_its_storage_precision_and_sends_it_with_the_request():
+    from tokensieve.bench.serving import Method
+
+    method = Method.parse("quest@int4:0.125")
+    assert (method.policy, method.budget, method.kv_dtype) == ("quest", 0.125, "int4")
+    assert method.label == "quest@0.125/int4" and Method.parse("full@int8").label == "full/int8"
+    assert method.options() == {"policy": "quest", "budget": 0.125, "kv_dtype": "int4"}
+    assert Method.parse("snapkv:0.25").label == "snapkv@0.25"  # fp keeps its old label (stored results)
+    with pytest.raises(TokensieveError, match="unknown kv dtype 'int3'"):
+        Method.parse("quest@int3:0.125")
