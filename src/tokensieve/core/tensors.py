@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import fields, is_dataclass
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -53,6 +54,14 @@ def gather_rows(tensor: Tensor, idx: Tensor) -> Tensor:
     return RowGather(idx)(tensor)
 
 
+@lru_cache(maxsize=256)
+def row_starts(batch: int, heads: int, batch_rows: int, head_rows: int, device: torch.device) -> Tensor:
+    """[batch, heads, 1]: the first row of each (sequence, head) in a buffer's flat rows (cached: a decode step
+    gathers from the same few layouts in every layer)."""
+    return (torch.arange(batch, device=device).view(-1, 1, 1) * batch_rows
+            + torch.arange(heads, device=device).view(1, -1, 1) * head_rows)
+
+
 class RowGather:
     """The rows at idx [batch, heads, k] of several [batch, heads, n, dim] tensors (`gather_rows` for each), the
     flat row index computed once per buffer layout: codes and scales of one selection share it."""
@@ -69,9 +78,7 @@ class RowGather:
             return tensor.gather(2, idx.unsqueeze(-1).expand(-1, -1, -1, dim))
         layout = (s0 // dim, s1 // dim)
         if layout not in self.flat:
-            starts = (torch.arange(batch, device=idx.device).view(-1, 1, 1) * layout[0]
-                      + torch.arange(heads, device=idx.device).view(1, -1, 1) * layout[1])
-            self.flat[layout] = (starts + idx).flatten()
+            self.flat[layout] = (row_starts(batch, heads, *layout, idx.device) + idx).flatten()
         rows_total = (batch - 1) * layout[0] + (heads - 1) * layout[1] + tensor.shape[2]
         rows = tensor.as_strided((rows_total, dim), (dim, 1))
         return rows.index_select(0, self.flat[layout]).view(batch, heads, idx.shape[-1], dim)
