@@ -223,15 +223,18 @@ def resolve(name_or_dir: str) -> Path:
     raise TokensieveError(f"unknown model '{name_or_dir}': use one of {', '.join(ZOO)} or a local model directory")
 
 
-def load(name_or_dir: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "float32"):
-    """Load (model, tokenizer) in eval mode. `device` may be anything torch accepts ("cuda", "cuda:1", "mps")."""
-    import torch
+def load(name_or_dir: str = DEFAULT_MODEL, device: str = "cpu", weights: str = "fp32"):
+    """Load (model, tokenizer) in eval mode. `device` may be anything torch accepts ("cuda", "cuda:1", "mps");
+    `weights` is the weight precision (`tokensieve.weights`)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
     from transformers.utils import logging as hf_logging
 
+    from tokensieve.weights import apply_weights, check_weights, compute_dtype
+
     hf_logging.disable_progress_bar()
 
+    check_weights(weights)
     path = resolve(name_or_dir)
     try:
         config = AutoConfig.from_pretrained(path)
@@ -246,12 +249,12 @@ def load(name_or_dir: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "fl
             "not a causal language model"
         )
     try:
-        torch_dtype = getattr(torch, dtype)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device).eval()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=compute_dtype(weights)).to(device).eval()
+        apply_weights(model, weights)
     except (AttributeError, RuntimeError, MemoryError) as err:
         if is_out_of_memory(err):  # the machine's limit, not the user's input: exit 1, not 2
-            raise out_of_memory(err, f"loading {path} on device={device} dtype={dtype}") from err
-        raise TokensieveError(f"cannot load {path} on device={device} dtype={dtype}: {err}") from err
+            raise out_of_memory(err, f"loading {path} on device={device} weights={weights}") from err
+        raise TokensieveError(f"cannot load {path} on device={device} weights={weights}: {err}") from err
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer
 
@@ -283,12 +286,12 @@ _LOADED: dict[tuple, tuple] = {}
 _MODEL_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def cached_load(name: str, device: str = "cpu", dtype: str = "float32"):
-    """One (model, tokenizer) per (name, device, dtype) per process, loaded once even under threads."""
-    key = (name, device, dtype)
+def cached_load(name: str, device: str = "cpu", weights: str = "fp32"):
+    """One (model, tokenizer) per (name, device, weights) per process, loaded once even under threads."""
+    key = (name, device, weights)
     with _LOAD_LOCK:
         if key not in _LOADED:
-            _LOADED[key] = load(name, device=device, dtype=dtype)
+            _LOADED[key] = load(name, device=device, weights=weights)
         return _LOADED[key]
 
 

@@ -63,9 +63,11 @@ def method_modules(method: str | None) -> list[str]:
                 *(method_modules(policy) if policy else [])]
     if method in encoder_methods():  # everything that can change an encoder cell's numbers
         return ["tokensieve.encoder", "tokensieve.bench.encoder_cells"]
-    from tokensieve.bench.storage import split_storage
+    from tokensieve.bench.storage import split_storage, split_weights
     from tokensieve.methods import REGISTRY
 
+    if split_weights(method)[1] != "fp32":  # the weights' code, for their cells only
+        return sorted({"tokensieve.weights", *method_modules(split_weights(method)[0])})
     method = split_storage(method)[0]  # a storage precision's code is shared (tokensieve.core)
     if method not in REGISTRY:
         return []

@@ -115,18 +115,19 @@ def shared_prefix(model: str, case_items: tuple, task: PromptTask) -> Prefix:
 
 
 def run_prompt(model: str, case: dict, method: str, budget: float, repeats: int,
-               kv_dtype: str = "fp") -> tuple[float, dict]:
+               kv_dtype: str = "fp", weights: str = "fp32") -> tuple[float, dict]:
     case_items = tuple(sorted(case.items()))
     task = prompt_task(model, case_items)
     policy = make(method, budget=Budget(float(budget)))
     long_enough = sum(map(len, prompt_ids(model, task))) > BRANCH_TAIL  # a short prompt is prefilled whole
-    shared = long_enough and branchable(policy, BRANCH_TAIL) is None and kv_dtype == "fp"  # a prefix is fp
+    full_precision = (kv_dtype, weights) == ("fp", "fp32")  # the shared prefix is prefilled so
+    shared = long_enough and branchable(policy, BRANCH_TAIL) is None and full_precision
     prefix = shared_prefix(model, case_items, task) if shared else None
 
     def once() -> dict:
         r = ts_generate(model, task.context, task.question, policy, policy.budget, answer_prefix=task.answer_prefix,
                         max_new_tokens=task.max_new_tokens, stop_at_newline=task.stop_at_newline, stop=task.stop(),
-                        plain=task.plain, prefix=prefix, kv_dtype=kv_dtype)
+                        plain=task.plain, prefix=prefix, kv_dtype=kv_dtype, weights=weights)
         s = r.stats
         return {"answer": r.answer, **{k: getattr(s, k) for k in (
             "prompt_tokens", "new_tokens", "prefill_s", "shared_prefill_s", "decode_tok_s", "peak_rss_mb",

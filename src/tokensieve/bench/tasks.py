@@ -14,7 +14,7 @@ import torch
 
 from tokensieve.bench import metrics
 from tokensieve.bench.cost import Shape, attention_flops, median_timed
-from tokensieve.bench.storage import split_storage
+from tokensieve.bench.storage import split_storage, split_weights
 from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
@@ -100,13 +100,13 @@ def _budget(value: float) -> Budget:
 
 
 def run_needle(model: str, case: dict, method: str, budget: float, repeats: int,
-               kv_dtype: str = "fp") -> tuple[float, dict]:
+               kv_dtype: str = "fp", weights: str = "fp32") -> tuple[float, dict]:
     needle, _, question = needle_prompt(model, case["tokens"], case["depth"], case["needle"])
 
     def once() -> dict:
         r = ts_generate(model, needle.context, needle.question, method, _budget(budget),
                         answer_prefix=needle.answer_prefix, max_new_tokens=NEEDLE_NEW_TOKENS, stop_at_newline=True,
-                        kv_dtype=kv_dtype)
+                        kv_dtype=kv_dtype, weights=weights)
         return {"answer": r.answer, **{k: getattr(r.stats, k) for k in (
             "prompt_tokens", "new_tokens", "prefill_s", "decode_tok_s", "peak_rss_mb", "kv_bytes_full",
             "kv_bytes_kept", "kept_tokens")}, **counters(r.stats)}
@@ -213,14 +213,16 @@ RUNNERS = {"needle": run_needle, "fidelity": run_fidelity, "streaming": run_stre
 
 
 def run_local(model: str, case: dict, method: str, budget: float, repeats: int = 1) -> tuple[float | None, dict]:
-    """One cell of a decoder task; a method "policy@int4" stores its cache as codes (`bench.storage`)."""
+    """One cell of a decoder task; a method "policy@int4" stores its cache as codes, "policy~int8" runs on int8
+    weights (`bench.storage`)."""
     name, kv_dtype = split_storage(method)
+    weights = split_weights(method)[1]
     if case["task"] in PROMPT_TASKS:
         from tokensieve.bench.prompts import run_prompt
 
-        return run_prompt(model, case, name, budget, repeats, kv_dtype=kv_dtype)
-    if kv_dtype != "fp" and case["task"] != "needle":
-        raise TokensieveError(f"the {case['task']} task runs at full precision only, not {kv_dtype}")
-    if kv_dtype != "fp":
-        return run_needle(model, case, name, budget, repeats, kv_dtype=kv_dtype)
+        return run_prompt(model, case, name, budget, repeats, kv_dtype=kv_dtype, weights=weights)
+    if (kv_dtype, weights) != ("fp", "fp32") and case["task"] != "needle":
+        raise TokensieveError(f"the {case['task']} task runs at full precision only, not {method}")
+    if (kv_dtype, weights) != ("fp", "fp32"):
+        return run_needle(model, case, name, budget, repeats, kv_dtype=kv_dtype, weights=weights)
     return RUNNERS[case["task"]](model, case, name, budget, repeats)

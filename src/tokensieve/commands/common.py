@@ -52,6 +52,8 @@ def read_text(path: Path | None, what: str) -> str:
 
 Model = Annotated[str, typer.Option("--model", "-m", help="Zoo name (see `models list`) or a local HF directory.")]
 Device = Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps …")]
+Weights = Annotated[str, typer.Option(help="Weight precision: fp32, bf16, or int8 (weight-only, one scale per "
+                                            "output channel; activations bf16 in the product).")]
 
 
 def whole_numbers(text: str) -> list[int]:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tokensieve.commands.common import Device, Model, err, guarded, out, read_text
+from tokensieve.commands.common import Device, Model, Weights, err, guarded, out, read_text
 from tokensieve.errors import TokensieveError
 
 
@@ -31,6 +31,7 @@ def generate(
     sinks: Annotated[int, typer.Option(help="Leading tokens always kept (attention sinks).")] = 4,
     window: Annotated[int, typer.Option(help="Most recent tokens always kept.")] = 32,
     device: Device = "cpu",
+    weights: Weights = "fp32",
     kv_dtype: Annotated[str, typer.Option(help="KV storage: fp (compute dtype), int8 or int4 (KIVI-style codes; "
                                           "sinks and the newest rows stay fp).")] = "fp",
     option: Annotated[list[str] | None, typer.Option("--set", help="Policy option key=value (repeatable), "
@@ -63,11 +64,12 @@ def generate(
                                draft_length, exit_layer, adjacency, packed_gemm=packed_gemm, chunk=chunk,
                                max_new_tokens=max_new_tokens,
                                answer_prefix=answer_prefix, sinks=sinks, window=window, evict_every=evict_every,
-                               device=device, query_agnostic=query_agnostic, kv_dtype=kv_dtype)
+                               device=device, weights=weights, query_agnostic=query_agnostic,
+                               kv_dtype=kv_dtype)
     else:
         result = run(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                      query_aware=not query_agnostic, answer_prefix=answer_prefix, sinks=sinks, window=window,
-                     evict_every=evict_every, device=device, kv_dtype=kv_dtype)
+                     evict_every=evict_every, device=device, weights=weights, kv_dtype=kv_dtype)
     if as_json:
         print(json.dumps(result.to_dict()))
         return
@@ -96,13 +98,13 @@ def speculate_cli(model, context, question, policy, budget, decode, tree_nodes, 
                  **({"depth": tree_depth} if tree_depth is not None else {})}
         options.tree = DraftTree.by_prior(**shape)
     if adjacency is not None and decode == "recycling" and adjacency.exists():
-        net, _ = cached_load(model, kwargs["device"])
+        net, _ = cached_load(model, kwargs["device"], kwargs["weights"])
         options.adjacency = Adjacency.load(adjacency, net.get_output_embeddings().weight.shape[0], net.device)
         options.k = options.adjacency.k
     elif adjacency is not None and decode == "recycling":
         if not adjacency.parent.is_dir():
             raise TokensieveError(f"cannot save the adjacency matrix: {adjacency.parent} is not a directory")
-        net, _ = cached_load(model, kwargs["device"])
+        net, _ = cached_load(model, kwargs["device"], kwargs["weights"])
         options.adjacency = Adjacency(net.get_output_embeddings().weight.shape[0], options.k, net.device)
     result = speculate(model, context, question, policy, budget, decode=decode, options=options, **kwargs)
     if adjacency is not None and decode == "recycling":

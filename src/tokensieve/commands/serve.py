@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokensieve.commands.common import Device, Model, err, guarded, out
+from tokensieve.commands.common import Device, Model, Weights, err, guarded, out
 from tokensieve.errors import TokensieveError
 
 
@@ -31,6 +31,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     replicas: Annotated[int, typer.Option(help="Engine replicas behind Ray Serve (1 = plain uvicorn).")] = 1,
     device: Device = "cpu",
+    weights: Weights = "fp32",
     api_key: Annotated[list[str] | None, typer.Option(
         "--api-key", help="Key clients must send as 'Authorization: Bearer KEY' on /v1 (repeatable; default: "
                           "TOKENSIEVE_API_KEY, comma-separated; none: open).", show_default=False)] = None,
@@ -46,11 +47,13 @@ def serve(
     from tokensieve.methods import make
     from tokensieve.serve.auth import exposed_warning, keys_from
     from tokensieve.serve.server import ServeConfig
+    from tokensieve.weights import check_weights
 
     if not 0 < budget <= 1:
         raise TokensieveError(f"budget {budget} is outside (0, 1]")
     make(policy, budget=parse_budget(budget))
     check_kv_dtype(kv_dtype)
+    check_weights(weights)
     if replicas < 1 or max_batch < 1 or prefill_chunk < 1 or max_queue < 0 or max_body_kb < 1:
         raise TokensieveError("replicas, max-batch, prefill-chunk and max-body-kb must be >= 1, max-queue >= 0")
     if drain_timeout < 0:
@@ -63,7 +66,7 @@ def serve(
     config = ServeConfig(model=model, policy=policy, budget=budget, kv_dtype=kv_dtype, max_batch=max_batch,
                          kv_pool_mb=kv_pool_mb,
                          prefill_chunk=prefill_chunk, max_queue=max_queue, max_body_bytes=max_body_kb * 1024,
-                         default_max_tokens=max_tokens_default, device=device, api_keys=keys,
+                         default_max_tokens=max_tokens_default, device=device, weights=weights, api_keys=keys,
                          metrics_keyed=key_metrics)
     warning = exposed_warning(host, keys)
     if warning:

@@ -99,6 +99,8 @@ def speculate(
     run = set_up(model, [context], [question], policy, budget, **run_options)
     if run.kv_dtype != "fp":
         raise TokensieveError(f"tree decoding keeps a full-precision cache; kv_dtype {run.kv_dtype} decodes greedily")
+    if run.weights != "fp32":  # bf16 products turn a wide forward's last-bit differences into 0.4 % (docs/DECODE.md)
+        raise TokensieveError(f"tree decoding is lossless on fp32 weights only; weights {run.weights} decode greedily")
     net, policy_obj, budget, max_new_tokens = run.net, run.policy, run.budget, run.max_new_tokens
     ids = run.contexts[0] + run.questions[0]
     batch = Batch.left_padded([ids], 0, net.device)

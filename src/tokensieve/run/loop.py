@@ -42,7 +42,7 @@ def generate(
     compressed first and the question is appended afterwards without further eviction.
     prefix: a `prefill()` of this very prompt: decode from a copy of its cache, feeding only the rest of the
     prompt (a single query-aware sequence without chunks, under a policy `branchable` from it).
-    options: `RunOptions` (chunk, max_new_tokens, answer_prefix, sinks, window, evict_every, device, dtype,
+    options: `RunOptions` (chunk, max_new_tokens, answer_prefix, sinks, window, evict_every, device, weights,
     stop_at_newline, stop, plain), each described in `tokensieve.run.setup.set_up`.
     """
     contexts = [context] if isinstance(context, str) else list(context)

@@ -40,9 +40,9 @@ def branchable(policy: Policy, tail: int) -> str | None:
 
 
 def prefill(model: str, context: str, question: str, *, answer_prefix: str = "", tail: int = 64,
-            max_new_tokens: int = 32, plain: bool = False, device: str = "cpu", dtype: str = "float32") -> Prefix:
+            max_new_tokens: int = 32, plain: bool = False, device: str = "cpu", weights: str = "fp32") -> Prefix:
     """Prefill densely all but the last `tail` tokens of the prompt `generate` would build."""
-    net, tokenizer = cached_load(model, device, dtype)
+    net, tokenizer = cached_load(model, device, weights)
     context_text, question_text = completion_prompt(context, question, answer_prefix, plain)
     ids = tokenizer(context_text).input_ids + tokenizer(question_text, add_special_tokens=False).input_ids
     if tail < 1 or len(ids) <= tail:

@@ -27,7 +27,7 @@ class RunOptions(TypedDict, total=False):
     window: int
     evict_every: int | None
     device: str
-    dtype: str
+    weights: str
     stop_at_newline: bool
     stop: Callable[[str], bool] | None
     plain: bool
@@ -51,6 +51,7 @@ class Setup:
     stop: Callable[[str], bool] | None
     plain: bool
     kv_dtype: str
+    weights: str
 
     @property
     def pad_id(self) -> int:
@@ -72,7 +73,7 @@ class Setup:
 def set_up(model: str, contexts: list[str], questions: list[str], policy: str | Policy,
            budget: float | str | Budget, *, chunk: int | None = None, max_new_tokens: int = 32,
            answer_prefix: str = "", sinks: int = 4, window: int = 32, evict_every: int | None = None,
-           device: str = "cpu", dtype: str = "float32", stop_at_newline: bool = False,
+           device: str = "cpu", weights: str = "fp32", stop_at_newline: bool = False,
            stop: Callable[[str], bool] | None = None, plain: bool = False, kv_dtype: str = "fp") -> Setup:
     """Check the options, build the policy, load the model and encode one prompt per context.
 
@@ -84,7 +85,7 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
     each token; True ends that sequence (e.g. code complete).
     plain: the prompt is context + question verbatim, no "Question:/Answer:" frame (code completion).
     kv_dtype: how the cache stores keys and values: "fp" (the compute dtype), "int8" or "int4" (`core/quant.py`),
-    for every policy."""
+    for every policy. weights: the model's weight precision, "fp32", "bf16" or "int8" (`tokensieve.weights`)."""
     if chunk is not None and chunk < 1:
         raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
     if max_new_tokens < 1:
@@ -95,7 +96,7 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
     if not isinstance(budget, Budget):
         budget = parse_budget(budget, sinks=sinks, window=window)
     policy_obj = resolve_policy(policy, budget, evict_every)
-    net, tokenizer = cached_load(model, device, dtype)
+    net, tokenizer = cached_load(model, device, weights)
     limit = getattr(net.config.get_text_config(), "max_position_embeddings", None)
     ctx_rows, q_rows = [], []
     for ctx, qst in zip(contexts, questions, strict=True):
@@ -107,7 +108,7 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
         q_rows.append(q_ids)
     eos = set(as_id_list(net.generation_config.eos_token_id) + as_id_list(tokenizer.eos_token_id))
     return Setup(net, tokenizer, policy_obj, budget, ctx_rows, q_rows, eos, chunk, max_new_tokens, stop_at_newline,
-                 stop, plain, kv_dtype)
+                 stop, plain, kv_dtype, weights)
 
 
 def resolve_policy(policy: str | Policy, budget: Budget, evict_every: int | None) -> Policy:

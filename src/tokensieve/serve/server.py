@@ -27,7 +27,7 @@ class ServeConfig:
     max_body_bytes: int = 1 << 20
     default_max_tokens: int = 256
     device: str = "cpu"
-    dtype: str = "float32"
+    weights: str = "fp32"
     api_keys: tuple[str, ...] = field(default=(), repr=False)  # never printed
     metrics_keyed: bool = False
 
@@ -37,7 +37,7 @@ class ServeConfig:
 
 
 def build_engine(config: ServeConfig) -> Engine:
-    model, tokenizer = cached_load(config.model, config.device, config.dtype)
+    model, tokenizer = cached_load(config.model, config.device, config.weights)
     metrics = ServeMetrics(config.pool_bytes)
     return Engine(model, tokenizer, policy=config.policy, budget=config.budget, max_batch=config.max_batch,
                   kv_pool_bytes=config.pool_bytes, prefill_chunk=config.prefill_chunk,
