@@ -20,16 +20,16 @@ def test_int8_linear_is_the_dequantized_product():
     linear = nn.Linear(64, 48)
     layer = Int8Linear(linear)
     assert layer.weight.dtype == torch.int8 and int(layer.weight.abs().max()) == 127
-    x = torch.randn(3, 5, 64)
     dequantized = layer.weight.float() * layer.scales.float()[:, None]
-    expected = x.bfloat16().float() @ dequantized.T + linear.bias
-    out = layer(x)
-    assert out.shape == (3, 5, 48) and out.dtype == torch.float32
-    assert torch.allclose(out, expected, rtol=2e-2, atol=2e-2)  # the product's output is rounded to bf16
+    for shape in ((3, 5, 64), (4, 8, 64)):  # below FUSED_BELOW rows the fused kernel, above it a bf16 GEMM
+        x = torch.randn(shape)
+        expected = x.bfloat16().float() @ dequantized.T + linear.bias
+        out = layer(x)
+        assert out.shape == (*shape[:2], 48) and out.dtype == torch.float32
+        assert torch.allclose(out, expected, rtol=2e-2, atol=2e-2)  # the product's output is rounded to bf16
+        assert (out - linear(x)).norm() / linear(x).norm() < 0.02  # and it tracks the float layer closely
     # per output channel: each row's largest code is +-127, so a small channel keeps its resolution
     assert torch.equal(layer.weight.abs().amax(dim=1), torch.full((48,), 127, dtype=torch.int8))
-    # and it tracks the float layer closely
-    assert (out - linear(x)).norm() / linear(x).norm() < 0.02
 
 
 def test_quantize_linears_replaces_every_linear_and_shrinks_the_weights(tiny_llama):

@@ -2,7 +2,8 @@
 
 A case is {"task": "decode", "workload": "code" | "prose" | "json", "index": i, "new_tokens": n}. A method is a
 decoder, optionally on top of a policy at the cell's budget ("recycling+snapkv"):
-- `greedy` (the reference), `recycling` (adjacency warm-started on the workload's calibration text),
+- `greedy` (the reference), `recycling` (adjacency warm-started on the workload's calibration text), `suffix`
+  (SuffixDecoding's tries, the shared one holding the same calibration text; `suffix:cold` starts empty),
   `recycling:cold` (an empty matrix, seeded from the prompt only), `recycling:NxD` (a tree of N draft nodes over
   D levels), `lookup` / `lookup:N` (N draft tokens), `layerskip` / `layerskip:K` (the first K layers draft);
 - peers through transformers' own `generate`: `hf:lookup` (prompt_lookup_num_tokens) and `hf:assisted`
@@ -21,7 +22,7 @@ from tokensieve.errors import TokensieveError
 
 TASK = "decode"
 REFERENCE = "greedy"
-DECODERS = ("greedy", "recycling", "lookup", "layerskip")
+DECODERS = ("greedy", "recycling", "lookup", "layerskip", "suffix")
 PEERS = ("hf:lookup", "hf:assisted")
 
 
@@ -54,10 +55,10 @@ def options(decoder: str):
     base, *variants = decoder.split(":")
     if base not in DECODERS:
         raise TokensieveError(f"unknown decoder '{decoder}': choose from {', '.join(DECODERS + PEERS)} "
-                              "(variants: recycling:cold, recycling:NxD, lookup:N, layerskip:K)")
+                              "(variants: recycling:cold, recycling:NxD, lookup:N, layerskip:K, suffix:cold)")
     out, cold = DecodeOptions(), False
     for v in variants:
-        if base == "recycling" and v == "cold":
+        if base in ("recycling", "suffix") and v == "cold":
             cold = True
         elif base == "recycling" and re.fullmatch(r"\d+x\d+", v):
             nodes, depth = map(int, v.split("x"))
@@ -95,6 +96,24 @@ def calibrated(model: str, workload: str, k: int = 8, texts: int = 40):
     adjacency = Adjacency(net.get_output_embeddings().weight.shape[0], k, net.device)
     adjacency.calibrate(net, [tokenizer(t).input_ids for t in calibration(workload, texts)])
     return adjacency
+
+
+def suffix_calibrated(model: str, workload: str, texts: int = 40):
+    """A shared suffix trie holding the workload's calibration text (built afresh for every cell: it learns)."""
+    from tokensieve.decode.suffix import SuffixCache
+
+    shared = SuffixCache()
+    shared.warm(list(calibration_ids(model, workload, texts)))
+    return shared
+
+
+@cache
+def calibration_ids(model: str, workload: str, texts: int) -> tuple[list[int], ...]:
+    from tokensieve.decode.workloads import calibration
+    from tokensieve.models import cached_load
+
+    tokenizer = cached_load(model)[1]
+    return tuple(tokenizer(t).input_ids for t in calibration(workload, texts))
 
 
 def run(model: str, case: dict, method: str, budget: float, repeats: int = 1) -> tuple[float | None, dict]:
@@ -169,6 +188,8 @@ def _method(model, decoder, workload, p, policy, budget, common, greedy):
     base, chosen, cold = options(decoder)
     if base == "recycling" and not cold:
         chosen.adjacency = calibrated(model, workload).copy()
+    if base == "suffix" and not cold:
+        chosen.suffix = suffix_calibrated(model, workload)
     return speculate(model, p.context, p.question, policy, budget, decode=base, options=chosen, **common)
 
 

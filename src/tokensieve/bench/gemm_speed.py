@@ -6,8 +6,10 @@ reach it) is timed at each M on several paths, interleaved within each repeat so
 - `onednn`: the same fp32 weights prepacked once for oneDNN (`torch.ops.mkldnn`); numerically close to, not
   bit-identical with, `aten`;
 - `bf16`: `F.linear` on bfloat16 copies of the weights and input;
-- `int8`: dynamic int8 quantization (fbgemm, per-tensor weights): a different model, listed for the speed it
-  would buy.
+- `int8`: dynamic int8 quantization (fbgemm, per-tensor weights, int8 activations): a different model, listed for
+  the speed it would buy;
+- `int8w`: `--weights int8` (`tokensieve.weights.Int8Linear`): int8 codes, one scale per output channel, bf16
+  activations; the fused kernel below `FUSED_BELOW` rows, a bf16 GEMM of the codes above.
 
 A forward's linear time is the sum over shapes of (median time x layers holding that shape). `steps` is that time
 over `aten`'s at M = 1: how many one-token steps an M-token forward costs. `floor` is the fp32 floor in the same
@@ -31,8 +33,9 @@ from torch import nn
 from tokensieve.core import gemm
 from tokensieve.core.memory import now
 from tokensieve.errors import TokensieveError
+from tokensieve.weights import Int8Linear
 
-PATHS = ("aten", "onednn", "bf16", "int8")
+PATHS = ("aten", "onednn", "bf16", "int8", "int8w")
 ROWS = (1, 2, 4, 8, 13, 16, 32, 64)
 PEAK_ROWS = 512  # the rate that defines the floor: aten at this M on the largest decoder shape
 
@@ -65,6 +68,7 @@ class Kernels:
         self.packed = gemm.pack(self.weight) if "onednn" in paths else None
         linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
         linear.weight.data = self.weight
+        self.int8w = Int8Linear(linear) if "int8w" in paths else None
         self.int8 = None
         if "int8" in paths:
             with warnings.catch_warnings():  # torch.ao's dynamic quantization is deprecated in favour of torchao
@@ -78,6 +82,8 @@ class Kernels:
             return gemm.product(x, self.packed)
         if path == "bf16":
             return F.linear(x.bfloat16(), self.bf16)
+        if path == "int8w":
+            return self.int8w(x)
         return self.int8(x)
 
 

@@ -113,7 +113,7 @@ def run_needle(model: str, case: dict, method: str, budget: float, repeats: int,
 
     first, timing = median_timed(once, repeats, warmup=0)
     out = {**first, **timing, "expected": needle.expected}
-    net, _ = cached_load(model)
+    net, _ = cached_load(model, weights=weights)  # the model the cell ran (its shape only)
     out["attention_flops"] = attention_flops(Shape.of(net.config), out["prompt_tokens"], out["kept_tokens"],
                                              out["new_tokens"])
     return metrics.contains(out["answer"], needle.expected), out

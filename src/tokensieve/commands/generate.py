@@ -37,7 +37,8 @@ def generate(
     option: Annotated[list[str] | None, typer.Option("--set", help="Policy option key=value (repeatable), "
                                                      "e.g. --set observe=64 --set sparse_prefill=true")] = None,
     decode: Annotated[str, typer.Option(help="Decoding: greedy, or lossless tree decoding drafted by recycling "
-                                        "(Token Recycling), lookup (prompt lookup) or layerskip (early exit).")]
+                                        "(Token Recycling), lookup (prompt lookup), layerskip (early exit) or "
+                                        "suffix (SuffixDecoding; tree size from the measured cost).")]
     = "greedy",
     tree_nodes: Annotated[int | None, typer.Option(help="recycling: draft nodes per step (default 12).")] = None,
     tree_depth: Annotated[int | None, typer.Option(help="recycling: draft levels (default 5).")] = None,

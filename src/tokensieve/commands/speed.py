@@ -114,8 +114,9 @@ def speed_kernel(
 @guarded
 def speed_gemm(
     model: Model = "qwen2.5-coder-0.5b",
-    paths: Annotated[str, typer.Option(help="Comma-separated: aten (today's), onednn, bf16, int8.")]
-    = "aten,onednn,bf16,int8",
+    paths: Annotated[str, typer.Option(help="Comma-separated: aten (today's), onednn, bf16, int8 (dynamic), "
+                                            "int8w (--weights int8).")]
+    = "aten,onednn,bf16,int8,int8w",
     rows: Annotated[str, typer.Option(help="Comma-separated token counts M of a forward.")] = "1,2,4,8,13,16,32,64",
     repeats: int = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,

@@ -5,6 +5,7 @@ tokens per step / (cost(T) / cost(1))."""
 from __future__ import annotations
 
 import statistics
+import weakref
 
 import torch
 
@@ -30,3 +31,16 @@ def verification_cost(verifier: Verifier, sizes: list[int], repeats: int = 5, to
             verifier.rollback([0], size)
             verifier.rewind(1)
     return {size: statistics.median(t[1:]) for size, t in times.items()}
+
+
+CURVE_SIZES = (1, 2, 4, 8, 13, 16, 24, 32)  # where a drafter's cost curve is measured (linear in between)
+_CURVES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(policy, packed): seconds by size}
+
+
+def measured_cost(verifier: Verifier, key: tuple, repeats: int = 3) -> dict[int, float]:
+    """`verification_cost` at `CURVE_SIZES` on this verifier's cache, measured once per model and `key` (what else
+    changes the price: the policy, the linears' path) and kept while the model lives."""
+    known = _CURVES.setdefault(verifier.model, {})
+    if key not in known:
+        known[key] = verification_cost(verifier, list(CURVE_SIZES), repeats)
+    return known[key]

@@ -6,6 +6,10 @@
   followed the latest earlier occurrence of the last n-gram.
 - `LayerSkip` — self-speculation by early exit (Draft & Verify, Zhang et al., arXiv 2309.08168; LayerSkip,
   Elhoushi et al., arXiv 2404.16710, without its training): the first layers plus the LM head draft a chain.
+- `decode.suffix.Suffix` — SuffixDecoding (arXiv 2411.04975): suffix tries of this request and of earlier ones.
+
+A drafter: `prepare()` once after the prefill, before the decode clock starts; `start(prompt)`; per step
+`draft(root, history, depth)` and `observe(tokens, logits)`; `finish(generated)` at the end.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ class Recycling:
     def max_nodes(self) -> int:
         return self.shape.size
 
+    def prepare(self) -> None:
+        pass
+
     def start(self, prompt: list[int]) -> None:
         self.adjacency.seed(prompt)
 
@@ -64,6 +71,9 @@ class Recycling:
     def observe(self, tokens: Tensor, logits: Tensor) -> None:
         self.adjacency.update(tokens, logits)
 
+    def finish(self, generated: list[int]) -> None:
+        pass
+
 
 class ChainDrafter:
     """A drafter of one chain of up to `length` tokens that learns nothing from the verified logits."""
@@ -74,10 +84,16 @@ class ChainDrafter:
     def max_nodes(self) -> int:
         return self.length + 1
 
+    def prepare(self) -> None:
+        pass
+
     def start(self, prompt: list[int]) -> None:
         pass
 
     def observe(self, tokens: Tensor, logits: Tensor) -> None:
+        pass
+
+    def finish(self, generated: list[int]) -> None:
         pass
 
 

@@ -23,6 +23,7 @@ from tokensieve.core.policy import Policy
 from tokensieve.core.registry import Registry
 from tokensieve.decode.adjacency import Adjacency
 from tokensieve.decode.drafters import CPU_TREE, LayerSkip, Lookup, Recycling
+from tokensieve.decode.suffix import CostCurve, Suffix, SuffixCache
 from tokensieve.decode.tree import DraftTree
 from tokensieve.decode.verify import Verifier, accept
 from tokensieve.errors import TokensieveError
@@ -53,6 +54,8 @@ class DecodeOptions:
     length: int = 8  # lookup / layer-skip chain length
     exit_layer: int = 0  # layer-skip: 0 = a quarter of the layers
     packed_gemm: bool = False  # verify trees through prepacked oneDNN linears (`core.gemm`; CPU, fp32)
+    cost: CostCurve | None = None  # suffix: the verification cost curve (None: measured once per model)
+    suffix: SuffixCache | None = None  # suffix: the trie shared across requests (warm start; kept updated)
 
 
 def _recycling(net, verifier: Verifier, options: DecodeOptions) -> Recycling:
@@ -64,11 +67,17 @@ def _recycling(net, verifier: Verifier, options: DecodeOptions) -> Recycling:
     return Recycling(adjacency, tree)
 
 
+def _suffix(net, verifier: Verifier, options: DecodeOptions) -> Suffix:
+    shared = options.suffix or SuffixCache()
+    return Suffix(options.cost, shared, verifier, cost_key=(repr(verifier.session.policy), options.packed_gemm))
+
+
 DRAFTERS: Registry[Callable] = Registry("decoder", {
     "recycling": _recycling,
     "lookup": lambda net, verifier, options: Lookup(length=options.length),
     "layerskip": lambda net, verifier, options: LayerSkip(net, verifier, exit_layer=options.exit_layer,
                                                           length=options.length),
+    "suffix": _suffix,
 }, builtin=("greedy",))  # greedy drafts nothing
 DECODERS = DRAFTERS.names()
 
@@ -120,8 +129,9 @@ def speculate(
         prefill_s = now() - start
         kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
         kept = stored_token_counts(cache_, 0)
-        start = now()
         with packed_linears(net) if options.packed_gemm else nullcontext():
+            drafter.prepare()
+            start = now()
             decoded = decode_tree(verifier, drafter, ids, int(logits[0].argmax()), max_new_tokens, run.ended)
         device_sync(net.device)
         decode_s = now() - start
@@ -182,4 +192,5 @@ def decode_tree(verifier: Verifier, drafter, prompt: list[int], first: int, max_
             if done:
                 break
         root = run.generated[-1]
+    drafter.finish(run.generated)
     return run

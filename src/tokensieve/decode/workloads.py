@@ -1,6 +1,7 @@
 """The decode workloads: code (HumanEval prompts), prose (essay continuation), structured output (JSON extraction
-from a passage). Each has evaluation prompts and separate calibration text that warm-starts Token Recycling's
-adjacency matrix (never the evaluated prompts themselves)."""
+from a passage), and held-out code (`stdlib`: standard-library functions continued from their docstrings, a kind
+no drafter was tuned on). Each has evaluation prompts and separate calibration text that warm-starts the drafters'
+tables (never the evaluated prompts themselves); `stdlib` calibrates on HumanEval's, so it stays held out."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from tokensieve.errors import TokensieveError
 
-WORKLOADS = ("code", "prose", "json")
+WORKLOADS = ("code", "prose", "json", "stdlib")
+STDLIB_PROMPTS = 64  # functions drawn (seeded) from the standard library's sources
 CODE_CALIBRATION = 82  # HumanEval problems from here on calibrate; those before it are evaluated
 PROSE_TOKENS = 384
 NAMES = ("Alice Moreau", "Bilal Haddad", "Chen Wei", "Dara O'Neill", "Emeka Obi", "Farah Khan", "Goran Petrov",
@@ -64,13 +67,18 @@ def prompt(workload: str, index: int) -> Prompt:
         people = _people(index)
         return Prompt(_passage(people, index), JSON_QUESTION, plain=False, answer_prefix="[",
                       stop=lambda text: "]" in text)
+    if workload == "stdlib":
+        functions = stdlib_functions()
+        if not 0 <= index < len(functions):
+            raise TokensieveError(f"stdlib prompts are functions 0..{len(functions) - 1}, got {index}")
+        return Prompt(functions[index], "", plain=True)
     raise TokensieveError(f"unknown workload '{workload}': choose from {', '.join(WORKLOADS)}")
 
 
 def calibration(workload: str, n: int = 40) -> list[str]:
     """Text of the workload's kind, disjoint from every evaluated prompt: HumanEval problems 82+ with their
     solutions, the last essays, passages of other seeds followed by their JSON."""
-    if workload == "code":
+    if workload in ("code", "stdlib"):  # stdlib is held out: it calibrates on HumanEval
         from tokensieve.data.humaneval import problems
 
         return [p.prompt + p.canonical_solution for p in problems()[CODE_CALIBRATION:CODE_CALIBRATION + n]]
@@ -86,3 +94,31 @@ def calibration(workload: str, n: int = 40) -> list[str]:
                        + json.dumps(people))
         return out
     raise TokensieveError(f"unknown workload '{workload}': choose from {', '.join(WORKLOADS)}")
+
+
+@cache
+def stdlib_functions(count: int = STDLIB_PROMPTS, seed: int = 0) -> tuple[str, ...]:
+    """`count` functions of the standard library (seeded draw over every top-level or method `def` with a docstring
+    and at least 6 lines of body), each cut right after its docstring: the prompt a model continues."""
+    import ast
+
+    from tokensieve.data.stdlib_corpus import stdlib_files
+
+    found = []
+    for _, text in stdlib_files():
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue
+        lines = text.splitlines(keepends=True)
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or ast.get_docstring(node) is None:
+                continue
+            doc = node.body[0]
+            if len(node.body) < 2 or node.end_lineno - doc.end_lineno < 6:
+                continue
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+            found.append("".join(lines[start:doc.end_lineno]))
+    if len(found) < count:
+        raise TokensieveError(f"the standard library yielded {len(found)} documented functions, {count} wanted")
+    return tuple(random.Random(seed).sample(found, count))

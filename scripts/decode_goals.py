@@ -1,0 +1,83 @@
+"""Issue 29's lossless-decoding goals: per prompt, plain greedy and every method in the same run (one after the
+other, in one process), the method's decode tokens/s over greedy's, and whether its tokens are greedy's. Prints one
+JSON line per prompt and a summary per method: geometric mean of the per-prompt speed-ups with a bootstrap 95 %
+interval over prompts, lossless prompts, tokens per step, nodes per step.
+
+    .venv/bin/python scripts/decode_goals.py MODEL WORKLOAD PROMPTS NEW_TOKENS [METHODS] [OUT.jsonl]
+
+METHODS (comma-separated, default "recycling+packed,suffix,suffix+packed,lookup,hf:lookup"):
+- `recycling`, `suffix`, `lookup`: tokensieve's drafters; `+packed` verifies through prepacked linears;
+- Token Recycling's matrix and the suffix drafter's shared trie are warm-started on the workload's calibration text
+  (`bench.decode_cells`; `stdlib` calibrates on HumanEval, so it stays held out). The shared trie then keeps
+  learning from each prompt's output, as in a server (SuffixDecoding's global tree); the matrix is copied afresh;
+- `hf:lookup`: transformers' prompt lookup, timed against transformers' own greedy `generate` on the same prompt,
+  end to end (transformers reports no prefill/decode split; these prompts' prefill is a few percent of the time).
+The suffix drafter measures its verification cost curve once per model before its first decode clock starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+from tokensieve.bench.decode_cells import calibrated, suffix_calibrated
+from tokensieve.bench.peers.hf_decoding import hf_generate
+from tokensieve.bench.stats import bootstrap_mean
+from tokensieve.decode.loop import DecodeOptions, speculate
+from tokensieve.decode.workloads import prompt
+from tokensieve.run import generate
+
+DEFAULT = "recycling+packed,suffix,suffix+packed,lookup,hf:lookup"
+
+
+def geometric(ratios: list[float]) -> tuple[float, float, float]:
+    logs = [math.log(r) for r in ratios]
+    low, high = bootstrap_mean(logs)
+    return math.exp(sum(logs) / len(logs)), math.exp(low), math.exp(high)
+
+
+def main(model: str, workload: str, prompts: int, new_tokens: int, methods: list[str], out: str | None) -> None:
+    shared = suffix_calibrated(model, workload) if any(m.startswith("suffix") for m in methods) else None
+    adjacency = calibrated(model, workload) if any(m.startswith("recycling") for m in methods) else None
+    rows = []
+    for index in range(prompts):
+        p = prompt(workload, index)
+        common = dict(max_new_tokens=new_tokens, plain=p.plain, answer_prefix=p.answer_prefix, stop=p.stop)
+        greedy = generate(model, p.context, p.question, "full", 1.0, **common)
+        row = {"prompt": index, "new_tokens": len(greedy.token_ids), "greedy_tok_s": greedy.stats.decode_tok_s}
+        for method in methods:
+            if method == "hf:lookup":
+                base = hf_generate(model, "hf:greedy", p, len(greedy.token_ids))
+                peer = hf_generate(model, "hf:lookup", p, len(greedy.token_ids))
+                row[method] = {"x": round(base.stats.wall_s / peer.stats.wall_s, 3),  # end to end: no split
+                               "lossless": peer.token_ids == base.token_ids}
+                continue
+            decoder, _, packed = method.partition("+")
+            options = DecodeOptions(packed_gemm=packed == "packed",
+                                    adjacency=adjacency.copy() if decoder == "recycling" else None, suffix=shared)
+            result = speculate(model, p.context, p.question, "full", 1.0, decode=decoder, options=options, **common)
+            s = result.stats
+            row[method] = {"x": round(s.decode_tok_s / greedy.stats.decode_tok_s, 3),
+                           "lossless": result.token_ids == greedy.token_ids,
+                           "tokens_per_step": s.accepted_per_step, "nodes_per_step": s.draft_nodes}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if out:
+            with open(out, "a") as f:
+                f.write(json.dumps({"model": model, "workload": workload, **row}) + "\n")
+    for method in methods:
+        cells = [r[method] for r in rows if r[method]["x"] > 0]
+        mean, low, high = geometric([c["x"] for c in cells])
+        steps = [c["tokens_per_step"] for c in cells if "tokens_per_step" in c]
+        nodes = [c["nodes_per_step"] for c in cells if "nodes_per_step" in c]
+        extra = (f", {sum(steps) / len(steps):.2f} tokens/step over {sum(nodes) / len(nodes):.1f} nodes"
+                 if steps else "")
+        print(f"{model} {workload} {method}: {mean:.2f}x [{low:.2f}-{high:.2f}] over {len(cells)} prompts, "
+              f"lossless {sum(c['lossless'] for c in cells)}/{len(cells)}{extra}")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(args[0], args[1], int(args[2]), int(args[3]), (args[4] if len(args) > 4 else DEFAULT).split(","),
+         args[5] if len(args) > 5 else None)

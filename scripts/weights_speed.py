@@ -1,0 +1,52 @@
+"""Plain greedy decoding under each weight precision (`--weights`), per prompt in the same run: decode tokens/s over
+fp32's, and how far the tokens agree with fp32's. Prints one JSON line per prompt, then per precision the geometric
+mean speed-up with a bootstrap 95 % interval over prompts, prompts with identical tokens, and the mean agreeing
+prefix.
+
+    .venv/bin/python scripts/weights_speed.py MODEL WORKLOAD PROMPTS NEW_TOKENS [WEIGHTS]
+
+WEIGHTS: comma-separated, default "bf16,int8" (fp32 always runs, first in each round).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from decode_goals import geometric
+
+from tokensieve.decode.workloads import prompt
+from tokensieve.run import generate
+
+
+def agreeing(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+
+def main(model: str, workload: str, prompts: int, new_tokens: int, precisions: list[str]) -> None:
+    rows = []
+    for index in range(prompts):
+        p = prompt(workload, index)
+        common = dict(max_new_tokens=new_tokens, plain=p.plain, answer_prefix=p.answer_prefix, stop=p.stop)
+        runs = {w: generate(model, p.context, p.question, "full", 1.0, weights=w, **common)
+                for w in ("fp32", *precisions)}
+        base = runs["fp32"]
+        row = {"prompt": index, "fp32_tok_s": base.stats.decode_tok_s}
+        for w in precisions:
+            r = runs[w]
+            row[w] = {"x": round(r.stats.decode_tok_s / base.stats.decode_tok_s, 3),
+                      "same": r.token_ids == base.token_ids, "prefix": agreeing(r.token_ids, base.token_ids),
+                      "new_tokens": len(r.token_ids)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    for w in precisions:
+        mean, low, high = geometric([r[w]["x"] for r in rows])
+        same = sum(r[w]["same"] for r in rows)
+        prefix = sum(r[w]["prefix"] for r in rows) / len(rows)
+        print(f"{model} {workload} {w}: {mean:.2f}x fp32 greedy [{low:.2f}-{high:.2f}] over {len(rows)} prompts; "
+              f"identical tokens on {same}/{len(rows)}, agreeing prefix {prefix:.1f} tokens on average")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(args[0], args[1], int(args[2]), int(args[3]), (args[4] if len(args) > 4 else "bf16,int8").split(","))
