@@ -3,13 +3,16 @@ other, in one process), the method's decode tokens/s over greedy's, and whether 
 JSON line per prompt and a summary per method: geometric mean of the per-prompt speed-ups with a bootstrap 95 %
 interval over prompts, lossless prompts, tokens per step, nodes per step.
 
-    .venv/bin/python scripts/decode_goals.py MODEL WORKLOAD PROMPTS NEW_TOKENS [METHODS] [OUT.jsonl]
+    .venv/bin/python scripts/decode_goals.py MODEL WORKLOAD FIRST:END NEW_TOKENS [METHODS] [OUT.jsonl]
+
+FIRST:END are the workload's prompt indices (20:40 = prompts 20..39; a bare N is 0:N).
 
 METHODS (comma-separated, default "recycling+packed,suffix,suffix+packed,lookup,hf:lookup"):
 - `recycling`, `suffix`, `lookup`: tokensieve's drafters; `+packed` verifies through prepacked linears;
 - Token Recycling's matrix and the suffix drafter's shared trie are warm-started on the workload's calibration text
-  (`bench.decode_cells`; `stdlib` calibrates on HumanEval, so it stays held out). The shared trie then keeps
-  learning from each prompt's output, as in a server (SuffixDecoding's global tree); the matrix is copied afresh;
+  (`bench.decode_cells`; `stdlib` calibrates on HumanEval, so it stays held out). Each suffix method's shared trie
+  then keeps learning from its own outputs of the earlier prompts, as in a server (SuffixDecoding's global tree),
+  never from this prompt's; the matrix is copied afresh for every prompt;
 - `hf:lookup`: transformers' prompt lookup, timed against transformers' own greedy `generate` on the same prompt,
   end to end (transformers reports no prefill/decode split; these prompts' prefill is a few percent of the time).
 The suffix drafter measures its verification cost curve once per model before its first decode clock starts.
@@ -37,11 +40,12 @@ def geometric(ratios: list[float]) -> tuple[float, float, float]:
     return math.exp(sum(logs) / len(logs)), math.exp(low), math.exp(high)
 
 
-def main(model: str, workload: str, prompts: int, new_tokens: int, methods: list[str], out: str | None) -> None:
-    shared = suffix_calibrated(model, workload) if any(m.startswith("suffix") for m in methods) else None
+def main(model: str, workload: str, prompts: range, new_tokens: int, methods: list[str], out: str | None) -> None:
+    shared = {m: suffix_calibrated(model, workload) for m in methods if m.startswith("suffix")}  # one each: a
+    # method's trie learns from its own earlier prompts only, never from another method's run of this prompt
     adjacency = calibrated(model, workload) if any(m.startswith("recycling") for m in methods) else None
     rows = []
-    for index in range(prompts):
+    for index in prompts:
         p = prompt(workload, index)
         common = dict(max_new_tokens=new_tokens, plain=p.plain, answer_prefix=p.answer_prefix, stop=p.stop)
         greedy = generate(model, p.context, p.question, "full", 1.0, **common)
@@ -55,7 +59,8 @@ def main(model: str, workload: str, prompts: int, new_tokens: int, methods: list
                 continue
             decoder, _, packed = method.partition("+")
             options = DecodeOptions(packed_gemm=packed == "packed",
-                                    adjacency=adjacency.copy() if decoder == "recycling" else None, suffix=shared)
+                                    adjacency=adjacency.copy() if decoder == "recycling" else None,
+                                    suffix=shared.get(method))
             result = speculate(model, p.context, p.question, "full", 1.0, decode=decoder, options=options, **common)
             s = result.stats
             row[method] = {"x": round(s.decode_tok_s / greedy.stats.decode_tok_s, 3),
@@ -79,5 +84,6 @@ def main(model: str, workload: str, prompts: int, new_tokens: int, methods: list
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(args[0], args[1], int(args[2]), int(args[3]), (args[4] if len(args) > 4 else DEFAULT).split(","),
-         args[5] if len(args) > 5 else None)
+    first, _, end = args[2].rpartition(":")
+    methods = (args[4] if len(args) > 4 else DEFAULT).split(",")
+    main(args[0], args[1], range(int(first or 0), int(end)), int(args[3]), methods, args[5] if len(args) > 5 else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokensieve.decode.suffix import CostCurve, SuffixCache, SuffixTrie, best_size, grow
+from tokensieve.decode.suffix import UNSEEN, CostCurve, SuffixCache, SuffixTrie, best_size, grow
 from tokensieve.errors import TokensieveError
 
 
@@ -26,7 +26,8 @@ def test_match_is_the_longest_suffix_with_a_continuation():
     node = trie.match([1, 6, 7])  # "6 7" occurred twice, followed by 8 and by 4
     assert node.depth == 2 and set(node.children) == {8, 4}
     assert trie.match([1, 2, 3]) is None  # nothing matched
-    assert trie.match([9, 6, 7, 4]).depth == 0 or trie.match([9, 6, 7, 4]) is None  # "…4" has no continuation
+    assert trie.match([9, 6, 7, 4]) is None  # "4" only ever ended the text: no continuation to draft
+    assert trie.match([3, 7]).depth == 1  # only "7" occurred before
 
 
 def test_grow_is_best_first_and_respects_depth():
@@ -36,8 +37,12 @@ def test_grow_is_best_first_and_respects_depth():
     trie.insert([1, 2, 5])
     match = trie.match([0, 1])
     tokens, parents, probs = grow(match, nodes=10, depth=2)
-    assert tokens[0] == 2 and probs[0] == 1.0 and parents[0] == 0  # "1" is always followed by 2
-    assert tokens[1:] == [3, 5] and parents[1:] == [1, 1] and probs[1] == pytest.approx(0.75)
+    # "1" is always followed by 2 (4 times, plus the pseudo-count of an unseen continuation after a 1-token context)
+    assert tokens[0] == 2 and parents[0] == 0 and probs[0] == pytest.approx(4 / (4 + UNSEEN))
+    # "1 2" is followed by 3 three times and by 5 once: the pseudo-count halves with the 2-token context
+    assert tokens[1:] == [3, 5] and parents[1:] == [1, 1]
+    assert probs[1] == pytest.approx(probs[0] * 3 / (4 + UNSEEN / 2))
+    assert probs[2] == pytest.approx(probs[0] * 1 / (4 + UNSEEN / 2))
     assert probs == sorted(probs, reverse=True)
     assert grow(match, nodes=10, depth=0) == ([], [], [])
 
@@ -73,3 +78,20 @@ def test_suffix_drafting_is_lossless_and_learns_across_requests(smollm2):
         assert result.token_ids == reference.token_ids, (workload, policy)
         assert shared.trie.nodes > before  # the output joined the shared trie
     assert result.stats.decode == "suffix" and result.stats.steps >= 1
+
+
+@pytest.mark.real
+def test_cli_suffix_decoding_gives_greedys_tokens(smollm2, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tokensieve.cli import app
+
+    context = tmp_path / "c.txt"
+    context.write_text("def add(a, b):\n    return a + b\n\ndef add_three(a, b, c):\n    return a + b + c\n\n")
+    args = ["generate", "-c", str(context), "-q", "def add_four(a, b, c, d):", "--policy", "full", "--budget", "1",
+            "--max-new-tokens", "16", "--json"]
+    greedy = json.loads(CliRunner().invoke(app, args).output)
+    suffix = json.loads(CliRunner().invoke(app, [*args, "--decode", "suffix"]).output)
+    assert suffix["token_ids"] == greedy["token_ids"] and suffix["stats"]["decode"] == "suffix"

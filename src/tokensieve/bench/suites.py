@@ -186,18 +186,20 @@ def decode() -> Suite:
     """Lossless speculative decoding (docs/DECODE.md), 64 new tokens per prompt, about 50 minutes on 2 cores. Each
     cell also runs plain greedy, so speed-ups are ratios measured side by side (3 interleaved repeats, medians):
 
-    1. Qwen2.5-Coder-0.5B on 3 HumanEval prompts: Token Recycling, our prompt lookup, transformers' prompt lookup.
+    1. Qwen2.5-Coder-0.5B on 3 HumanEval prompts: Token Recycling, our prompt lookup, transformers' prompt lookup,
+       suffix drafting.
     2. SmolLM2-135M on 2 prompts each of code, prose and JSON extraction: every drafter, a cold adjacency matrix,
-       and transformers' prompt lookup; Token Recycling on top of SnapKV and TokenSelect at 25 % on code.
+       transformers' prompt lookup and suffix drafting; Token Recycling on top of SnapKV and TokenSelect at 25 % on
+       code.
     3. Qwen on 2 essay continuations: Token Recycling and prompt lookup."""
     from tokensieve.bench.decode_cells import cases
 
     n = 64
     smol = cases("code", range(2), n) + cases("prose", range(2), n) + cases("json", range(2), n)
     return Suite("decode", [
-        Part(cases("code", range(3), n), ["greedy", "recycling", "lookup", "hf:lookup"], [0.25],
+        Part(cases("code", range(3), n), ["greedy", "recycling", "lookup", "hf:lookup", "suffix"], [0.25],
              models=["qwen2.5-coder-0.5b"]),
-        Part(smol, ["greedy", "recycling", "recycling:cold", "lookup", "layerskip", "hf:lookup"], [0.25],
+        Part(smol, ["greedy", "recycling", "recycling:cold", "lookup", "layerskip", "hf:lookup", "suffix"], [0.25],
              models=["smollm2-135m"]),
         Part(cases("code", range(2), n), ["recycling+snapkv", "recycling+tokenselect"], [0.25],
              models=["smollm2-135m"]),
