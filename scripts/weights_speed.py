@@ -1,7 +1,7 @@
 """Plain greedy decoding under each weight precision (`--weights`), per prompt in the same run: decode tokens/s over
 fp32's, and how far the tokens agree with fp32's. Prints one JSON line per prompt, then per precision the geometric
-mean speed-up with a bootstrap 95 % interval over prompts, prompts with identical tokens, and the mean agreeing
-prefix.
+mean speed-up with a bootstrap 95 % interval over prompts, prompts with identical tokens, the mean agreeing
+prefix, and the bytes each model's parameters and buffers hold.
 
     .venv/bin/python scripts/weights_speed.py MODEL WORKLOAD PROMPTS NEW_TOKENS [WEIGHTS]
 
@@ -16,7 +16,9 @@ import sys
 from decode_goals import geometric
 
 from tokensieve.decode.workloads import prompt
+from tokensieve.models import cached_load
 from tokensieve.run import generate
+from tokensieve.weights import weight_bytes
 
 
 def agreeing(a: list[int], b: list[int]) -> int:
@@ -24,6 +26,9 @@ def agreeing(a: list[int], b: list[int]) -> int:
 
 
 def main(model: str, workload: str, prompts: int, new_tokens: int, precisions: list[str]) -> None:
+    warm = prompt(workload, 0)  # one discarded run per precision: the first forwards of a process are slow
+    for w in ("fp32", *precisions):
+        generate(model, warm.context, warm.question, "full", 1.0, weights=w, max_new_tokens=8, plain=warm.plain)
     rows = []
     for index in range(prompts):
         p = prompt(workload, index)
@@ -39,6 +44,8 @@ def main(model: str, workload: str, prompts: int, new_tokens: int, precisions: l
                       "new_tokens": len(r.token_ids)}
         rows.append(row)
         print(json.dumps(row), flush=True)
+    for w in ("fp32", *precisions):
+        print(f"{model} {w}: weights hold {weight_bytes(cached_load(model, weights=w)[0]) / 2**20:.0f} MiB")
     for w in precisions:
         mean, low, high = geometric([r[w]["x"] for r in rows])
         same = sum(r[w]["same"] for r in rows)
