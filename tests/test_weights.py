@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tokensieve.cli import app
 from tokensieve.errors import TokensieveError
-from tokensieve.weights import Int8Linear, check_weights, compute_dtype, quantize_linears, weight_bytes
+from tokensieve.weights import Int8Linear, check_weights, compute_dtype, precision_of, quantize_linears, weight_bytes
 
 
 def test_int8_linear_is_the_dequantized_product():
@@ -36,7 +36,9 @@ def test_quantize_linears_replaces_every_linear_and_shrinks_the_weights(tiny_lla
     model = copy.deepcopy(tiny_llama)
     before = weight_bytes(model)
     linears = sum(isinstance(m, nn.Linear) for m in model.modules())
+    assert precision_of(model) == "fp32"
     assert quantize_linears(model) == linears
+    assert precision_of(model) == "int8"
     assert not any(isinstance(m, nn.Linear) for m in model.modules())
     assert weight_bytes(model) < before
     ids = torch.randint(0, 128, (1, 12))

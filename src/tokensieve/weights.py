@@ -99,6 +99,14 @@ def apply_weights(model: nn.Module, weights: str) -> nn.Module:
     return model
 
 
+def precision_of(model: nn.Module) -> str:
+    """The `WEIGHTS` name of a loaded model's linear layers: int8 if any is an `Int8Linear`, else their dtype's."""
+    if any(isinstance(m, Int8Linear) for m in model.modules()):
+        return "int8"
+    dtypes = {m.weight.dtype for m in model.modules() if isinstance(m, nn.Linear)}
+    return "fp32" if dtypes <= {torch.float32} else "bf16" if dtypes == {torch.bfloat16} else "mixed"
+
+
 def weight_bytes(model: nn.Module) -> int:
     """Bytes of every parameter and buffer `model` holds (int8 codes and their scales included), shared ones once."""
     seen = {t.data_ptr(): t.nbytes for t in (*model.parameters(), *model.buffers())}

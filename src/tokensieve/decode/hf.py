@@ -12,7 +12,7 @@ import torch
 
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import SESSION_ATTR
-from tokensieve.decode.loop import DecodeOptions, decode_tree, make_drafter
+from tokensieve.decode.loop import DecodeOptions, check_exact_weights, decode_tree, make_drafter
 from tokensieve.decode.verify import Verifier
 from tokensieve.errors import TokensieveError
 
@@ -37,6 +37,7 @@ class TreeDecoding:
             raise TokensieveError("tree decoding generates one sequence at a time")
         if generation_config is not None and generation_config.do_sample:
             raise TokensieveError("tree decoding is greedy (lossless); set do_sample=False")
+        check_exact_weights(model)
         mask = model_kwargs.get("attention_mask")
         if mask is not None and not bool(mask.all()):
             raise TokensieveError("tree decoding takes an unpadded prompt")

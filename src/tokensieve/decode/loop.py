@@ -29,6 +29,7 @@ from tokensieve.decode.verify import Verifier, accept
 from tokensieve.errors import TokensieveError
 from tokensieve.models import model_lock
 from tokensieve.run import Batch, Result, RunOptions, Stats, feed_prompt, set_up, stored_token_counts
+from tokensieve.weights import precision_of
 
 
 @dataclass
@@ -82,6 +83,14 @@ DRAFTERS: Registry[Callable] = Registry("decoder", {
 DECODERS = DRAFTERS.names()
 
 
+def check_exact_weights(net) -> None:
+    """Tree decoding is exactly greedy on fp32 weights only: bf16 products turn a wide forward's last-bit
+    differences from one-token steps into 0.4 % of the logits (docs/WEIGHTS.md)."""
+    weights = precision_of(net)
+    if weights != "fp32":
+        raise TokensieveError(f"tree decoding is lossless on fp32 weights only; weights {weights} decode greedily")
+
+
 def make_drafter(name: str, net, verifier: Verifier, options: DecodeOptions):
     return DRAFTERS.require(name)(net, verifier, options)
 
@@ -108,8 +117,7 @@ def speculate(
     run = set_up(model, [context], [question], policy, budget, **run_options)
     if run.kv_dtype != "fp":
         raise TokensieveError(f"tree decoding keeps a full-precision cache; kv_dtype {run.kv_dtype} decodes greedily")
-    if run.weights != "fp32":  # bf16 products turn a wide forward's last-bit differences into 0.4 % (docs/DECODE.md)
-        raise TokensieveError(f"tree decoding is lossless on fp32 weights only; weights {run.weights} decode greedily")
+    check_exact_weights(run.net)
     net, policy_obj, budget, max_new_tokens = run.net, run.policy, run.budget, run.max_new_tokens
     ids = run.contexts[0] + run.questions[0]
     batch = Batch.left_padded([ids], 0, net.device)
