@@ -9,10 +9,10 @@
   returns to the compute dtype, fp32. Everything else (norms,
   attention, embeddings, the KV cache) stays fp32.
 
-Why weight-only: torch's dynamic int8 quantization (fbgemm, int8 activations too) decodes 2.4x faster than fp32
-on Qwen-0.5B here, but one activation scale per product spreads a prompt's outliers over all its tokens: it
-agreed with fp32's next token on 59 % of a 400-token essay prompt (SmolLM2: 40 %). Weight-only int8 agrees on
-97.5 % (94 %) and decodes 1.5x (1.25x) faster. docs/DECODE.md has the measurement and its command.
+Why weight-only: torch's dynamic int8 quantization (fbgemm, int8 activations too) decodes 2.35x faster than fp32
+on Qwen-0.5B here, but one activation scale per product spreads a prompt's outliers over all its tokens: it picked
+fp32's next token on 62 % of a 400-token essay prompt (SmolLM2: 42 %). Weight-only int8 picks it on 97 % (94 %) and
+decodes 1.6x (1.4x) faster (`scripts/int8_choice.py`, docs/WEIGHTS.md).
 """
 
 from __future__ import annotations

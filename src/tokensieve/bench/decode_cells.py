@@ -89,12 +89,11 @@ def is_decode_method(method: str) -> bool:
 def calibrated(model: str, workload: str, k: int = 8, texts: int = 40):
     """The adjacency matrix after teacher-forcing the workload's calibration text (once per process)."""
     from tokensieve.decode.adjacency import Adjacency
-    from tokensieve.decode.workloads import calibration
     from tokensieve.models import cached_load
 
-    net, tokenizer = cached_load(model)
+    net = cached_load(model)[0]
     adjacency = Adjacency(net.get_output_embeddings().weight.shape[0], k, net.device)
-    adjacency.calibrate(net, [tokenizer(t).input_ids for t in calibration(workload, texts)])
+    adjacency.calibrate(net, list(calibration_ids(model, workload, texts)))
     return adjacency
 
 
@@ -109,6 +108,7 @@ def suffix_calibrated(model: str, workload: str, texts: int = 40):
 
 @cache
 def calibration_ids(model: str, workload: str, texts: int) -> tuple[list[int], ...]:
+    """The workload's calibration texts as token ids (once per process): what warm-starts every drafter's table."""
     from tokensieve.decode.workloads import calibration
     from tokensieve.models import cached_load
 
