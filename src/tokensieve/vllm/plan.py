@@ -1,0 +1,106 @@
+"""Which blocks a request keeps and which it frees: one pure function, computed alike by the scheduler (which
+frees) and the worker (which compacts and attends), plus the per-request options read from `vllm_xargs`."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+VLLM_VERSION = "0.32.0"  # the only vLLM the plugin patches; any other refuses at start
+POLICIES = ("snapkv", "streaming_llm", "knorm")  # the KV policies that score from the prompt's queries and keys
+SINKS = 4  # the first tokens, always kept (tokensieve's Budget default)
+WINDOW = 32  # at least this many recent prompt tokens stay in place, in the untouched tail
+POLICY_KEY, BUDGET_KEY = "tokensieve_policy", "tokensieve_budget"
+DEFAULT_POLICY_ENV, DEFAULT_BUDGET_ENV = "TOKENSIEVE_VLLM_POLICY", "TOKENSIEVE_VLLM_BUDGET"
+
+
+class BadOptions(ValueError):
+    """A request's tokensieve options are invalid: vLLM answers that request with HTTP 400."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A request's policy and budget (a ratio of its prompt, in (0, 1]; 1.0 keeps everything)."""
+
+    policy: str
+    budget: float
+
+    @property
+    def evicts(self) -> bool:
+        return self.budget < 1.0
+
+
+@dataclass(frozen=True)
+class Hole:
+    """A prompt of `prompt_tokens` keeps its best `keep_blocks * block_size` tokens (per layer and KV head) in its
+    first `keep_blocks` blocks, frees blocks [keep_blocks, tail_block) and leaves the tail (the recent window and
+    the partial last block) where it is. Positions never change, so RoPE stays right."""
+
+    prompt_tokens: int
+    block_size: int
+    keep_blocks: int
+    tail_block: int
+
+    @property
+    def tail_start(self) -> int:
+        return self.tail_block * self.block_size
+
+    @property
+    def tail_tokens(self) -> int:
+        return self.prompt_tokens - self.tail_start
+
+    @property
+    def kept_tokens(self) -> int:
+        return self.keep_blocks * self.block_size + self.tail_tokens
+
+    @property
+    def freed_blocks(self) -> int:
+        return self.tail_block - self.keep_blocks
+
+    @property
+    def hidden_tokens(self) -> int:
+        """How far the attended length falls short of the true one."""
+        return self.freed_blocks * self.block_size
+
+
+def plan(prompt_tokens: int, budget: float, block_size: int, window: int = WINDOW) -> Hole | None:
+    """The hole for a prompt at a budget, or None when not one whole block can be freed.
+
+    The budget is ceil(budget x prompt) tokens, as in `tokensieve.Budget`; the kept count is rounded down to whole
+    blocks, except that at least one block (the sinks' block) is always kept."""
+    if budget >= 1.0:
+        return None
+    tail_block = (prompt_tokens - window) // block_size
+    if tail_block < 2:
+        return None
+    tail_tokens = prompt_tokens - tail_block * block_size
+    keep = math.ceil(budget * prompt_tokens)
+    keep_blocks = max(1, (keep - tail_tokens) // block_size)
+    if keep_blocks >= tail_block:
+        return None
+    return Hole(prompt_tokens, block_size, keep_blocks, tail_block)
+
+
+def server_default() -> Rule:
+    """The server-wide rule, from the environment vLLM's processes inherit (no eviction when unset)."""
+    try:
+        return parse({}, Rule(os.environ.get(DEFAULT_POLICY_ENV, "snapkv"),
+                              float(os.environ.get(DEFAULT_BUDGET_ENV, "1.0"))))
+    except (BadOptions, ValueError) as err:
+        raise SystemExit(f"tokensieve: bad {DEFAULT_POLICY_ENV}/{DEFAULT_BUDGET_ENV}: {err}") from None
+
+
+def parse(extra_args: dict | None, default: Rule) -> Rule:
+    """A request's rule from `SamplingParams.extra_args` (`vllm_xargs`); BadOptions names what is wrong."""
+    args = dict(extra_args or {})
+    unknown = sorted(k for k in args if k.startswith("tokensieve_") and k not in (POLICY_KEY, BUDGET_KEY))
+    if unknown:
+        raise BadOptions(f"unknown tokensieve option {unknown[0]!r}: use {POLICY_KEY} and {BUDGET_KEY}")
+    policy = args.get(POLICY_KEY, default.policy)
+    if policy not in POLICIES:
+        raise BadOptions(f"unknown {POLICY_KEY} {policy!r}: choose from {', '.join(POLICIES)}")
+    budget = args.get(BUDGET_KEY, default.budget)
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not 0 < budget <= 1:
+        raise BadOptions(f"{BUDGET_KEY} {budget!r} must be a ratio of the prompt in (0, 1]")
+    return Rule(policy, float(budget))

@@ -1,0 +1,53 @@
+"""The policies' scores from one prompt's queries and keys as vLLM's attention layer sees them, and the choice of
+which tokens fill the kept blocks. The same formulas as tokensieve's own KV policies (kv/snapkv.py,
+kv/streaming_llm.py, kv/knorm.py) on vLLM's token-major tensors; tests/test_vllm_plugin.py checks that both pick
+the same positions on the same prompt."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tokensieve.core.select import topk_keep
+from tokensieve.vllm.plan import SINKS, Hole
+
+OBSERVE, KERNEL = 32, 7  # SnapKV's defaults in tokensieve (kv/snapkv.py)
+
+
+def observed_queries(policy: str) -> int:
+    """How many of the prompt's last queries a policy scores with (0: none)."""
+    return OBSERVE if policy == "snapkv" else 0
+
+
+def scores(policy: str, queries: Tensor, keys: Tensor, scale: float) -> Tensor:
+    """[kv_heads, n] (higher = keep). queries: the prompt's last queries [w, q_heads, dim]; keys [n, kv_heads, dim]."""
+    n, kv_heads, _ = keys.shape
+    if policy == "streaming_llm":
+        return torch.arange(n, device=keys.device).float().expand(kv_heads, n)
+    if policy == "knorm":
+        return -keys.float().norm(dim=-1).T
+    return snapkv(queries, keys, scale)
+
+
+def snapkv(queries: Tensor, keys: Tensor, scale: float) -> Tensor:
+    """SnapKV (arXiv 2404.14469): attention of the last queries (causal), summed over them and over each KV head's
+    query group, max-pooled over KERNEL neighbours."""
+    w, q_heads, dim = queries.shape
+    n, kv_heads, _ = keys.shape
+    grouped = queries.float().reshape(w, kv_heads, q_heads // kv_heads, dim).permute(1, 2, 0, 3)
+    logits = torch.einsum("hgqd,hsd->hgqs", grouped, keys.float().transpose(0, 1))
+    query_pos = torch.arange(n - w, n, device=keys.device)
+    hidden = torch.arange(n, device=keys.device)[None, :] > query_pos[:, None]
+    probs = torch.softmax(logits.mul_(scale).masked_fill_(hidden, float("-inf")), dim=-1)
+    mass = probs.sum(2).sum(1)  # [kv_heads, n]
+    return F.max_pool1d(mass[:, None, :], KERNEL, stride=1, padding=KERNEL // 2)[:, 0, :]
+
+
+def choose(token_scores: Tensor, hole: Hole) -> Tensor:
+    """Positions [kv_heads, keep_blocks * block_size], ascending, that fill the kept blocks: the sinks, then the
+    best-scored tokens before the tail (the tail itself stays in place and is not chosen here)."""
+    candidates = token_scores[:, : hole.tail_start][None]
+    sinks = torch.arange(hole.tail_start, device=token_scores.device) < SINKS
+    keep = hole.keep_blocks * hole.block_size
+    return topk_keep(candidates, keep, sinks.expand_as(candidates))[0]
