@@ -28,6 +28,11 @@ def _peer_missing(name: str) -> str | None:
         from tokensieve.bench.peers import llmlingua
 
         return None if llmlingua.available() else "llmlingua venv absent (`tokensieve peers setup-llmlingua`)"
+    if name == "vllm":
+        from tokensieve.bench.peers import vllm_engine
+
+        return None if vllm_engine.available() else (f"vLLM venv absent at {vllm_engine.venv_dir()} "
+                                                      "(`tokensieve vllm setup`)")
     if name == "chromium":
         found = shutil.which("chromium") or shutil.which("chromium-browser")
         return None if found else "Debian chromium is not installed (apt-get install -y chromium)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokensieve.commands import bench, data, diagnose, encode, generate, models, prompt, serve, speed
+from tokensieve.commands import bench, data, diagnose, encode, generate, models, prompt, serve, speed, vllm
 from tokensieve.commands.common import Device, Model, err, fail, guarded, out, read_text
 
 __all__ = ["Device", "Model", "app", "err", "fail", "guarded", "main", "out", "read_text"]
@@ -15,6 +15,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.add_typer(models.models_app, name="models")
 app.add_typer(bench.peers_app, name="peers")
 app.add_typer(speed.speed_app, name="speed")
+app.add_typer(vllm.vllm_app, name="vllm")
 for module in (generate, serve, bench, models, data, diagnose, prompt, encode):
     module.register(app)
 

