@@ -12,27 +12,36 @@ from rich.table import Table
 from tokensieve.commands.common import Device, Model, err, guarded, out, whole_numbers
 from tokensieve.errors import TokensieveError
 
+DEFAULT_METHODS = "full,snapkv:0.125,tokenselect:0.125"
+DEFAULT_PARTS = "sweep,batch,capacity,ttft"
+
 
 @guarded
 def bench_serve(
     model: Model = "smollm2-135m",
-    methods: Annotated[str, typer.Option(help="Comma-separated policy[@kv_dtype][:budget], full cache first.")]
-    = "full,snapkv:0.125,tokenselect:0.125",
+    methods: Annotated[str, typer.Option(help="Comma-separated policy[@kv_dtype][:budget], full cache first "
+                                              "(engine vllm: full,snapkv:0.125).")] = DEFAULT_METHODS,
     concurrency: Annotated[str, typer.Option(help="Clients at once, comma-separated.")] = "1,4,8,16",
     prompt_tokens: Annotated[int, typer.Option(help="Tokens per prompt.")] = 4096,
     new_tokens: Annotated[int, typer.Option(help="Tokens generated per request.")] = 128,
     pool_mb: Annotated[float, typer.Option(help="KV pool of the served-at-once test (default: room for two "
                                                 "full-cache requests).")] = 0.0,
     short_tokens: Annotated[int, typer.Option(help="The short request of the TTFT-under-load test.")] = 128,
-    parts: Annotated[str, typer.Option(help="Which measurements: sweep, batch, capacity, ttft (comma-separated).")]
-    = "sweep,batch,capacity,ttft",
+    parts: Annotated[str, typer.Option(help="Which measurements: sweep, batch, capacity, ttft (comma-separated; "
+                                            "engine vllm: batch, capacity).")] = DEFAULT_PARTS,
     batch: Annotated[int, typer.Option(help="Sequences of the decode-at-full-batch measurement.")] = 8,
     out_file: Annotated[Path, typer.Option("--out", help="JSON results (merged with earlier runs of the same "
                                                          "trace).")] = Path("runs/serve.json"),
     report: Annotated[Path | None, typer.Option(help="Also write the results as Markdown here.")] = None,
     device: Device = "cpu",
+    engine: Annotated[str, typer.Option(help="tokensieve (our server), or vllm (vLLM as shipped for `full`, with "
+                                             "the plugin for a policy; parts batch and capacity).")] = "tokensieve",
 ) -> None:
     """Serve a request trace at several concurrencies for each method, and measure what it buys."""
+    if engine == "vllm":
+        return _bench_vllm(model, methods, prompt_tokens, new_tokens, parts, batch, out_file)
+    if engine != "tokensieve":
+        raise TokensieveError(f"unknown engine '{engine}': use tokensieve or vllm")
     from tokensieve.bench import serving as bench
     from tokensieve.core.budget import parse_budget
     from tokensieve.methods import make
@@ -100,6 +109,41 @@ def bench_serve(
     if report is not None:
         report.write_text(bench.markdown(results) + "\n")
         err.print(f"wrote {report}")
+    err.print(f"wrote {out_file}")
+
+
+def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, parts: str, batch: int,
+                out_file: Path) -> None:
+    from tokensieve.bench import vllm_serving
+    from tokensieve.bench.serving import Method
+
+    if methods == DEFAULT_METHODS:  # the plugin runs KV policies only
+        methods = "full,snapkv:0.125"
+    chosen = [Method.parse(m) for m in methods.split(",") if m.strip()]
+    vllm_serving.check(chosen)
+    if parts == DEFAULT_PARTS:
+        parts = "batch,capacity"
+    wanted = {p.strip() for p in parts.split(",") if p.strip()}
+    if not wanted or wanted - {"batch", "capacity"}:
+        raise TokensieveError(f"--engine vllm measures parts batch and capacity; got '{parts}'")
+    if out_file == Path("runs/serve.json"):
+        out_file = Path("runs/serve-vllm.json")
+    command = (f"tokensieve bench serve --engine vllm --model {model} --methods {methods} --prompt-tokens "
+               f"{prompt_tokens} --new-tokens {new_tokens} --batch {batch} --parts {parts} --out {out_file}")
+    results: dict = json.loads(out_file.read_text()) if out_file.is_file() else {}
+    if results and (results.get("model"), results.get("prompt_tokens"), results.get("new_tokens")) != (
+            model, prompt_tokens, new_tokens):
+        raise TokensieveError(f"{out_file} holds another model or trace; pass a new --out")
+    results.update({"model": model, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "command": command})
+    show = lambda row: err.print(row, highlight=False)  # noqa: E731
+    if "batch" in wanted:
+        results["batch"] = vllm_serving.decode_at_batch(model, chosen, batch, prompt_tokens, new_tokens, show)
+    if "capacity" in wanted:
+        results["capacity"] = vllm_serving.served_at_once(model, chosen, prompt_tokens, new_tokens, batch, show)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    tmp.replace(out_file)
     err.print(f"wrote {out_file}")
 
 
