@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokensieve.vllm.plan import WINDOW, BadOptions, Rule, parse, plan
-from tokensieve.vllm.scoring import choose, scores
+from tokensieve.vllm.scoring import choose, observed_queries, scores
 
 
 def test_plan_at_the_issue_shape():
@@ -65,7 +65,7 @@ def test_choose_fills_the_kept_blocks_before_the_tail(policy):
         assert (kept[:, 4:] == torch.arange(hole.tail_start - kept.shape[1] + 4, hole.tail_start)).all()
 
 
-@pytest.mark.parametrize("policy", ["snapkv", "streaming_llm", "knorm"])
+@pytest.mark.parametrize("policy", ["snapkv", "tova", "streaming_llm", "knorm"])
 def test_scores_equal_tokensieves_own_policies(policy):
     """The plugin scores vLLM's token-major tensors with the same formula as tokensieve's policy on its view."""
     from tokensieve import make
@@ -76,5 +76,23 @@ def test_scores_equal_tokensieves_own_policies(policy):
     queries, keys = torch.randn(n, q_heads, dim), torch.randn(n, kv_heads, dim)
     view = LayerView(0, 0, 1, queries.transpose(0, 1)[None], keys.transpose(0, 1)[None],
                      torch.zeros(1, kv_heads, n, dim), torch.arange(n).expand(1, kv_heads, n), n, 0.25, {})
-    ours = scores(policy, queries[-32:], keys, 0.25)
+    ours = scores(policy, queries[-observed_queries(policy):], keys, 0.25)
     assert torch.allclose(ours, make(policy).score(view)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["bench", "serve", "--engine", "vllm", "--methods", "full,h2o:0.5"], "runs full or snapkv"),
+    (["bench", "serve", "--engine", "vllm", "--parts", "sweep"], "measures parts batch and capacity"),
+    (["bench", "serve", "--engine", "sglang"], "unknown engine 'sglang'"),
+    (["vllm", "serve", "--budget", "7"], "tokensieve_budget 7.0 must be a ratio"),
+    (["vllm", "serve", "--policy", "h2o"], "unknown tokensieve_policy 'h2o'"),
+])
+def test_vllm_commands_refuse_bad_input_with_one_line(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from tokensieve.cli import app
+
+    result = CliRunner().invoke(app, [*args, *(["--out", str(tmp_path / "x.json")] if args[0] == "bench" else [])])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()

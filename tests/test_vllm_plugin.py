@@ -62,7 +62,7 @@ def test_without_options_or_at_budget_one_it_is_plain_vllm(sieve, plain, ids):
     assert greedy(complete(sieve, ids, {"tokensieve_policy": "snapkv", "tokensieve_budget": 1.0})) == reference
 
 
-@pytest.mark.parametrize("policy", ["snapkv", "streaming_llm"])
+@pytest.mark.parametrize("policy", ["snapkv", "tova", "streaming_llm"])
 def test_same_positions_and_tokens_as_tokensieve(sieve, trace, smollm2, ids, policy):
     for old in trace.glob("*.pt"):
         old.unlink()
@@ -133,7 +133,7 @@ def test_requests_without_a_policy_are_untouched_beside_one_with(sieve, plain, i
 
 
 @pytest.mark.parametrize(("xargs", "message"), [
-    ({"tokensieve_policy": "h2o"}, "unknown tokensieve_policy 'h2o'"),
+    ({"tokensieve_policy": "h2o"}, "unknown tokensieve_policy 'h2o': choose from snapkv, tova"),
     ({"tokensieve_budget": 7}, "tokensieve_budget 7 must be a ratio"),
 ])
 def test_bad_options_get_400_and_the_engine_keeps_serving(sieve, ids, xargs, message):

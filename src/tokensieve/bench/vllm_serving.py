@@ -1,6 +1,7 @@
 """`tokensieve bench serve --engine vllm`: the same trace through the real vLLM server, stock and with the plugin.
 
-- **batch**: `batch` distinct essay prompts sent at once, each streaming `new` tokens (EOS ignored). Throughput at
+- **batch**: `batch` distinct essay prompts sent at once into a pool with room for all of them at full cache, each
+  streaming `new` tokens (EOS ignored). Throughput at
   full batch is the client's: tokens received while every request was decoding (from the last first token to the
   first finish), over that window. TTFT is each request's own; the KV usage peak is vLLM's own gauge, polled.
 - **capacity**: in a fixed pool of paged blocks (room for two full requests), how many requests vLLM runs at once.
@@ -89,17 +90,19 @@ def decode_at_batch(model: str, methods: list[Method], batch: int, prompt_tokens
     check(methods)
     _, tokenizer = cached_load(model)
     rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, batch)]
-    length = max(len(r) for r in rows) + new + BLOCK
+    per_request = -(-(max(len(r) for r in rows) + new) // BLOCK)
+    blocks = batch * per_request + 1  # room for the whole batch at full cache (vLLM keeps one null block)
     results = []
     for method in methods:
-        with (vllm_engine.server(model, plugin=method.policy != "full", max_model_len=length) as url,
+        with (vllm_engine.server(model, plugin=method.policy != "full", blocks=blocks,
+                                 max_model_len=per_request * BLOCK) as url,
               Poller(url, "vllm:kv_cache_usage_perc") as usage):
             start = time.perf_counter()
             stamps = asyncio.run(_trace(url, model, rows, new, _xargs(method), start))
         firsts, finishes = [s[0] for s in stamps], [s[-1] for s in stamps]
         opened, closed = max(firsts), min(finishes)
         in_window = sum(sum(1 for t in s if opened < t <= closed) for s in stamps)
-        results.append({"engine": "vllm", "method": method.label, "batch": batch,
+        results.append({"engine": "vllm", "method": method.label, "batch": batch, "pool_blocks": blocks,
                         "full_batch_tok_s": round(in_window / (closed - opened), 2) if closed > opened else None,
                         "window_s": round(closed - opened, 1), "last_first_token_s": round(opened, 1),
                         "ttft_p50_s": round(statistics.median(firsts), 1), "wall_s": round(max(finishes), 1),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 VLLM_VERSION = "0.32.0"  # the only vLLM the plugin patches; any other refuses at start
 SCHEDULER = "tokensieve.vllm.scheduler.SieveScheduler"  # what turns the plugin on (`--scheduler-cls`)
-POLICIES = ("snapkv", "streaming_llm", "knorm")  # the KV policies that score from the prompt's queries and keys
+POLICIES = ("snapkv", "tova", "streaming_llm", "knorm")  # the KV policies that score from the prompt's queries and keys
 SINKS = 4  # the first tokens, always kept (tokensieve's Budget default)
 WINDOW = 32  # at least this many recent prompt tokens stay in place, in the untouched tail
 POLICY_KEY, BUDGET_KEY = "tokensieve_policy", "tokensieve_budget"

@@ -17,7 +17,7 @@ OBSERVE, KERNEL = 32, 7  # SnapKV's defaults in tokensieve (kv/snapkv.py)
 
 def observed_queries(policy: str) -> int:
     """How many of the prompt's last queries a policy scores with (0: none)."""
-    return OBSERVE if policy == "snapkv" else 0
+    return {"snapkv": OBSERVE, "tova": 1}.get(policy, 0)
 
 
 def scores(policy: str, queries: Tensor, keys: Tensor, scale: float) -> Tensor:
@@ -25,23 +25,24 @@ def scores(policy: str, queries: Tensor, keys: Tensor, scale: float) -> Tensor:
     n, kv_heads, _ = keys.shape
     if policy == "streaming_llm":
         return torch.arange(n, device=keys.device).float().expand(kv_heads, n)
-    if policy == "knorm":
+    if policy == "knorm":  # K-norm (arXiv 2406.11430): small key norms draw attention
         return -keys.float().norm(dim=-1).T
-    return snapkv(queries, keys, scale)
+    mass = attention_mass(queries, keys, scale)
+    if policy == "tova":  # TOVA (arXiv 2401.06104): the newest query's attention, averaged over the group
+        return mass.mean(1)
+    # SnapKV (arXiv 2404.14469): summed over the group, max-pooled over KERNEL neighbours
+    return F.max_pool1d(mass.sum(1)[:, None, :], KERNEL, stride=1, padding=KERNEL // 2)[:, 0, :]
 
 
-def snapkv(queries: Tensor, keys: Tensor, scale: float) -> Tensor:
-    """SnapKV (arXiv 2404.14469): attention of the last queries (causal), summed over them and over each KV head's
-    query group, max-pooled over KERNEL neighbours."""
+def attention_mass(queries: Tensor, keys: Tensor, scale: float) -> Tensor:
+    """[kv_heads, group, n]: the causal softmax attention of the prompt's last queries, summed over them."""
     w, q_heads, dim = queries.shape
     n, kv_heads, _ = keys.shape
     grouped = queries.float().reshape(w, kv_heads, q_heads // kv_heads, dim).permute(1, 2, 0, 3)
     logits = torch.einsum("hgqd,hsd->hgqs", grouped, keys.float().transpose(0, 1))
     query_pos = torch.arange(n - w, n, device=keys.device)
     hidden = torch.arange(n, device=keys.device)[None, :] > query_pos[:, None]
-    probs = torch.softmax(logits.mul_(scale).masked_fill_(hidden, float("-inf")), dim=-1)
-    mass = probs.sum(2).sum(1)  # [kv_heads, n]
-    return F.max_pool1d(mass[:, None, :], KERNEL, stride=1, padding=KERNEL // 2)[:, 0, :]
+    return torch.softmax(logits.mul_(scale).masked_fill_(hidden, float("-inf")), dim=-1).sum(2)
 
 
 def choose(token_scores: Tensor, hole: Hole) -> Tensor:
