@@ -4,7 +4,8 @@
   streaming `new` tokens (EOS ignored). Throughput at
   full batch is the client's: tokens received while every request was decoding (from the last first token to the
   first finish), over that window. TTFT is each request's own; the KV usage peak is vLLM's own gauge, polled.
-- **capacity**: in a fixed pool of paged blocks (room for two full requests), how many requests vLLM runs at once.
+- **capacity**: in a fixed pool of paged blocks (room for `pool_requests` full requests), how many of `requests`
+  sent at once vLLM runs together.
 `full` is vLLM as shipped (no plugin, stock scheduler); a policy runs through the plugin with `vllm_xargs`."""
 
 from __future__ import annotations
@@ -121,15 +122,16 @@ def _rounded(value: float | None) -> float | None:
 
 
 def served_at_once(model: str, methods: list[Method], prompt_tokens: int, new: int, requests: int,
-                   progress=print) -> list[dict]:
-    """Peak running requests in a pool with room for two full-cache requests (`--num-gpu-blocks-override`)."""
+                   pool_requests: int = 2, progress=print) -> list[dict]:
+    """Peak running requests in a pool with room for `pool_requests` full-cache requests
+    (`--num-gpu-blocks-override`), `requests` sent at once."""
     from tokensieve.models import cached_load
 
     check(methods)
     _, tokenizer = cached_load(model)
     rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, requests)]
     per_request = -(-(max(len(r) for r in rows) + new) // BLOCK)
-    blocks = 2 * per_request + 1  # vLLM keeps one null block
+    blocks = pool_requests * per_request + 1  # vLLM keeps one null block
     results = []
     for method in methods:
         with (vllm_engine.server(model, plugin=method.policy != "full", blocks=blocks,

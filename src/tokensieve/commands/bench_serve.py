@@ -30,6 +30,9 @@ def bench_serve(
     parts: Annotated[str, typer.Option(help="Which measurements: sweep, batch, capacity, ttft (comma-separated; "
                                             "engine vllm: batch, capacity).")] = DEFAULT_PARTS,
     batch: Annotated[int, typer.Option(help="Sequences of the decode-at-full-batch measurement.")] = 8,
+    requests: Annotated[int, typer.Option(help="Engine vllm: requests sent in the capacity part (0: --batch).")] = 0,
+    pool_requests: Annotated[int, typer.Option(help="Engine vllm: the capacity pool holds this many full-cache "
+                                                    "requests.")] = 2,
     out_file: Annotated[Path, typer.Option("--out", help="JSON results (merged with earlier runs of the same "
                                                          "trace).")] = Path("runs/serve.json"),
     report: Annotated[Path | None, typer.Option(help="Also write the results as Markdown here.")] = None,
@@ -39,7 +42,8 @@ def bench_serve(
 ) -> None:
     """Serve a request trace at several concurrencies for each method, and measure what it buys."""
     if engine == "vllm":
-        return _bench_vllm(model, methods, prompt_tokens, new_tokens, parts, batch, out_file)
+        return _bench_vllm(model, methods, prompt_tokens, new_tokens, parts, batch, requests or batch, pool_requests,
+                           out_file)
     if engine != "tokensieve":
         raise TokensieveError(f"unknown engine '{engine}': use tokensieve or vllm")
     from tokensieve.bench import serving as bench
@@ -113,7 +117,7 @@ def bench_serve(
 
 
 def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, parts: str, batch: int,
-                out_file: Path) -> None:
+                requests: int, pool_requests: int, out_file: Path) -> None:
     from tokensieve.bench import vllm_serving
     from tokensieve.bench.serving import Method
 
@@ -121,6 +125,8 @@ def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, p
         methods = "full,snapkv:0.125"
     chosen = [Method.parse(m) for m in methods.split(",") if m.strip()]
     vllm_serving.check(chosen)
+    if requests < 1 or pool_requests < 1 or batch < 1:
+        raise TokensieveError("batch, requests and pool-requests must be >= 1")
     if parts == DEFAULT_PARTS:
         parts = "batch,capacity"
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
@@ -129,7 +135,8 @@ def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, p
     if out_file == Path("runs/serve.json"):
         out_file = Path("runs/serve-vllm.json")
     command = (f"tokensieve bench serve --engine vllm --model {model} --methods {methods} --prompt-tokens "
-               f"{prompt_tokens} --new-tokens {new_tokens} --batch {batch} --parts {parts} --out {out_file}")
+               f"{prompt_tokens} --new-tokens {new_tokens} --batch {batch} --requests {requests} --pool-requests "
+               f"{pool_requests} --parts {parts} --out {out_file}")
     results: dict = json.loads(out_file.read_text()) if out_file.is_file() else {}
     if results and (results.get("model"), results.get("prompt_tokens"), results.get("new_tokens")) != (
             model, prompt_tokens, new_tokens):
@@ -139,7 +146,8 @@ def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, p
     if "batch" in wanted:
         results["batch"] = vllm_serving.decode_at_batch(model, chosen, batch, prompt_tokens, new_tokens, show)
     if "capacity" in wanted:
-        results["capacity"] = vllm_serving.served_at_once(model, chosen, prompt_tokens, new_tokens, batch, show)
+        results["capacity"] = vllm_serving.served_at_once(model, chosen, prompt_tokens, new_tokens, requests,
+                                                          pool_requests, show)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1) + "\n")
