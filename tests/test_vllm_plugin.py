@@ -19,7 +19,7 @@ from tokensieve.bench.peers import vllm_engine
 from tokensieve.core.budget import Budget
 from tokensieve.vllm.plan import plan
 
-pytestmark = [pytest.mark.peers("vllm"), pytest.mark.real]
+pytestmark = [pytest.mark.peers("vllm"), pytest.mark.real, pytest.mark.slow]  # servers: the slow tier
 
 MODEL, BLOCKS, BS, NEW = "smollm2-135m", 40, 128, 24
 PROMPT = inspect.getsource(json.decoder)[:7000] + '\n\ndef parse_number(text):\n    """Parse a JSON number."""\n'
