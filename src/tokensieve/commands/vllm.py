@@ -35,7 +35,6 @@ def vllm_serve(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
 ) -> None:
     """Run vLLM's OpenAI server with the plugin on (fp32, eager, prefix caching off); extra arguments go to vLLM."""
-    from tokensieve import models
     from tokensieve.bench.peers import vllm_engine
     from tokensieve.vllm.plan import BadOptions, Rule, parse
 
@@ -45,11 +44,7 @@ def vllm_serve(
         raise TokensieveError(str(bad)) from None
     if not vllm_engine.available():
         raise TokensieveError(f"vLLM venv not found at {vllm_engine.venv_dir()}: run `tokensieve vllm setup`")
-    python = str(vllm_engine.venv_python())
-    cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(models.resolve(model)),
-           "--served-model-name", model, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-           "--no-enable-prefix-caching", "--scheduler-cls", vllm_engine.SCHEDULER, *ctx.args]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENSIEVE_VLLM_POLICY": policy,
-           "TOKENSIEVE_VLLM_BUDGET": str(budget), "VLLM_USE_V2_MODEL_RUNNER": "0"}
+    cmd = vllm_engine.command(model, port, args=tuple(ctx.args))
+    env = vllm_engine.environment(extra={"TOKENSIEVE_VLLM_POLICY": policy, "TOKENSIEVE_VLLM_BUDGET": str(budget)})
     err.print(" ".join(cmd), highlight=False)
-    os.execve(python, cmd, env)
+    os.execve(cmd[0], cmd, env)

@@ -63,26 +63,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def command(model: str, port: int, *, plugin: bool = True, args: tuple[str, ...] = ()) -> list[str]:
+    """vLLM's OpenAI server for `model` (a tokensieve model name) on loopback: fp32, prefix caching off, and the
+    plugin's scheduler when `plugin`; `args` go to vLLM as they are."""
+    cmd = [str(VENV.python()), "-m", "vllm.entrypoints.openai.api_server", "--model", str(models.resolve(model)),
+           "--served-model-name", model, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+           "--no-enable-prefix-caching", *args]
+    return cmd + (["--scheduler-cls", SCHEDULER] if plugin else [])
+
+
+def environment(plugin: bool = True, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment vLLM runs in: offline, the V1 model runner the plugin hooks, and with `plugin=False` no
+    general plugin at all (CPU_ATTN as shipped)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_USE_V2_MODEL_RUNNER": "0",
+           **(extra or {})}
+    if not plugin:
+        env["VLLM_PLUGINS"] = ""
+    return env
+
+
 @contextmanager
 def server(model: str, *, plugin: bool = True, blocks: int | None = None, max_model_len: int = 4096,
            env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[str]:
-    """A vLLM OpenAI server for `model` (a tokensieve model name), fp32, eager, prefix caching off; yields its
-    base URL (…/v1). `blocks` fixes the KV pool (`--num-gpu-blocks-override`); `env` adds to the environment
-    (e.g. TOKENSIEVE_VLLM_POLICY/BUDGET, the server-wide default)."""
+    """`command()` started and ready, eager, with a 1 GiB KV space unless `blocks` fixes the pool
+    (`--num-gpu-blocks-override`); yields its base URL (…/v1). `env` adds to the environment (e.g.
+    TOKENSIEVE_VLLM_POLICY/BUDGET, the server-wide default)."""
     if not available():
         raise TokensieveError(f"vLLM venv not found at {VENV.dir()}: run `tokensieve vllm setup`")
     port = free_port()
-    cmd = [str(VENV.python()), "-m", "vllm.entrypoints.openai.api_server", "--model", str(models.resolve(model)),
-           "--served-model-name", model, "--port", str(port), "--host", "127.0.0.1", "--enforce-eager",
-           "--dtype", "float32", "--max-model-len", str(max_model_len), "--no-enable-prefix-caching", *args]
+    extra = ["--enforce-eager", "--max-model-len", str(max_model_len), *args]
     if blocks is not None:
-        cmd += ["--num-gpu-blocks-override", str(blocks)]
-    if plugin:
-        cmd += ["--scheduler-cls", SCHEDULER]
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1",
-                "VLLM_USE_V2_MODEL_RUNNER": "0", **(env or {})}
-    if not plugin:
-        full_env["VLLM_PLUGINS"] = ""  # no general plugin: CPU_ATTN as shipped
+        extra += ["--num-gpu-blocks-override", str(blocks)]
+    cmd = command(model, port, plugin=plugin, args=tuple(extra))
+    full_env = environment(plugin, {"VLLM_CPU_KVCACHE_SPACE": "1", **(env or {})})
     with tempfile.NamedTemporaryFile("w+", prefix="vllm-", suffix=".log") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
