@@ -9,6 +9,7 @@ on (`plugin=True`) or with vLLM exactly as shipped (`plugin=False`: no general p
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -77,6 +78,8 @@ def environment(plugin: bool = True, extra: dict[str, str] | None = None) -> dic
     general plugin at all (CPU_ATTN as shipped)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_USE_V2_MODEL_RUNNER": "0",
            **(extra or {})}
+    if (SOURCE / "src" / "tokensieve").is_dir():  # this checkout's plugin, wherever the venv's editable install points
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE / "src"), env.get("PYTHONPATH")]))
     if not plugin:
         env["VLLM_PLUGINS"] = ""
     return env
@@ -117,7 +120,8 @@ def _wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             lines = log.read_text(errors="replace").strip().splitlines()
-            cause = [line for line in lines if "Error" in line and "Traceback" not in line][:1] or lines[-1:]
+            raised = [line for line in lines if re.search(r"\w(Error|Exception): ", line) and "WARNING" not in line]
+            cause = raised[:1] or lines[-1:]  # the first exception raised is the root cause
             raise TokensieveError(f"vLLM exited with {proc.returncode} before serving: {' '.join(cause)}")
         try:
             with urllib.request.urlopen(url + "/v1/models", timeout=2):
