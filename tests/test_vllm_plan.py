@@ -39,6 +39,8 @@ def test_plan_keeps_whole_blocks_within_the_budget(n, budget, block):
     ({"tokensieve_budget": True}, "tokensieve_budget True must be a ratio"),
     ({"tokensieve_budget": "0.5"}, "tokensieve_budget '0.5' must be a ratio"),
     ({"tokensieve_budgt": 0.5}, "unknown tokensieve option 'tokensieve_budgt'"),
+    ({"tokensieve_every": -1}, "tokensieve_every -1 must be a whole number of tokens >= 0"),
+    ({"tokensieve_every": 12.5}, "tokensieve_every 12.5 must be a whole number"),
 ])
 def test_bad_options_name_the_problem(args, message):
     with pytest.raises(BadOptions, match=message):
@@ -52,12 +54,36 @@ def test_options_fall_back_to_the_server_default():
     assert not parse({"tokensieve_budget": 1}, default).evicts
 
 
+@given(n=st.integers(64, 9000), budget=st.floats(0.01, 0.99), block=st.sampled_from([32, 128]),
+       every=st.integers(1, 600), generated=st.integers(0, 3000))
+def test_eviction_during_decode_keeps_the_kept_count(n, budget, block, every, generated):
+    """Each decode-time eviction widens the hole by whole blocks and leaves the kept count as after prefill; both
+    vLLM processes see the same hole at the same length, and no chunk may run past a compaction point."""
+    hole = plan(n, budget, block, every=every)
+    if hole is None:
+        return
+    assert hole.every_tokens >= every and hole.every_tokens % block == 0  # rounded up to whole blocks
+    computed = n + generated
+    assert computed - hole.hidden_at(computed) - generated % hole.every_tokens == hole.kept_tokens
+    assert hole.tail_block_at(computed) * block <= computed - WINDOW
+    point = hole.next_compaction(computed)
+    assert point == n + (generated // hole.every_tokens + 1) * hole.every_tokens
+    assert hole.hidden_at(point) - hole.hidden_at(computed) == hole.every_tokens
+    assert hole.next_compaction(n - 1) == n and hole.hidden_at(n - 1) == 0
+    assert plan(n, budget, block).next_compaction(computed) is None  # no `every`: only after prefill
+
+
+def test_options_carry_every():
+    assert parse({"tokensieve_budget": 0.25, "tokensieve_every": 256}, Rule("snapkv", 1.0)) == \
+        Rule("snapkv", 0.25, 256)
+
+
 @pytest.mark.parametrize("policy", ["snapkv", "streaming_llm", "knorm"])
 def test_choose_fills_the_kept_blocks_before_the_tail(policy):
     torch.manual_seed(0)
     n, hole = 700, plan(700, 0.3, 64)
     keys, queries = torch.randn(n, 3, 16), torch.randn(32, 9, 16)
-    kept = choose(scores(policy, queries, keys, 0.25), hole)
+    kept = choose(scores(policy, queries, keys, 0.25), hole.tail_start, hole.keep_blocks * 64)
     assert kept.shape == (3, hole.keep_blocks * 64)
     assert (kept[:, :4] == torch.arange(4)).all()  # the sinks
     assert (kept.diff(dim=-1) > 0).all() and (kept < hole.tail_start).all()
@@ -86,6 +112,7 @@ def test_scores_equal_tokensieves_own_policies(policy):
     (["bench", "serve", "--engine", "sglang"], "unknown engine 'sglang'"),
     (["vllm", "serve", "--budget", "7"], "tokensieve_budget 7.0 must be a ratio"),
     (["vllm", "serve", "--policy", "h2o"], "unknown tokensieve_policy 'h2o'"),
+    (["vllm", "serve", "--every", "-5"], "tokensieve_every -5 must be a whole number"),
 ])
 def test_vllm_commands_refuse_bad_input_with_one_line(tmp_path, args, message):
     from typer.testing import CliRunner
@@ -96,3 +123,55 @@ def test_vllm_commands_refuse_bad_input_with_one_line(tmp_path, args, message):
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("policy", ["snapkv", "tova", "streaming_llm", "knorm"])
+def test_decode_time_scores_equal_tokensieves_own_policies(policy):
+    """At a decode-time eviction the plugin scores the kept tokens (as slot numbers: all older than the queries)
+    and the recent ones; tokensieve scores its view of the same tokens at their true positions. Same choice."""
+    from tokensieve import make
+    from tokensieve.core.view import LayerView
+
+    torch.manual_seed(2)
+    q_heads, kv_heads, dim, kept, recent, w = 6, 2, 16, 64, 160, 32
+    chosen_earlier = torch.randperm(900)[: kept - 4].sort().values + 4
+    true = torch.cat([torch.arange(4), chosen_earlier, torch.arange(1000, 1000 + recent)])
+    slots = torch.cat([torch.arange(kept), true[kept:]])
+    queries, keys = torch.randn(w, q_heads, dim), torch.randn(len(true), kv_heads, dim)
+    view = LayerView(0, 0, 1, queries.transpose(0, 1)[None], keys.transpose(0, 1)[None],
+                     torch.zeros(1, kv_heads, len(true), dim), true.expand(1, kv_heads, -1), 1000 + recent, 0.25, {})
+    theirs = make(policy).score(view)[0]
+    observe = observed_queries(policy)
+    ours = scores(policy, queries[-observe:] if observe else queries[:0], keys, 0.25, slots)
+    if policy != "streaming_llm":  # which ranks by position: slot numbers keep the order, not the values
+        assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert torch.equal(choose(ours, kept + 96, kept), choose(theirs, kept + 96, kept))
+
+
+def channel_major_writer(keys, values, cache, slots):
+    """A stand-in for vLLM's vec layout: in each (block, head) tile, keys channel-major, values token-major."""
+    blocks, heads, block_size, double = cache.shape
+    tiles = cache.view(blocks, heads, 2, block_size * (double // 2))
+    for token, slot in enumerate(slots.tolist()):
+        b, t = divmod(slot, block_size)
+        tiles[b, :, 0, t::block_size] = keys[token]
+        tiles[b, :, 1, t * (double // 2): (t + 1) * (double // 2)] = values[token]
+
+
+def test_the_layout_is_learnt_from_the_write_op_and_reads_tokens_back():
+    from tokensieve.vllm.layout import UnreadableLayout, probe
+
+    torch.manual_seed(3)
+    cache = torch.zeros(4, 3, 32, 2 * 16)
+    layout = probe(channel_major_writer, cache)
+    keys, values, slots = torch.randn(100, 3, 16), torch.randn(100, 3, 16), torch.randperm(128)[:100]
+    channel_major_writer(keys, values, cache, slots)
+    read_keys, read_values = layout.read(cache, torch.tensor([0, 1, 2, 3]))
+    assert torch.equal(read_keys[slots], keys) and torch.equal(read_values[slots], values)
+    assert torch.equal(layout.read(cache, torch.tensor([2]))[0], read_keys[64:96])
+
+    def lossy(keys, values, cache, slots):  # e.g. codes with scales: not one place per (token, channel)
+        channel_major_writer(keys * 0, values, cache, slots)
+
+    with pytest.raises(UnreadableLayout, match="not stored exactly once"):
+        probe(lossy, cache)

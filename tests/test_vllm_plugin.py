@@ -5,10 +5,12 @@ blocks in vLLM's own usage metric, more requests in a small pool, untouched neig
 from __future__ import annotations
 
 import inspect
+import json
 import json.decoder
 import subprocess
 import threading
 import time
+import urllib.request
 
 import openai
 import pytest
@@ -32,7 +34,8 @@ def trace(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sieve(trace):
-    with vllm_engine.server(MODEL, blocks=BLOCKS, env={"TOKENSIEVE_VLLM_TRACE": str(trace)}) as url:
+    env = {"TOKENSIEVE_VLLM_TRACE": str(trace), "VLLM_SERVER_DEV_MODE": "1"}  # dev mode: forced preemption
+    with vllm_engine.server(MODEL, blocks=BLOCKS, env=env) as url:
         yield openai.OpenAI(base_url=url, api_key="none")
 
 
@@ -80,6 +83,61 @@ def test_same_positions_and_tokens_as_tokensieve(sieve, trace, smollm2, ids, pol
         chosen = torch.load(trace / f"model.layers.{layer}.self_attn.attn.pt")
         kept = torch.cat([chosen, tail.expand(chosen.shape[0], -1)], dim=1)
         assert torch.equal(kept, positions[:, positions[0] < n]), f"layer {layer}"
+
+
+EVERY, LONG = 128, 300  # eviction during decode: every 128 generated tokens, so twice in 300
+
+
+def test_eviction_during_decode_keeps_the_same_positions_and_tokens_as_tokensieve(sieve, trace, smollm2, ids):
+    """Every 128 generated tokens the kept blocks are refilled from themselves and the block after the hole, as
+    tokensieve's `evict_every` refills its capacity: after the second eviction the same positions in every layer
+    and KV head, and the same 300 greedy tokens."""
+    for old in trace.glob("*.pt"):
+        old.unlink()
+    xargs = {"tokensieve_policy": "snapkv", "tokensieve_budget": 0.25, "tokensieve_every": EVERY}
+    vllm_text = complete(sieve, ids, xargs, new=LONG).text
+    n, hole = len(ids), plan(len(ids), 0.25, BS, every=EVERY)
+    last = n + 2 * EVERY  # the second decode-time eviction
+    net, tok = smollm2
+    policy = tokensieve.make("snapkv", budget=Budget(hole.kept_tokens, window=hole.tail_tokens), evict_every=EVERY)
+    with tokensieve.apply(net, policy) as session:
+        out = net.generate(torch.tensor([ids]), max_new_tokens=LONG, do_sample=False)
+        ours = [layer.positions[0] for layer in session.cache.layers]
+    assert vllm_text == tok.decode(out[0, n:])
+    before_tail = hole.tail_block_at(last) * BS
+    for layer, positions in enumerate(ours):
+        chosen = torch.load(trace / f"model.layers.{layer}.self_attn.attn.pt")
+        assert chosen.max() < before_tail and chosen.min() == 0
+        assert torch.equal(chosen, positions[:, positions[0] < before_tail]), f"layer {layer}"
+
+
+def preempt_everything(url: str) -> None:
+    """vLLM's own forced preemption (dev mode): every running request is freed and later recomputed."""
+    base = url.rstrip("/").removesuffix("/v1")
+    request = urllib.request.Request(base + "/reset_prefix_cache?reset_running_requests=true", method="POST")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        assert json.loads(answer.read())["success"]
+
+
+@pytest.mark.parametrize(("every", "at"), [(0, 40), (EVERY, 200)])
+def test_a_preempted_request_resumes_with_the_tokens_it_had_alone(sieve, ids, every, at):
+    """vLLM recomputes a preempted request: its prompt, then its tokens so far. The plugin's scheduler stops each
+    recomputed chunk at a compaction point (the prompt's end, then every 128 tokens), so the recomputed request is
+    compacted where it was the first time (after one decode-time eviction at 200 tokens) and goes on generating
+    what it generates without preemption."""
+    xargs = {"tokensieve_budget": 0.25, "tokensieve_every": every}
+    alone = complete(sieve, ids, xargs, new=LONG).text
+    url = str(sieve.base_url)
+    preempted = vllm_engine.metric(url, "vllm:num_preemptions_total")
+    stream = sieve.completions.create(model=MODEL, prompt=ids, max_tokens=LONG, temperature=0, stream=True,
+                                      extra_body={"vllm_xargs": xargs})
+    pieces = []
+    for index, chunk in enumerate(stream):
+        pieces.append(chunk.choices[0].text)
+        if index == at:
+            preempt_everything(url)
+    assert vllm_engine.metric(url, "vllm:num_preemptions_total") == preempted + 1
+    assert "".join(pieces) == alone
 
 
 def test_usage_metric_counts_the_kept_blocks(sieve, ids):
@@ -146,6 +204,6 @@ def test_another_vllm_version_refuses_to_start():
     code = ("import vllm; vllm.__version__ = '0.31.0'\n"
             "from tokensieve.vllm.plugin import register; register()")
     done = subprocess.run([str(vllm_engine.venv_python()), "-c", code], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=vllm_engine.environment())
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].startswith("tokensieve: the vLLM plugin is built for vllm 0.32.0")

@@ -32,6 +32,9 @@ def vllm_serve(
                                              "tokensieve_policy).")] = "snapkv",
     budget: Annotated[float, typer.Option(help="Server-wide default budget, a ratio of each prompt in (0, 1]; "
                                                "1.0 evicts nothing unless a request asks.")] = 1.0,
+    every: Annotated[int, typer.Option(help="Server-wide default: evict again each time this many tokens have "
+                                            "been generated (rounded up to whole blocks); 0 evicts after prefill "
+                                            "only.")] = 0,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
 ) -> None:
     """Run vLLM's OpenAI server with the plugin on (fp32, eager, prefix caching off); extra arguments go to vLLM."""
@@ -39,12 +42,13 @@ def vllm_serve(
     from tokensieve.vllm.plan import BadOptions, Rule, parse
 
     try:
-        parse({}, Rule(policy, budget))
+        parse({}, Rule(policy, budget, every))
     except BadOptions as bad:
         raise TokensieveError(str(bad)) from None
     if not vllm_engine.available():
         raise TokensieveError(f"vLLM venv not found at {vllm_engine.venv_dir()}: run `tokensieve vllm setup`")
     cmd = vllm_engine.command(model, port, args=tuple(ctx.args))
-    env = vllm_engine.environment(extra={"TOKENSIEVE_VLLM_POLICY": policy, "TOKENSIEVE_VLLM_BUDGET": str(budget)})
+    env = vllm_engine.environment(extra={"TOKENSIEVE_VLLM_POLICY": policy, "TOKENSIEVE_VLLM_BUDGET": str(budget),
+                                         "TOKENSIEVE_VLLM_EVERY": str(every)})
     err.print(" ".join(cmd), highlight=False)
     os.execve(cmd[0], cmd, env)

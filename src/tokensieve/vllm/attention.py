@@ -1,7 +1,9 @@
 """vLLM's CPU attention backend with holes: the builder hands the kernel each compacted request's first blocks
-plus its tail, with the hidden length taken off; the impl, right after a prompt's last chunk has been attended
-densely, writes the kept tokens into the request's first blocks through vLLM's own cache-write op (so the ISA's
-block layout, AMX packing included, is never read or written by hand)."""
+plus its tail, with the hidden length taken off; the impl, right after a step that reaches a compaction point
+(the prompt's end, then every `every` generated tokens) has attended, reads the attended tokens back from the
+paged cache (`layout`), scores them and writes the kept ones into the request's first blocks through vLLM's own
+cache-write op. So no ISA's block layout, AMX packing included, is written by hand, and the worker keeps no copy
+of a prompt: only each row's last few queries."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
+from vllm import _custom_ops as ops
 from vllm.v1.attention.backend import CommonAttentionMetadata
 from vllm.v1.attention.backends.cpu_attn import (
     CPUAttentionBackend,
@@ -19,25 +22,33 @@ from vllm.v1.attention.backends.cpu_attn import (
 )
 
 from tokensieve.vllm import scoring
-from tokensieve.vllm.rows import ROWS, Chunk, RowState
+from tokensieve.vllm.layout import Layout, UnreadableLayout, probe
+from tokensieve.vllm.plan import active
+from tokensieve.vllm.rows import ROWS, RowState
 
 TRACE_ENV = "TOKENSIEVE_VLLM_TRACE"  # a folder: each compaction saves its kept positions there, per layer (tests)
 
 
 @dataclass
 class Job:
-    """What one row needs from every layer in this step: keep its prefill chunk, or compact its prompt."""
+    """What one row needs from every layer in this step: keep its newest queries for the next compaction, and,
+    when the step reaches that compaction point, compact."""
 
     state: RowState
     start: int  # the row's first query in this step
-    end: int  # one past the row's last prompt query in this step
-    compact: bool  # the prompt ends in this step
-    blocks: torch.Tensor  # the row's first `hole.keep_blocks` block ids
+    end: int  # one past the row's last query up to the compaction point
+    compact: bool  # the step reaches the compaction point
+    attended: torch.Tensor  # the block ids the kernel read for this row, in order (read back to compact)
+    positions: torch.Tensor  # [attended tokens] their positions, kept tokens as slot numbers (all below the tail)
+    candidates: int  # how many of the attended tokens compete for the kept blocks (the rest is the new tail)
+    fresh: torch.Tensor  # true positions of the candidates after the kept ones (the old tail's front)
+    kept_blocks: torch.Tensor  # the row's first `keep_blocks` block ids, refilled
 
 
 @dataclass
 class SieveMetadata(CPUAttentionMetadata):
     jobs: list[Job] = field(default_factory=list)
+    layout: Layout | None = None
 
 
 def plan_rows(cm: CommonAttentionMetadata) -> tuple[list[Job], CommonAttentionMetadata]:
@@ -51,28 +62,57 @@ def plan_rows(cm: CommonAttentionMetadata) -> tuple[list[Job], CommonAttentionMe
             continue
         hole, start, end = state.hole, starts[row], starts[row + 1]
         before = lengths[row] - (end - start)  # tokens already cached before this step
-        if state.compacted:
+        hidden, tail = hole.hidden_at(before), hole.tail_block_at(before)
+        if hidden:
             if seq_lens is cm.seq_lens:  # the runner's own buffers are never written
                 seq_lens, table = seq_lens.clone(), table.clone()
-            keep, tail = hole.keep_blocks, hole.tail_block
+            keep = hole.keep_blocks
             table[row, keep: table.shape[1] - (tail - keep)] = cm.block_table_tensor[row, tail:]
-            seq_lens[row] -= hole.hidden_tokens
-        elif before < hole.prompt_tokens:  # a prefill chunk: keep it, or compact if the prompt ends here
-            last = min(end, start + hole.prompt_tokens - before)
-            ends = before + last - start == hole.prompt_tokens
-            jobs.append(Job(state, start, last, ends, cm.block_table_tensor[row, : hole.keep_blocks].clone()))
-            state.compacted = ends  # the next step attends around the hole
+            seq_lens[row] -= hidden
+        point = hole.next_compaction(before)
+        observe = scoring.observed_queries(state.rule.policy)
+        if point is None or lengths[row] <= point - max(observe, 1):
+            continue  # neither a compaction nor one of the queries it scores in this step
+        bs, kept = hole.block_size, hole.keep_blocks * hole.block_size
+        attended = point - hidden  # tokens the kernel sees for this row at the compaction point
+        new_tail = point - hole.tail_block_at(point) * bs
+        old = torch.arange(tail * bs if hidden else 0, point, device=cm.seq_lens.device)
+        positions = torch.cat([torch.arange(kept, device=old.device), old]) if hidden else old
+        jobs.append(Job(state, start, min(end, start + point - before), lengths[row] >= point,
+                        table[row, : -(-attended // bs)].clone(), positions, attended - new_tail,
+                        old[: attended - new_tail - (kept if hidden else 0)],
+                        cm.block_table_tensor[row, : hole.keep_blocks].clone()))
     return jobs, replace(cm, seq_lens=seq_lens, block_table_tensor=table)
 
 
 class SieveMetadataBuilder(CPUAttentionMetadataBuilder):
+    def __init__(self, kv_cache_spec, layer_names, vllm_config, device) -> None:
+        super().__init__(kv_cache_spec, layer_names, vllm_config, device)
+        self.layout = self.learn_layout(device) if active(vllm_config.scheduler_config.scheduler_cls) else None
+
+    def learn_layout(self, device) -> Layout:
+        """The cache's layout, learnt from vLLM's own write op; refuses to start, with one line, if unreadable."""
+        dtype = self.kv_cache_spec.dtype
+        like = torch.empty(1, self.num_kv_heads, self.block_size, 2 * self.head_dim, dtype=dtype, device=device)
+
+        def write(keys, values, cache, slots) -> None:
+            key_cache, value_cache = cache.view(1, cache.shape[1], 2 * self.block_size, -1).chunk(2, dim=2)
+            ops.cpu_attn_reshape_and_cache(keys, values, key_cache, value_cache, slots, self.isa,
+                                           kv_cache_dtype=self.kv_cache_dtype)
+        try:
+            if self.kv_cache_dtype != "auto":
+                raise UnreadableLayout(f"kv cache dtype {self.kv_cache_dtype} stores scales beside the codes")
+            return probe(write, like)
+        except UnreadableLayout as err:
+            raise SystemExit(f"tokensieve: cannot read vLLM's {self.isa} KV cache layout: {err}") from None
+
     def build(self, common_prefix_len: int, common_attn_metadata: CommonAttentionMetadata,
               fast_build: bool = False) -> CPUAttentionMetadata:
         jobs, cm = plan_rows(common_attn_metadata) if ROWS else ([], common_attn_metadata)
         built = super().build(common_prefix_len, cm, fast_build)
         if not jobs:
             return built
-        return SieveMetadata(**{f.name: getattr(built, f.name) for f in fields(built)}, jobs=jobs)
+        return SieveMetadata(**{f.name: getattr(built, f.name) for f in fields(built)}, jobs=jobs, layout=self.layout)
 
 
 class SieveCPUAttentionImpl(CPUAttentionBackendImpl):
@@ -82,28 +122,35 @@ class SieveCPUAttentionImpl(CPUAttentionBackendImpl):
                                  output_block_scale)
         if isinstance(attn_metadata, SieveMetadata):
             for job in attn_metadata.jobs:
-                self.run_job(job, layer, query, key, value, kv_cache)
+                self.run_job(job, attn_metadata.layout, layer, query, kv_cache)
         return result
 
-    def run_job(self, job: Job, layer, query, key, value, kv_cache) -> None:
-        name = layer.layer_name
-        observe = scoring.observed_queries(job.state.rule.policy)
-        chunk = Chunk(key[job.start: job.end].clone(), value[job.start: job.end].clone(),
-                      query[max(job.start, job.end - observe): job.end].clone())
-        chunks = job.state.chunks.setdefault(name, [])
-        chunks.append(chunk)
+    def run_job(self, job: Job, layout: Layout, layer, query, kv_cache) -> None:
+        name, state = layer.layer_name, job.state
+        observe = scoring.observed_queries(state.rule.policy)
+        if observe:
+            recent = query[job.start: job.end]
+            if name in state.queries:
+                recent = torch.cat([state.queries[name], recent])
+            state.queries[name] = recent[-observe:].clone()
         if not job.compact:
             return
-        del job.state.chunks[name]
-        keys = torch.cat([c.keys for c in chunks])
-        values = torch.cat([c.values for c in chunks])
-        queries = torch.cat([c.queries for c in chunks])[-observe:] if observe else query[:0]
-        keep = scoring.choose(scoring.scores(job.state.rule.policy, queries, keys, self.scale), job.state.hole)
+        queries = state.queries.pop(name, query[:0])
+        keys, values = layout.read(kv_cache, job.attended)
+        keys, values = keys[: len(job.positions)], values[: len(job.positions)]
+        hole = state.hole
+        chosen = scoring.choose(scoring.scores(state.rule.policy, queries, keys, self.scale, job.positions),
+                                job.candidates, hole.keep_blocks * hole.block_size)  # [kv_heads, kept]
+        heads, earlier = chosen.shape[0], job.candidates - len(job.fresh)
+        known = state.positions.get(name)
+        if known is None or known.shape[1] != earlier:  # the row was re-added: only slot numbers are known
+            known = job.positions[:earlier].expand(heads, -1)
+        state.positions[name] = torch.cat([known, job.fresh.expand(heads, -1)], dim=1).gather(1, chosen)
         if os.environ.get(TRACE_ENV):
-            torch.save(keep.cpu(), Path(os.environ[TRACE_ENV]) / f"{name}.pt")
-        index = keep.T.unsqueeze(-1).expand(-1, -1, keys.shape[-1])  # [kept, kv_heads, dim]
-        bs = job.state.hole.block_size
-        slots = (job.blocks[:, None] * bs + torch.arange(bs, device=job.blocks.device)).flatten()
+            torch.save(state.positions[name].cpu(), Path(os.environ[TRACE_ENV]) / f"{name}.pt")
+        index = chosen.T.unsqueeze(-1).expand(-1, -1, keys.shape[-1])  # [kept, kv_heads, dim]
+        bs = hole.block_size
+        slots = (job.kept_blocks[:, None] * bs + torch.arange(bs, device=job.kept_blocks.device)).flatten()
         self.do_kv_cache_update(layer, keys.gather(0, index), values.gather(0, index), kv_cache,
                                 slots.to(torch.int64))
 

@@ -10,7 +10,7 @@ from vllm.sampling_params import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-from tokensieve.vllm.plan import SCHEDULER, BadOptions, parse, plan, server_default
+from tokensieve.vllm.plan import BadOptions, active, parse, plan, server_default
 from tokensieve.vllm.rows import ROWS, RowState
 
 
@@ -23,9 +23,7 @@ class SieveRequests(LogitsProcessor):
             raise ValueError(f"tokensieve: {err}") from None
 
     def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool) -> None:
-        chosen = vllm_config.scheduler_config.scheduler_cls  # None, a qualified name or a class
-        name = chosen if isinstance(chosen, str | None) else f"{chosen.__module__}.{chosen.__qualname__}"
-        self.active = name == SCHEDULER  # without it nothing frees blocks: the plugin stays out of the way
+        self.active = active(vllm_config.scheduler_config.scheduler_cls)
         self.default = server_default()
         self.block_size = vllm_config.cache_config.block_size
 
@@ -38,7 +36,7 @@ class SieveRequests(LogitsProcessor):
 
     def _state(self, params: SamplingParams, prompt: list[int] | None, _output: list[int]) -> RowState | None:
         rule = parse(params.extra_args, self.default)
-        hole = plan(len(prompt), rule.budget, self.block_size) if rule.evicts and prompt else None
+        hole = plan(len(prompt), rule.budget, self.block_size, every=rule.every) if rule.evicts and prompt else None
         return RowState(rule, hole) if hole else None  # no hole: the row runs as plain vLLM
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The worker's view of which persistent-batch rows carry a tokensieve rule, kept by `requests.SieveRequests`
+"""The worker's view of which persistent-batch rows carry a tokensieve rule, kept by `batch.SieveRequests`
 (vLLM tells logits processors every row it adds, removes or moves) and read by the attention backend."""
 
 from __future__ import annotations
@@ -11,20 +11,14 @@ from tokensieve.vllm.plan import Hole, Rule
 
 
 @dataclass
-class Chunk:
-    """One prefill chunk of one layer, kept until the prompt's last chunk: its keys, values and last queries."""
-
-    keys: Tensor
-    values: Tensor
-    queries: Tensor
-
-
-@dataclass
 class RowState:
+    """Where the row's hole is follows from its length alone (`Hole.hidden_at`), so nothing here decides what the
+    kernel sees: a row vLLM drops from the batch for a step and adds back keeps attending around its hole."""
+
     rule: Rule
     hole: Hole  # planned when the row is added (`plan.plan`), the same one the scheduler frees
-    compacted: bool = False  # once true, every step attends around the hole
-    chunks: dict[str, list[Chunk]] = field(default_factory=dict)  # layer name -> earlier prefill chunks
+    queries: dict[str, Tensor] = field(default_factory=dict)  # layer name -> last queries, for the next compaction
+    positions: dict[str, Tensor] = field(default_factory=dict)  # layer name -> kept positions [kv_heads, kept] (trace)
 
 
 ROWS: dict[int, RowState] = {}  # persistent-batch row index -> state, in this worker process

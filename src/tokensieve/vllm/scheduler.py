@@ -1,8 +1,11 @@
-"""vLLM's scheduler, plus one step: when a request's prompt has been computed, free the blocks its hole hides.
+"""vLLM's scheduler, plus two steps: when a request's cache reaches a compaction point (its prompt's end, then
+every `every` generated tokens), free the blocks its hole now hides; and never let one scheduled chunk run past
+such a point, so a request recomputed after preemption is compacted exactly where it was the first time.
 
 The worker compacts the kept tokens into the first blocks in that same step (attention.py), so the freed
 blocks may go to another request from the next step on. vLLM has no public call that frees a middle range;
-`_remove_blocks_in_range` is the one its own sliding-window manager uses, which is why the plugin pins vLLM."""
+`_remove_blocks_in_range` is the one its own sliding-window manager uses, and `_reserve_prefill_lookahead` is
+where it trims a chunk, which is why the plugin pins vLLM."""
 
 from __future__ import annotations
 
@@ -20,28 +23,44 @@ class SieveScheduler(Scheduler):
         if len(self.kv_cache_config.kv_cache_groups) != 1:
             raise SystemExit("tokensieve: the vLLM plugin supports models with one KV-cache group only")
         self.default = server_default()
-        self.freed: dict[str, int] = {}  # request id -> its preemption count when its hole was freed
+        self.holes: dict[str, Hole | None] = {}  # request id -> its hole, planned once
+        self.freed: dict[str, tuple[int, int]] = {}  # request id -> (preemptions, first block after the hole)
 
     def update_from_output(self, scheduler_output, model_runner_output):
         outputs = super().update_from_output(scheduler_output, model_runner_output)
         for req_id in scheduler_output.finished_req_ids:
-            self.freed.pop(req_id, None)
+            self.forget(req_id)
         for req_id in scheduler_output.num_scheduled_tokens:
             request = self.requests.get(req_id)
             if request is None or request.is_finished():
-                self.freed.pop(req_id, None)
+                self.forget(req_id)
                 continue
-            if request.num_computed_tokens < request.num_prompt_tokens:
-                continue
-            if self.freed.get(req_id) == request.num_preemptions:
-                continue
-            self.freed[req_id] = request.num_preemptions
             hole = self.hole(request)
-            if hole is not None:
+            if hole is None or not hole.compacted(request.num_computed_tokens):
+                continue
+            preemptions, freed_to = self.freed.get(req_id, (-1, 0))
+            if preemptions != request.num_preemptions:  # first compaction, or the first after a recomputation
+                freed_to = hole.keep_blocks
+            tail = hole.tail_block_at(request.num_computed_tokens)
+            if tail > freed_to:
                 for manager in self.kv_cache_manager.coordinator.single_type_managers:
-                    manager._remove_blocks_in_range(req_id, hole.keep_blocks, hole.tail_block)
+                    manager._remove_blocks_in_range(req_id, freed_to, tail)
+            self.freed[req_id] = (request.num_preemptions, tail)
         return outputs
 
+    def _reserve_prefill_lookahead(self, request, num_computed_tokens: int, num_new_tokens: int) -> int:
+        num_new_tokens = super()._reserve_prefill_lookahead(request, num_computed_tokens, num_new_tokens)
+        hole = self.hole(request)
+        point = hole.next_compaction(num_computed_tokens) if hole else None
+        return num_new_tokens if point is None else min(num_new_tokens, point - num_computed_tokens)
+
     def hole(self, request) -> Hole | None:
-        rule = parse(request.sampling_params.extra_args if request.sampling_params else None, self.default)
-        return plan(request.num_prompt_tokens, rule.budget, self.block_size) if rule.evicts else None
+        if request.request_id not in self.holes:
+            rule = parse(request.sampling_params.extra_args if request.sampling_params else None, self.default)
+            self.holes[request.request_id] = plan(request.num_prompt_tokens, rule.budget, self.block_size,
+                                                  every=rule.every) if rule.evicts else None
+        return self.holes[request.request_id]
+
+    def forget(self, req_id: str) -> None:
+        self.holes.pop(req_id, None)
+        self.freed.pop(req_id, None)
