@@ -110,6 +110,7 @@ def test_scores_equal_tokensieves_own_policies(policy):
     (["bench", "serve", "--engine", "vllm", "--methods", "full,h2o:0.5"], "runs full or snapkv"),
     (["bench", "serve", "--engine", "vllm", "--parts", "sweep"], "measures parts batch and capacity"),
     (["bench", "serve", "--engine", "sglang"], "unknown engine 'sglang'"),
+    (["bench", "serve", "--engine", "vllm", "--block-size", "48"], "needs a multiple of 32"),
     (["vllm", "serve", "--budget", "7"], "tokensieve_budget 7.0 must be a ratio"),
     (["vllm", "serve", "--policy", "h2o"], "unknown tokensieve_policy 'h2o'"),
     (["vllm", "serve", "--every", "-5"], "tokensieve_every -5 must be a whole number"),

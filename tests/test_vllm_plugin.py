@@ -207,3 +207,18 @@ def test_another_vllm_version_refuses_to_start():
                           timeout=120, env=vllm_engine.environment())
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].startswith("tokensieve: the vLLM plugin is built for vllm 0.32.0")
+
+
+def test_a_gpu_vllm_refuses_the_scheduler_with_one_line():
+    """The hole-aware backend exists for CPU_ATTN only: on a CUDA vLLM the scheduler would free blocks that
+    FlashAttention still reads, so it refuses before it builds anything."""
+    code = ("from vllm.platforms import current_platform\n"
+            "type(current_platform).is_cpu = lambda self: False\n"
+            "type(current_platform).device_type = 'cuda'\n"
+            "from tokensieve.vllm.scheduler import SieveScheduler; SieveScheduler()")
+    done = subprocess.run([str(vllm_engine.venv_python()), "-c", code], capture_output=True, text=True,
+                          timeout=120, env=vllm_engine.environment())
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        "tokensieve: the vLLM plugin attends around freed blocks with vLLM's CPU attention backend only; on cuda "
+        "the kernel would still read them")

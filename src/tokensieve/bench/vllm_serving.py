@@ -20,7 +20,7 @@ import openai
 from tokensieve.bench.peers import vllm_engine
 from tokensieve.bench.serving import Method, prompts_for
 from tokensieve.errors import TokensieveError
-from tokensieve.vllm.plan import POLICIES
+from tokensieve.vllm.plan import POLICIES, plan
 
 BLOCK = 128  # vLLM's CPU block size
 
@@ -29,6 +29,15 @@ def check(methods: list[Method]) -> None:
     for method in methods:
         if method.policy != "full" and method.policy not in POLICIES or method.kv_dtype != "fp":
             raise TokensieveError(f"--engine vllm runs full or {', '.join(POLICIES)} (fp KV); not {method.label}")
+
+
+def kept_share(method: Method, rows: list[list[int]], block: int) -> float:
+    """The share of the prompts' tokens a method keeps after prefill: its budget rounded down to whole blocks."""
+    if method.policy == "full":
+        return 1.0
+    holes = [plan(len(ids), method.budget, block) for ids in rows]
+    kept = sum(hole.kept_tokens if hole else len(ids) for hole, ids in zip(holes, rows, strict=True))
+    return round(kept / sum(len(ids) for ids in rows), 4)
 
 
 def _xargs(method: Method) -> dict | None:
@@ -85,25 +94,26 @@ async def _trace(url: str, model: str, rows: list[list[int]], new: int, extra: d
 
 
 def decode_at_batch(model: str, methods: list[Method], batch: int, prompt_tokens: int, new: int,
-                    progress=print) -> list[dict]:
+                    progress=print, block: int = BLOCK) -> list[dict]:
     from tokensieve.models import cached_load
 
     check(methods)
     _, tokenizer = cached_load(model)
     rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, batch)]
-    per_request = -(-(max(len(r) for r in rows) + new) // BLOCK)
+    per_request = -(-(max(len(r) for r in rows) + new) // block)
     blocks = batch * per_request + 1  # room for the whole batch at full cache (vLLM keeps one null block)
     results = []
     for method in methods:
         with (vllm_engine.server(model, plugin=method.policy != "full", blocks=blocks,
-                                 max_model_len=per_request * BLOCK) as url,
+                                 max_model_len=per_request * block, args=("--block-size", str(block))) as url,
               Poller(url, "vllm:kv_cache_usage_perc") as usage):
             start = time.perf_counter()
             stamps = asyncio.run(_trace(url, model, rows, new, _xargs(method), start))
         firsts, finishes = [s[0] for s in stamps], [s[-1] for s in stamps]
         opened, closed = max(firsts), min(finishes)
         in_window = sum(sum(1 for t in s if opened < t <= closed) for s in stamps)
-        results.append({"engine": "vllm", "method": method.label, "batch": batch, "pool_blocks": blocks,
+        results.append({"engine": "vllm", "method": method.label, "batch": batch, "block_size": block,
+                        "kept_share": kept_share(method, rows, block), "pool_blocks": blocks,
                         "full_batch_tok_s": round(in_window / (closed - opened), 2) if closed > opened else None,
                         "window_s": round(closed - opened, 1), "last_first_token_s": round(opened, 1),
                         "ttft_p50_s": round(statistics.median(firsts), 1), "wall_s": round(max(finishes), 1),
@@ -122,7 +132,7 @@ def _rounded(value: float | None) -> float | None:
 
 
 def served_at_once(model: str, methods: list[Method], prompt_tokens: int, new: int, requests: int,
-                   pool_requests: int = 2, progress=print) -> list[dict]:
+                   pool_requests: int = 2, progress=print, block: int = BLOCK) -> list[dict]:
     """Peak running requests in a pool with room for `pool_requests` full-cache requests
     (`--num-gpu-blocks-override`), `requests` sent at once."""
     from tokensieve.models import cached_load
@@ -130,15 +140,16 @@ def served_at_once(model: str, methods: list[Method], prompt_tokens: int, new: i
     check(methods)
     _, tokenizer = cached_load(model)
     rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, requests)]
-    per_request = -(-(max(len(r) for r in rows) + new) // BLOCK)
+    per_request = -(-(max(len(r) for r in rows) + new) // block)
     blocks = pool_requests * per_request + 1  # vLLM keeps one null block
     results = []
     for method in methods:
         with (vllm_engine.server(model, plugin=method.policy != "full", blocks=blocks,
-                                 max_model_len=per_request * BLOCK) as url,
+                                 max_model_len=per_request * block, args=("--block-size", str(block))) as url,
               Poller(url, "vllm:num_requests_running", every=0.05) as running):
             asyncio.run(_trace(url, model, rows, new, _xargs(method), time.perf_counter()))
-        results.append({"engine": "vllm", "method": method.label, "pool_blocks": blocks,
+        results.append({"engine": "vllm", "method": method.label, "block_size": block,
+                        "kept_share": kept_share(method, rows, block), "pool_blocks": blocks,
                         "requests": requests, "peak_running": int(running.peak)})
         progress(results[-1])
     return results

@@ -33,6 +33,8 @@ def bench_serve(
     requests: Annotated[int, typer.Option(help="Engine vllm: requests sent in the capacity part (0: --batch).")] = 0,
     pool_requests: Annotated[int, typer.Option(help="Engine vllm: the capacity pool holds this many full-cache "
                                                     "requests.")] = 2,
+    block_size: Annotated[int, typer.Option(help="Engine vllm: vLLM's paged block size (a multiple of 32; the "
+                                                 "plugin keeps and frees whole blocks).")] = 128,
     out_file: Annotated[Path, typer.Option("--out", help="JSON results (merged with earlier runs of the same "
                                                          "trace).")] = Path("runs/serve.json"),
     report: Annotated[Path | None, typer.Option(help="Also write the results as Markdown here.")] = None,
@@ -43,7 +45,7 @@ def bench_serve(
     """Serve a request trace at several concurrencies for each method, and measure what it buys."""
     if engine == "vllm":
         return _bench_vllm(model, methods, prompt_tokens, new_tokens, parts, batch, requests or batch, pool_requests,
-                           out_file)
+                           out_file, block_size)
     if engine != "tokensieve":
         raise TokensieveError(f"unknown engine '{engine}': use tokensieve or vllm")
     from tokensieve.bench import serving as bench
@@ -117,7 +119,7 @@ def bench_serve(
 
 
 def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, parts: str, batch: int,
-                requests: int, pool_requests: int, out_file: Path) -> None:
+                requests: int, pool_requests: int, out_file: Path, block_size: int = 128) -> None:
     from tokensieve.bench import vllm_serving
     from tokensieve.bench.serving import Method
 
@@ -127,6 +129,8 @@ def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, p
     vllm_serving.check(chosen)
     if requests < 1 or pool_requests < 1 or batch < 1:
         raise TokensieveError("batch, requests and pool-requests must be >= 1")
+    if block_size < 32 or block_size % 32:
+        raise TokensieveError(f"--block-size {block_size}: vLLM's CPU attention needs a multiple of 32")
     if parts == DEFAULT_PARTS:
         parts = "batch,capacity"
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
@@ -136,7 +140,7 @@ def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, p
         out_file = Path("runs/serve-vllm.json")
     command = (f"tokensieve bench serve --engine vllm --model {model} --methods {methods} --prompt-tokens "
                f"{prompt_tokens} --new-tokens {new_tokens} --batch {batch} --requests {requests} --pool-requests "
-               f"{pool_requests} --parts {parts} --out {out_file}")
+               f"{pool_requests} --block-size {block_size} --parts {parts} --out {out_file}")
     results: dict = json.loads(out_file.read_text()) if out_file.is_file() else {}
     if results and (results.get("model"), results.get("prompt_tokens"), results.get("new_tokens")) != (
             model, prompt_tokens, new_tokens):
@@ -144,10 +148,11 @@ def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, p
     results.update({"model": model, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "command": command})
     show = lambda row: err.print(row, highlight=False)  # noqa: E731
     if "batch" in wanted:
-        results["batch"] = vllm_serving.decode_at_batch(model, chosen, batch, prompt_tokens, new_tokens, show)
+        results["batch"] = vllm_serving.decode_at_batch(model, chosen, batch, prompt_tokens, new_tokens, show,
+                                                        block_size)
     if "capacity" in wanted:
         results["capacity"] = vllm_serving.served_at_once(model, chosen, prompt_tokens, new_tokens, requests,
-                                                          pool_requests, show)
+                                                          pool_requests, show, block_size)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1) + "\n")

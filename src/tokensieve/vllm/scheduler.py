@@ -9,6 +9,7 @@ where it trims a chunk, which is why the plugin pins vLLM."""
 
 from __future__ import annotations
 
+from vllm.platforms import current_platform
 from vllm.v1.core.sched.scheduler import Scheduler
 
 from tokensieve.vllm.plan import Hole, parse, plan, server_default
@@ -16,6 +17,9 @@ from tokensieve.vllm.plan import Hole, parse, plan, server_default
 
 class SieveScheduler(Scheduler):
     def __init__(self, *args, **kwargs) -> None:
+        if not current_platform.is_cpu():  # the hole-aware attention backend exists for CPU_ATTN only
+            raise SystemExit(f"tokensieve: the vLLM plugin attends around freed blocks with vLLM's CPU attention "
+                             f"backend only; on {current_platform.device_type} the kernel would still read them")
         super().__init__(*args, **kwargs)
         if self.cache_config.enable_prefix_caching:
             raise SystemExit("tokensieve: start vLLM with --no-enable-prefix-caching: a compacted block must not "
