@@ -73,15 +73,16 @@ def plan_rows(cm: CommonAttentionMetadata) -> tuple[list[Job], CommonAttentionMe
         observe = scoring.observed_queries(state.rule.policy)
         if point is None or lengths[row] <= point - max(observe, 1):
             continue  # neither a compaction nor one of the queries it scores in this step
-        bs, kept = hole.block_size, hole.keep_blocks * hole.block_size
+        bs = hole.block_size
+        kept = hole.keep_blocks * bs if hidden else 0  # tokens in the kept blocks (none before the prompt's end)
         attended = point - hidden  # tokens the kernel sees for this row at the compaction point
-        new_tail = point - hole.tail_block_at(point) * bs
-        old = torch.arange(tail * bs if hidden else 0, point, device=cm.seq_lens.device)
-        positions = torch.cat([torch.arange(kept, device=old.device), old]) if hidden else old
-        jobs.append(Job(state, start, min(end, start + point - before), lengths[row] >= point,
-                        table[row, : -(-attended // bs)].clone(), positions, attended - new_tail,
-                        old[: attended - new_tail - (kept if hidden else 0)],
-                        cm.block_table_tensor[row, : hole.keep_blocks].clone()))
+        candidates = attended - (point - hole.tail_block_at(point) * bs)  # all but the new tail
+        in_place = torch.arange(tail * bs if hidden else 0, point, device=cm.seq_lens.device)  # after the kept blocks
+        positions = torch.cat([torch.arange(kept, device=in_place.device), in_place])
+        jobs.append(Job(state, start, min(end, start + point - before), compact=lengths[row] >= point,
+                        attended=table[row, : -(-attended // bs)].clone(), positions=positions,
+                        candidates=candidates, fresh=in_place[: candidates - kept],
+                        kept_blocks=cm.block_table_tensor[row, : hole.keep_blocks].clone()))
     return jobs, replace(cm, seq_lens=seq_lens, block_table_tensor=table)
 
 
