@@ -40,6 +40,23 @@ def kept_share(method: Method, rows: list[list[int]], block: int) -> float:
     return round(kept / sum(len(ids) for ids in rows), 4)
 
 
+def _prompts(model: str, methods: list[Method], prompt_tokens: int, count: int, new: int,
+             block: int) -> tuple[list[list[int]], int]:
+    """`count` distinct prompts' token ids, and the blocks one request needs at full cache."""
+    from tokensieve.models import cached_load
+
+    check(methods)
+    _, tokenizer = cached_load(model)
+    rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, count)]
+    return rows, -(-(max(len(r) for r in rows) + new) // block)
+
+
+def _server(model: str, method: Method, blocks: int, per_request: int, block: int):
+    """vLLM as shipped for `full`, with the plugin otherwise, in a pool of `blocks` paged blocks."""
+    return vllm_engine.server(model, plugin=method.policy != "full", blocks=blocks,
+                              max_model_len=per_request * block, args=("--block-size", str(block)))
+
+
 def _xargs(method: Method) -> dict | None:
     if method.policy == "full":
         return None
@@ -95,17 +112,11 @@ async def _trace(url: str, model: str, rows: list[list[int]], new: int, extra: d
 
 def decode_at_batch(model: str, methods: list[Method], batch: int, prompt_tokens: int, new: int,
                     progress=print, block: int = BLOCK) -> list[dict]:
-    from tokensieve.models import cached_load
-
-    check(methods)
-    _, tokenizer = cached_load(model)
-    rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, batch)]
-    per_request = -(-(max(len(r) for r in rows) + new) // block)
+    rows, per_request = _prompts(model, methods, prompt_tokens, batch, new, block)
     blocks = batch * per_request + 1  # room for the whole batch at full cache (vLLM keeps one null block)
     results = []
     for method in methods:
-        with (vllm_engine.server(model, plugin=method.policy != "full", blocks=blocks,
-                                 max_model_len=per_request * block, args=("--block-size", str(block))) as url,
+        with (_server(model, method, blocks, per_request, block) as url,
               Poller(url, "vllm:kv_cache_usage_perc") as usage):
             start = time.perf_counter()
             stamps = asyncio.run(_trace(url, model, rows, new, _xargs(method), start))
@@ -135,17 +146,11 @@ def served_at_once(model: str, methods: list[Method], prompt_tokens: int, new: i
                    pool_requests: int = 2, progress=print, block: int = BLOCK) -> list[dict]:
     """Peak running requests in a pool with room for `pool_requests` full-cache requests
     (`--num-gpu-blocks-override`), `requests` sent at once."""
-    from tokensieve.models import cached_load
-
-    check(methods)
-    _, tokenizer = cached_load(model)
-    rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, requests)]
-    per_request = -(-(max(len(r) for r in rows) + new) // block)
+    rows, per_request = _prompts(model, methods, prompt_tokens, requests, new, block)
     blocks = pool_requests * per_request + 1  # vLLM keeps one null block
     results = []
     for method in methods:
-        with (vllm_engine.server(model, plugin=method.policy != "full", blocks=blocks,
-                                 max_model_len=per_request * block, args=("--block-size", str(block))) as url,
+        with (_server(model, method, blocks, per_request, block) as url,
               Poller(url, "vllm:num_requests_running", every=0.05) as running):
             asyncio.run(_trace(url, model, rows, new, _xargs(method), time.perf_counter()))
         results.append({"engine": "vllm", "method": method.label, "block_size": block,

@@ -45,8 +45,7 @@ def vllm_serve(
         parse({}, Rule(policy, budget, every))
     except BadOptions as bad:
         raise TokensieveError(str(bad)) from None
-    if not vllm_engine.available():
-        raise TokensieveError(f"vLLM venv not found at {vllm_engine.venv_dir()}: run `tokensieve vllm setup`")
+    vllm_engine.require()
     cmd = vllm_engine.command(model, port, args=tuple(ctx.args))
     env = vllm_engine.environment(extra={"TOKENSIEVE_VLLM_POLICY": policy, "TOKENSIEVE_VLLM_BUDGET": str(budget),
                                          "TOKENSIEVE_VLLM_EVERY": str(every)})

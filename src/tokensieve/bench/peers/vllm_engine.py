@@ -46,6 +46,12 @@ def available() -> bool:
     return VENV.available() and any(VENV.dir().glob("lib/python*/site-packages/*tokensieve*"))
 
 
+def require() -> None:
+    """One clear line when the venv is missing."""
+    if not available():
+        raise TokensieveError(f"vLLM venv not found at {VENV.dir()}: run `tokensieve vllm setup`")
+
+
 def setup(echo=print) -> float:
     seconds = VENV.setup(echo)
     started = time.perf_counter()
@@ -91,8 +97,7 @@ def server(model: str, *, plugin: bool = True, blocks: int | None = None, max_mo
     """`command()` started and ready, eager, with a 1 GiB KV space unless `blocks` fixes the pool
     (`--num-gpu-blocks-override`); yields its base URL (…/v1). `env` adds to the environment (e.g.
     TOKENSIEVE_VLLM_POLICY/BUDGET, the server-wide default)."""
-    if not available():
-        raise TokensieveError(f"vLLM venv not found at {VENV.dir()}: run `tokensieve vllm setup`")
+    require()
     port = free_port()
     extra = ["--enforce-eager", "--max-model-len", str(max_model_len), *args]
     if blocks is not None:
