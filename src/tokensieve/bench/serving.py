@@ -24,28 +24,37 @@ from tokensieve.bench.speed import BOUND, NoAttention
 from tokensieve.bench.storage import split_storage
 from tokensieve.core.memory import PeakMemory
 from tokensieve.data.corpus import haystack
+from tokensieve.errors import TokensieveError
 from tokensieve.serve.engine import Engine, Request
 from tokensieve.serve.server import ServeConfig, ServerThread, build_app
+
+KERNEL = "kernel"  # a method's suffix: its engine runs dense decode attention through `core.decode_kernel`
 
 
 @dataclass
 class Method:
-    """`policy[@kv_dtype][:budget]`, e.g. "snapkv:0.125", "quest@int4:0.125", "full@int4"."""
+    """`policy[@kv_dtype][:budget][+kernel]`, e.g. "snapkv:0.125", "quest@int4:0.125", "full@int4",
+    "full+kernel" (the engine attends dense decode steps through `core.decode_kernel`)."""
 
     policy: str
     budget: float
     kv_dtype: str = "fp"
+    decode_kernel: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Method:
+        text, plus, suffix = text.strip().partition("+")
+        if plus and suffix != KERNEL:
+            raise TokensieveError(f"'{text}+{suffix}': the only suffix of a served method is +{KERNEL}")
         name, _, budget = text.partition(":")
         policy, kv_dtype = split_storage(name)
-        return cls(policy, float(budget) if budget else 1.0, kv_dtype)
+        return cls(policy, float(budget) if budget else 1.0, kv_dtype, bool(plus))
 
     @property
     def label(self) -> str:
         label = self.policy if self.policy in ("full", BOUND) else f"{self.policy}@{self.budget:g}"
-        return label if self.kv_dtype == "fp" else f"{label}/{self.kv_dtype}"
+        label = label if self.kv_dtype == "fp" else f"{label}/{self.kv_dtype}"
+        return f"{label}+{KERNEL}" if self.decode_kernel else label
 
     def options(self) -> dict:
         """The request's `tokensieve` options."""
@@ -154,7 +163,7 @@ def decode_at_batch(model: str, methods: list[Method], batch: int, prompt_tokens
     rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, batch)]
     results = []
     for method in [*methods, Method(BOUND, 1.0)]:
-        engine = Engine(net, tokenizer, max_batch=batch, max_queue=batch)
+        engine = Engine(net, tokenizer, max_batch=batch, max_queue=batch, decode_kernel=method.decode_kernel)
         policy = NoAttention() if method.policy == BOUND else method.policy
         engine.hold_decode = True
         for row in rows:

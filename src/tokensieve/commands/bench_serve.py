@@ -19,8 +19,10 @@ DEFAULT_PARTS = "sweep,batch,capacity,ttft"
 @guarded
 def bench_serve(
     model: Model = "smollm2-135m",
-    methods: Annotated[str, typer.Option(help="Comma-separated policy[@kv_dtype][:budget], full cache first "
-                                              "(engine vllm: full,snapkv:0.125).")] = DEFAULT_METHODS,
+    methods: Annotated[str, typer.Option(help="Comma-separated policy[@kv_dtype][:budget][+kernel], full cache "
+                                              "first; +kernel: dense decode attention through tokensieve's CPU "
+                                              "kernel (part batch). Engine vllm: full,snapkv:0.125.")]
+    = DEFAULT_METHODS,
     concurrency: Annotated[str, typer.Option(help="Clients at once, comma-separated.")] = "1,4,8,16",
     prompt_tokens: Annotated[int, typer.Option(help="Tokens per prompt.")] = 4096,
     new_tokens: Annotated[int, typer.Option(help="Tokens generated per request.")] = 128,
@@ -63,6 +65,8 @@ def bench_serve(
         raise TokensieveError(f"parts must be among sweep, batch, capacity, ttft, report; got '{parts}'")
     if prompt_tokens < 64 or new_tokens < 2:
         raise TokensieveError("prompt-tokens must be >= 64 and new-tokens >= 2")
+    if any(m.decode_kernel for m in chosen) and wanted - {"batch", "report"}:
+        raise TokensieveError("a +kernel method is measured in the batch part only: pass --parts batch")
     results: dict = json.loads(out_file.read_text()) if out_file.is_file() else {}
     if results and (results.get("model"), results.get("prompt_tokens"), results.get("new_tokens")) != (
             model, prompt_tokens, new_tokens):
@@ -126,6 +130,8 @@ def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, p
     if methods == DEFAULT_METHODS:  # the plugin runs KV policies only
         methods = "full,snapkv:0.125"
     chosen = [Method.parse(m) for m in methods.split(",") if m.strip()]
+    if any(m.decode_kernel for m in chosen):
+        raise TokensieveError("+kernel is tokensieve's engine option; vLLM runs its own attention")
     vllm_serving.check(chosen)
     if requests < 1 or pool_requests < 1 or batch < 1:
         raise TokensieveError("batch, requests and pool-requests must be >= 1")

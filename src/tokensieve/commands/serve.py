@@ -32,6 +32,9 @@ def serve(
     replicas: Annotated[int, typer.Option(help="Engine replicas behind Ray Serve (1 = plain uvicorn).")] = 1,
     device: Device = "cpu",
     weights: Weights = "fp32",
+    decode_kernel: Annotated[bool, typer.Option(
+        "--decode-kernel", help="CPU: dense one-token decode steps attend through tokensieve's kernel (equal to "
+                                "the model's own attention up to float rounding; built once, about 40 s).")] = False,
     api_key: Annotated[list[str] | None, typer.Option(
         "--api-key", help="Key clients must send as 'Authorization: Bearer KEY' on /v1 (repeatable; default: "
                           "TOKENSIEVE_API_KEY, comma-separated; none: open).", show_default=False)] = None,
@@ -54,6 +57,11 @@ def serve(
     make(policy, budget=parse_budget(budget))
     check_kv_dtype(kv_dtype)
     check_weights(weights)
+    if decode_kernel and device == "cpu":
+        from tokensieve.core.decode_kernel import unavailable
+
+        if unavailable():
+            raise TokensieveError(unavailable())
     if replicas < 1 or max_batch < 1 or prefill_chunk < 1 or max_queue < 0 or max_body_kb < 1:
         raise TokensieveError("replicas, max-batch, prefill-chunk and max-body-kb must be >= 1, max-queue >= 0")
     if drain_timeout < 0:
@@ -66,8 +74,8 @@ def serve(
     config = ServeConfig(model=model, policy=policy, budget=budget, kv_dtype=kv_dtype, max_batch=max_batch,
                          kv_pool_mb=kv_pool_mb,
                          prefill_chunk=prefill_chunk, max_queue=max_queue, max_body_bytes=max_body_kb * 1024,
-                         default_max_tokens=max_tokens_default, device=device, weights=weights, api_keys=keys,
-                         metrics_keyed=key_metrics)
+                         default_max_tokens=max_tokens_default, device=device, weights=weights,
+                         decode_kernel=decode_kernel, api_keys=keys, metrics_keyed=key_metrics)
     warning = exposed_warning(host, keys)
     if warning:
         err.print(warning, highlight=False)

@@ -21,6 +21,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from tokensieve.core.cache import SieveCache, SieveLayer
+from tokensieve.core.decode_kernel import with_kernel
 from tokensieve.core.policy import Policy
 from tokensieve.core.quant import check_kv_dtype
 from tokensieve.core.session import Session
@@ -165,20 +166,22 @@ def attention_implementation(model: torch.nn.Module, name: str) -> Iterator[str]
 
 @contextmanager
 def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int] | None = None,
-          kv_dtype: str = "fp") -> Iterator[Session]:
+          kv_dtype: str = "fp", decode_kernel: bool = False) -> Iterator[Session]:
     """Run `model` (forward or generate) under `policy` inside the block; the model is restored after it.
     `kv_dtype`: the storage precision of the cache apply() makes when the caller passes none ("fp", "int8",
-    "int4"); a caller's own SieveCache keeps its own.
+    "int4"); a caller's own SieveCache keeps its own. `decode_kernel`: dense one-token decode steps on CPU run
+    tokensieve's kernel (`core.decode_kernel`; equal to the model's own attention up to float rounding).
 
     A model has one owner at a time: a nested or concurrent apply() on the same model is refused."""
     modules = attention_modules(model)
     check_kv_dtype(kv_dtype)
+    dense = with_kernel(dense_attention(modules[0], attention_name(model)), decode_kernel, model.device)
     with _OWNERS_LOCK:
         if getattr(model, SESSION_ATTR, None) is not None:
             raise TokensieveError(
                 "this model is already inside tokensieve.apply() (nested or in another thread); one policy per "
                 "model at a time: leave the first block or load a second model")
-        session = Session.open(policy, model, dense_attention(modules[0], attention_name(model)), prompt_tokens)
+        session = Session.open(policy, model, dense, prompt_tokens)
         session.kv_dtype = kv_dtype
         setattr(model, SESSION_ATTR, session)
     try:

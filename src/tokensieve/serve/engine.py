@@ -29,6 +29,7 @@ import torch
 
 from tokensieve.core.budget import parse_budget
 from tokensieve.core.cache import SieveCache
+from tokensieve.core.decode_kernel import with_kernel
 from tokensieve.core.hooks import dense_attention
 from tokensieve.core.policy import Policy
 from tokensieve.core.quant import check_kv_dtype
@@ -118,7 +119,8 @@ class Engine:
 
     def __init__(self, model, tokenizer=None, *, policy: str = "full", budget: float | str = 1.0,
                  max_batch: int = 16, kv_pool_bytes: int | None = None, prefill_chunk: int = 128,
-                 max_queue: int = 64, metrics=None, name: str = "model", kv_dtype: str = "fp") -> None:
+                 max_queue: int = 64, metrics=None, name: str = "model", kv_dtype: str = "fp",
+                 decode_kernel: bool = False) -> None:
         if max_batch < 1 or prefill_chunk < 1 or max_queue < 0:
             raise TokensieveError("max_batch and prefill_chunk must be >= 1, max_queue >= 0")
         self.model, self.tokenizer, self.name = model, tokenizer, name
@@ -128,7 +130,8 @@ class Engine:
         check_kv_dtype(kv_dtype, self.footprint.head_dim)
         self.kv_dtype = kv_dtype
         self.packed = PackedModel(model)
-        self.dense = dense_attention(self.packed.modules[0], self.packed.dense_name)
+        self.dense = with_kernel(dense_attention(self.packed.modules[0], self.packed.dense_name), decode_kernel,
+                                 model.device)
         self.pool = KVPool(kv_pool_bytes)
         self.max_batch, self.prefill_chunk, self.max_queue = max_batch, prefill_chunk, max_queue
         self.metrics = metrics

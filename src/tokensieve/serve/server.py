@@ -28,6 +28,7 @@ class ServeConfig:
     default_max_tokens: int = 256
     device: str = "cpu"
     weights: str = "fp32"
+    decode_kernel: bool = False  # dense one-token decode attention through tokensieve's CPU kernel
     api_keys: tuple[str, ...] = field(default=(), repr=False)  # never printed
     metrics_keyed: bool = False
 
@@ -41,7 +42,8 @@ def build_engine(config: ServeConfig) -> Engine:
     metrics = ServeMetrics(config.pool_bytes)
     return Engine(model, tokenizer, policy=config.policy, budget=config.budget, max_batch=config.max_batch,
                   kv_pool_bytes=config.pool_bytes, prefill_chunk=config.prefill_chunk,
-                  max_queue=config.max_queue, metrics=metrics, name=config.model, kv_dtype=config.kv_dtype)
+                  max_queue=config.max_queue, metrics=metrics, name=config.model, kv_dtype=config.kv_dtype,
+                  decode_kernel=config.decode_kernel)
 
 
 def build_app(config: ServeConfig, replica: str | None = None):

@@ -1,0 +1,58 @@
+"""The server's full-batch decode step with and without the CPU decode kernel (`core.decode_kernel`), interleaved on
+the same caches: BATCH prompts of TOKENS tokens are prefilled once per policy, then blocks of 8 decode steps
+alternate between the model's own attention and the kernel. Per round, the ratio of the two blocks' median step
+times; the geometric mean over rounds with a bootstrap 95 % interval. The numbers in docs/SERVING-RESULTS.md come
+from:
+
+    .venv/bin/python scripts/decode_kernel_step.py smollm2-135m 8 4096 full,snapkv:0.125
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+
+import torch
+
+from tokensieve.bench.serving import Method, prompts_for
+from tokensieve.models import cached_load
+from tokensieve.serve.engine import Engine, Request
+
+BLOCK, ROUNDS = 8, 8
+
+
+def main(model: str, batch: int, tokens: int, methods: str) -> None:
+    from decode_packed_gemm import geometric_mean_interval
+
+    net, tokenizer = cached_load(model)
+    rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, tokens, batch)]
+    print(f"{model}, {batch} × {len(rows[0])} tokens, {torch.get_num_threads()} threads, {ROUNDS} rounds of "
+          f"{BLOCK} steps per path")
+    for method in map(Method.parse, methods.split(",")):
+        engine = Engine(net, tokenizer, max_batch=batch, max_queue=batch, decode_kernel=True)
+        engine.hold_decode = True
+        for row in rows:
+            engine.submit(Request(row, 2 * BLOCK * ROUNDS + 4, method.policy, method.budget, ignore_eos=True),
+                          lambda event: None)
+        while engine.waiting or any(not s.decoding for s in engine.running):
+            engine.step()
+        engine.hold_decode = False
+        engine.step()  # the first step after the prompts: warm
+        medians = {False: [], True: []}
+        for _ in range(ROUNDS):
+            for enabled in (False, True):
+                engine.dense.enabled = enabled
+                since = len(engine.step_log)
+                for _ in range(BLOCK):
+                    engine.step()
+                assert all(n == batch for n, _, _ in engine.step_log[since:]), "a step left the full batch"
+                medians[enabled].append(statistics.median(s for _, _, s in engine.step_log[since:]))
+        ratio, low, high = geometric_mean_interval([a / b for a, b in zip(medians[False], medians[True], strict=True)])
+        plain, fast = (1000 * statistics.median(medians[k]) for k in (False, True))
+        print(f"{method.label}: step {plain:.1f} ms → {fast:.1f} ms with the kernel, {ratio:.2f}× "
+              f"[{low:.2f}–{high:.2f}] ({engine.dense.calls} kernel calls)", flush=True)
+        engine.run_until_idle()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
