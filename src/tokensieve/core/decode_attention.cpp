@@ -2,7 +2,7 @@
 // chunk of 256 tokens that reads each key and value row once for all the query heads sharing it (GQA), then merges
 // the chunks' partial softmaxes. Register-blocked for AVX2 + FMA; torch splits the chunks over its threads, so
 // three KV heads keep two cores busy. Built on first use by `tokensieve.core.decode_kernel`, which routes only the
-// calls it can take here (see its docstring) and measures the gain (docs/SERVING-RESULTS.md).
+// calls it can take here (see its docstring); docs/DECODE.md has the measured gain.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>

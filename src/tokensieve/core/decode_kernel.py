@@ -3,7 +3,7 @@
 At batch 8 × 4k on SmolLM2 the server's step reads 1.5 GB of KV, and torch's sdpa reads it at about a third of this
 CPU's memory bandwidth: for one query it runs a blocked flash kernel built for many. `decode_attention.cpp` reads
 every key and value row once for all the query heads that share it, in 256-token chunks spread over torch's
-threads, and merges the chunks' partial softmaxes (docs/SERVING-RESULTS.md has the measured step).
+threads, and merges the chunks' partial softmaxes (docs/DECODE.md has the measured step).
 
 Only calls it computes exactly as sdpa would, up to float rounding, are routed to it: a float32 CPU query of one
 token and batch 1, no mask (the whole cache is attended), no dropout, softcap, sliding window, position bias or
