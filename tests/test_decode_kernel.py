@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokensieve.core.decode_kernel import KernelAttention, attend, takes, unavailable, with_kernel
+from tokensieve.core.decode_kernel import KernelAttention, attend, takes, with_kernel
 from tokensieve.core.hooks import apply
+from tokensieve.core.kernels import unavailable
 from tokensieve.data.corpus import haystack
 from tokensieve.methods import make
 

@@ -58,7 +58,7 @@ def serve(
     check_kv_dtype(kv_dtype)
     check_weights(weights)
     if decode_kernel and device == "cpu":
-        from tokensieve.core.decode_kernel import unavailable
+        from tokensieve.core.kernels import unavailable
 
         if unavailable():
             raise TokensieveError(unavailable())

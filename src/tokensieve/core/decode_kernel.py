@@ -12,48 +12,20 @@ every call on another device, goes to the model's own attention unchanged. The r
 summation order (within 2e-6 relative at 4k tokens, tests/test_decode_kernel.py), so it is opt-in: the default
 path stays bit-identical to the unmodified model.
 
-The extension is compiled once per machine with torch's C++ extension builder (about 40 s, cached by torch), for
-CPUs that torch reports as AVX2 or better; `unavailable()` names what is missing otherwise.
+The kernel is compiled once per machine (`core.kernels`, about 40 s), for CPUs that torch reports as AVX2 or
+better; `unavailable()` names what is missing otherwise.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from tokensieve.errors import TokensieveError
+from tokensieve.core.kernels import extension
 
-SOURCE = Path(__file__).with_name("decode_attention.cpp")
 HEAD_DIM_MULTIPLE = 32
 MAX_HEADS_PER_KV_HEAD = 16
-_FLAGS = ["-O3", "-mavx2", "-mfma", "-fopenmp"]
-
-
-def unavailable() -> str | None:
-    """Why the kernel cannot run on this machine, or None when it can."""
-    capability = torch.backends.cpu.get_cpu_capability()
-    if not capability.startswith("AVX2") and not capability.startswith("AVX512"):
-        return f"the decode kernel needs an AVX2 CPU; torch reports {capability}"
-    return None
-
-
-@functools.cache
-def extension():
-    """The compiled kernel module (built on first call; TokensieveError with one line if it cannot be)."""
-    reason = unavailable()
-    if reason:
-        raise TokensieveError(reason)
-    from torch.utils import cpp_extension
-
-    try:
-        return cpp_extension.load("tokensieve_decode_attention", [str(SOURCE)], extra_cflags=_FLAGS,
-                                  extra_ldflags=["-fopenmp"])
-    except (OSError, RuntimeError, ImportError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise TokensieveError(f"the decode kernel could not be built ({first}); run without --decode-kernel") from None
 
 
 def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float) -> torch.Tensor:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from tokensieve.core.kernels import optional
 from tokensieve.core.tensors import RowGather, append_rows, capacity_rows, storage_bytes, with_room
 from tokensieve.errors import TokensieveError
 
@@ -108,9 +109,14 @@ class QuantizedRows:
         values = vc * self.value_step.float()[..., None] + self.value_low.float()[..., None]
         return keys.view(b, h, n, d).to(dtype), values.view(b, h, n, d).to(dtype)
 
-    def dequantize_rows(self, rows: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    def dequantize_rows(self, rows: Tensor, dtype: torch.dtype, kernel: bool = True) -> tuple[Tensor, Tensor]:
         """Keys and values [b, h, k, dim] in `dtype` of the coded rows at `rows` [b, h, k]: only those rows' codes
-        and scales are read. Each element is computed as `dequantize` computes it, so the two agree exactly."""
+        and scales are read. Each element is computed as `dequantize` computes it, so the two agree exactly. On
+        CPU one compiled loop does it (`core.kernels`, bit-identical) where it can be built, unless not `kernel`."""
+        compiled = optional() if kernel and rows.device.type == "cpu" else None
+        if compiled is not None:
+            keys, values = compiled.dequantize_rows(rows, *self.tensors(), self.bits, self.group)
+            return keys.to(dtype), values.to(dtype)
         g = self.group
         by_row, by_group = RowGather(rows), RowGather(rows // g)
         kc = _unpack(by_row(self.key_codes), self.bits).float()

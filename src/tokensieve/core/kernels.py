@@ -1,0 +1,58 @@
+"""tokensieve's CPU kernels, compiled once per machine with torch's C++ extension builder (about 40 s, cached by
+torch under ~/.cache/torch_extensions) for CPUs that torch reports as AVX2 or better:
+- `attend` (decode_attention.cpp): dense attention of a one-token decode step, opt-in (`core.decode_kernel`);
+- `dequantize_rows` (dequantize_rows.cpp): a selector's coded rows dequantized in one pass, bit-identical to the
+  torch path it replaces (`core.quant.QuantizedRows.dequantize_rows`), so it is used wherever it is available.
+
+Hand-written because no library we can install offers either for torch 2.13 on CPU (docs/DECODE.md, KV-STORE.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import torch
+
+from tokensieve.errors import TokensieveError
+
+SOURCES = [Path(__file__).with_name(name) for name in ("decode_attention.cpp", "dequantize_rows.cpp")]
+# -ffp-contract=off: a * b + c stays two roundings, as torch's elementwise kernels compute it
+_FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off"]
+
+
+def unavailable() -> str | None:
+    """Why the kernels cannot run on this machine, or None when they can."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not capability.startswith("AVX2") and not capability.startswith("AVX512"):
+        return f"tokensieve's CPU kernels need an AVX2 CPU; torch reports {capability}"
+    return None
+
+
+@functools.cache
+def extension():
+    """The compiled kernels (built on first call), or TokensieveError with one line saying why not."""
+    reason = unavailable()
+    if reason:
+        raise TokensieveError(reason)
+    from torch.utils import cpp_extension
+
+    try:
+        return cpp_extension.load("tokensieve_cpu_kernels", [str(s) for s in SOURCES], extra_cflags=_FLAGS,
+                                  extra_ldflags=["-fopenmp"])
+    except (OSError, RuntimeError, ImportError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TokensieveError(f"tokensieve's CPU kernels could not be built ({first})") from None
+
+
+@functools.cache
+def optional():
+    """The compiled kernels, or None where they cannot be built or TOKENSIEVE_KERNELS=off (for paths whose torch
+    fallback gives the same result, so a benchmark can time both)."""
+    if os.environ.get("TOKENSIEVE_KERNELS") == "off":
+        return None
+    try:
+        return extension()
+    except TokensieveError:
+        return None

@@ -1,0 +1,40 @@
+"""The compiled dequantization of a selector's coded rows (`core/dequantize_rows.cpp`): bit-identical to the torch
+path it replaces and to dequantizing everything, on every layout the store makes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokensieve.core.kernels import unavailable
+from tokensieve.core.quant import GROUP, QuantizedRows
+
+pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
+
+
+@settings(max_examples=30, deadline=None)
+@given(bits=st.sampled_from([4, 8]), head_dim=st.sampled_from([32, 64, 128]), batch=st.integers(1, 2),
+       heads=st.integers(1, 3), groups=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+       spare=st.sampled_from([0, 64]), picked=st.integers(1, 80), seed=st.integers(0, 2**16))
+def test_compiled_rows_equal_the_torch_path_bit_for_bit(bits, head_dim, batch, heads, groups, spare, picked, seed):
+    torch.manual_seed(seed)
+    store = QuantizedRows(bits, GROUP)
+    for count in groups:  # appends into spare room, then growing buffers: heads strided, rows contiguous
+        tokens = count * GROUP
+        store.append(torch.randn(batch, heads, tokens, head_dim) * 4, torch.randn(batch, heads, tokens, head_dim),
+                     spare=spare)
+    rows = torch.randint(0, store.rows, (batch, heads, picked))
+    fast = store.dequantize_rows(rows, torch.float32)
+    plain = store.dequantize_rows(rows, torch.float32, kernel=False)
+    whole = [t.gather(2, rows[..., None].expand(-1, -1, -1, head_dim)) for t in store.dequantize(torch.float32)]
+    for got, reference, everything in zip(fast, plain, whole, strict=True):
+        assert torch.equal(got, reference) and torch.equal(got, everything)
+
+
+def test_a_row_outside_the_store_is_refused():
+    store = QuantizedRows(4, GROUP)
+    store.append(torch.randn(1, 1, GROUP, 64), torch.randn(1, 1, GROUP, 64))
+    with pytest.raises(RuntimeError, match="outside the coded rows"):
+        store.dequantize_rows(torch.tensor([[[GROUP]]]), torch.float32)
