@@ -57,13 +57,14 @@ def test_a_bad_page_size_is_one_clear_error():
 
 
 def test_quest_over_int4_dequantizes_only_the_rows_it_selects(smollm2, monkeypatch):
+    from tokensieve.core.cache import QuantizedLayer
     from tokensieve.core.quant import QuantizedRows
 
-    whole, selected = [], []
-    dequantize, dequantize_rows = QuantizedRows.dequantize, QuantizedRows.dequantize_rows
+    whole, selected = [], []  # every code of a layer read; the rows of each selective read
+    dequantize, gather = QuantizedRows.dequantize, QuantizedLayer.gather
     monkeypatch.setattr(QuantizedRows, "dequantize", lambda self, *a: whole.append(self.rows) or dequantize(self, *a))
-    monkeypatch.setattr(QuantizedRows, "dequantize_rows",
-                        lambda self, rows, *a: selected.append(rows.shape[-1]) or dequantize_rows(self, rows, *a))
+    monkeypatch.setattr(QuantizedLayer, "gather",
+                        lambda self, rows: selected.append(rows.shape[-1]) or gather(self, rows))
     _, tok = smollm2
     case = needle_case(tok, 2000, 0.5)
     result = generate("smollm2-135m", case.context, case.question, "quest", 0.125, kv_dtype="int4",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tokensieve.core.kernels import optional
 from tokensieve.core.layer import SieveLayer
 from tokensieve.core.quant import GROUP, SINKS, WINDOW, QuantizedRows
 from tokensieve.core.tensors import RowGather, storage_bytes, with_room
@@ -57,9 +58,15 @@ class QuantizedLayer(SieveLayer):
         self.defers = on
 
     def gather(self, indices: Tensor) -> tuple[Tensor, Tensor]:
-        """Rows at `indices` [batch, kv_heads, k]: only the selected codes are dequantized."""
+        """Rows at `indices` [batch, kv_heads, k]: only the selected codes are dequantized. On CPU in float32 one
+        compiled loop reads all three parts (`core.kernels`; bit-identical to the torch path below)."""
         if not self.frozen:
             return super().gather(indices)
+        compiled = optional() if indices.device.type == "cpu" and self.keys.dtype == torch.float32 else None
+        if compiled is not None and self.cold is not None:
+            keys, values = compiled.gather_layer(indices, self.head_keys, self.head_values, self.keys, self.values,
+                                                 *self.cold.tensors(), self.cold.bits, self.cold.group)
+            return keys, values
         sinks, coded = self.head_keys.shape[2], self.cold.rows
         cold_keys, cold_values = self.cold.dequantize_rows((indices - sinks).clamp(0, coded - 1), self.keys.dtype)
         # the sinks and the hot rows, all in the compute dtype, as one small buffer in token order
