@@ -33,6 +33,15 @@ def test_compiled_rows_equal_the_torch_path_bit_for_bit(bits, head_dim, batch, h
         assert torch.equal(got, reference) and torch.equal(got, everything)
 
 
+def test_a_head_dim_the_kernel_cannot_read_in_whole_vectors_takes_the_torch_path():
+    store = QuantizedRows(8, GROUP)
+    store.append(torch.randn(1, 1, GROUP, 20), torch.randn(1, 1, GROUP, 20))
+    assert store.kernels(torch.device("cpu")) is None and store.kernels(torch.device("meta")) is None
+    rows = torch.tensor([[[0, 5, GROUP - 1]]])
+    whole = store.dequantize(torch.float32)[0].gather(2, rows[..., None].expand(-1, -1, -1, 20))
+    assert torch.equal(store.dequantize_rows(rows, torch.float32)[0], whole)
+
+
 def test_a_row_outside_the_store_is_refused():
     store = QuantizedRows(4, GROUP)
     store.append(torch.randn(1, 1, GROUP, 64), torch.randn(1, 1, GROUP, 64))

@@ -20,7 +20,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokensieve.core import quant as quant_module
-from tokensieve.core import quant_layer as quant_layer_module
 from tokensieve.core.cache import QuantizedLayer, SieveCache, SieveLayer
 from tokensieve.core.hooks import apply
 from tokensieve.core.quant import QuantizedRows, check_kv_dtype
@@ -110,8 +109,7 @@ def test_eviction_over_a_quantized_layer_thaws_then_keeps_exact_rows(tiny_llama)
 def test_reading_a_selection_gives_exactly_the_rows_a_whole_read_gives(tiny_llama, kv_dtype, path, monkeypatch):
     """Both ways a selection is read, the compiled loop (`core.kernels`, where it builds) and torch's ops."""
     if path == "torch":
-        for module in (quant_module, quant_layer_module):
-            monkeypatch.setattr(module, "optional", lambda: None)
+        monkeypatch.setattr(quant_module, "optional", lambda: None)
     ids = torch.randint(0, 128, (1, 300), generator=torch.Generator().manual_seed(3))
     cache = SieveCache(tiny_llama.config, kv_dtype=kv_dtype)
     _prefill(tiny_llama, cache, ids)

@@ -113,7 +113,7 @@ class QuantizedRows:
         """Keys and values [b, h, k, dim] in `dtype` of the coded rows at `rows` [b, h, k]: only those rows' codes
         and scales are read. Each element is computed as `dequantize` computes it, so the two agree exactly. On
         CPU one compiled loop does it (`core.kernels`, bit-identical) where it can be built, unless not `kernel`."""
-        compiled = optional() if kernel and rows.device.type == "cpu" else None
+        compiled = self.kernels(rows.device) if kernel else None
         if compiled is not None:
             keys, values = compiled.dequantize_rows(rows, *self.tensors(), self.bits, self.group)
             return keys.to(dtype), values.to(dtype)
@@ -126,6 +126,14 @@ class QuantizedRows:
         vc = _unpack(by_row(self.value_codes), self.bits).float().view(b, h, k, d // vg, vg)
         values = vc * by_row(self.value_step).float()[..., None] + by_row(self.value_low).float()[..., None]
         return keys.to(dtype), values.view(b, h, k, d).to(dtype)
+
+    def kernels(self, device: torch.device):
+        """The compiled CPU kernels (`core.kernels`) when they can read these codes: on CPU, with head_dim and the
+        value groups in whole vectors of 8; else None (the torch path, with the same results)."""
+        dim = self.key_low.shape[-1]
+        if device.type != "cpu" or dim % 8 or min(self.group, dim) % 8:
+            return None
+        return optional()
 
     def tensors(self) -> list[Tensor | None]:
         return [self.key_codes, self.key_low, self.key_step, self.value_codes, self.value_low, self.value_step]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from tokensieve.core.kernels import optional
 from tokensieve.core.layer import SieveLayer
 from tokensieve.core.quant import GROUP, SINKS, WINDOW, QuantizedRows
 from tokensieve.core.tensors import RowGather, storage_bytes, with_room
@@ -62,8 +61,8 @@ class QuantizedLayer(SieveLayer):
         compiled loop reads all three parts (`core.kernels`; bit-identical to the torch path below)."""
         if not self.frozen:
             return super().gather(indices)
-        compiled = optional() if indices.device.type == "cpu" and self.keys.dtype == torch.float32 else None
-        if compiled is not None and self.cold is not None:
+        compiled = self.cold.kernels(indices.device) if self.keys.dtype == torch.float32 else None
+        if compiled is not None:
             keys, values = compiled.gather_layer(indices, self.head_keys, self.head_values, self.keys, self.values,
                                                  *self.cold.tensors(), self.cold.bits, self.cold.group)
             return keys, values
