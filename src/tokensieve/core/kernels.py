@@ -46,6 +46,15 @@ def extension():
         raise TokensieveError(f"tokensieve's CPU kernels could not be built ({first})") from None
 
 
+def unbuildable() -> str | None:
+    """Why the kernels cannot be built or loaded here (builds them if they can be), or None."""
+    try:
+        extension()
+    except TokensieveError as error:
+        return str(error)
+    return None
+
+
 @functools.cache
 def optional():
     """The compiled kernels, or None where they cannot be built or TOKENSIEVE_KERNELS=off (for paths whose torch
