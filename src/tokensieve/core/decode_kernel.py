@@ -13,7 +13,7 @@ summation order (within 2e-6 relative at 4k tokens, tests/test_decode_kernel.py)
 path stays bit-identical to the unmodified model.
 
 The kernel is compiled once per machine (`core.kernels`, about 40 s), for CPUs that torch reports as AVX2 or
-better; `unavailable()` names what is missing otherwise.
+better; `core.kernels.unavailable()` names what is missing otherwise.
 """
 
 from __future__ import annotations

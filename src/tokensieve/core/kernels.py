@@ -1,8 +1,9 @@
 """tokensieve's CPU kernels, compiled once per machine with torch's C++ extension builder (about 40 s, cached by
 torch under ~/.cache/torch_extensions) for CPUs that torch reports as AVX2 or better:
 - `attend` (decode_attention.cpp): dense attention of a one-token decode step, opt-in (`core.decode_kernel`);
-- `dequantize_rows` (dequantize_rows.cpp): a selector's coded rows dequantized in one pass, bit-identical to the
-  torch path it replaces (`core.quant.QuantizedRows.dequantize_rows`), so it is used wherever it is available.
+- `dequantize_rows` and `gather_layer` (dequantize_rows.cpp): a selector's coded rows, or a quantized layer's
+  selected slots (sinks, codes, newest rows), read in one pass, bit-identical to the torch paths they replace
+  (`QuantizedRows.dequantize_rows`, `QuantizedLayer.gather`), so they are used wherever they build.
 
 Hand-written because no library we can install offers either for torch 2.13 on CPU (docs/DECODE.md, KV-STORE.md).
 """
@@ -17,7 +18,8 @@ import torch
 
 from tokensieve.errors import TokensieveError
 
-SOURCES = [Path(__file__).with_name(name) for name in ("decode_attention.cpp", "dequantize_rows.cpp")]
+SOURCES = [Path(__file__).with_name(name)
+           for name in ("kernels_module.cpp", "decode_attention.cpp", "dequantize_rows.cpp")]
 # -ffp-contract=off: a * b + c stays two roundings, as torch's elementwise kernels compute it
 _FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off"]
 

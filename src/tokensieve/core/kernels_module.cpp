@@ -1,0 +1,23 @@
+// The Python module of tokensieve's CPU kernels (core/kernels.py builds it): one binding per kernel.
+#include <torch/extension.h>
+
+// decode_attention.cpp
+torch::Tensor attend(const torch::Tensor& query, const torch::Tensor& keys, const torch::Tensor& values,
+                     double scale);
+// dequantize_rows.cpp
+std::vector<torch::Tensor> dequantize_rows(const torch::Tensor& rows, const torch::Tensor& key_codes,
+                                           const torch::Tensor& key_low, const torch::Tensor& key_step,
+                                           const torch::Tensor& value_codes, const torch::Tensor& value_low,
+                                           const torch::Tensor& value_step, int64_t bits, int64_t group);
+std::vector<torch::Tensor> gather_layer(const torch::Tensor& slots, const torch::Tensor& head_keys,
+                                        const torch::Tensor& head_values, const torch::Tensor& hot_keys,
+                                        const torch::Tensor& hot_values, const torch::Tensor& key_codes,
+                                        const torch::Tensor& key_low, const torch::Tensor& key_step,
+                                        const torch::Tensor& value_codes, const torch::Tensor& value_low,
+                                        const torch::Tensor& value_step, int64_t bits, int64_t group);
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("attend", &attend, "one decode query per head over a float32 KV cache (GQA)");
+  m.def("dequantize_rows", &dequantize_rows, "selected coded rows as float32 keys and values");
+  m.def("gather_layer", &gather_layer, "a quantized layer's selected rows (sinks, codes, newest) as float32");
+}
