@@ -29,32 +29,44 @@ from tokensieve.serve.engine import Engine, Request
 from tokensieve.serve.server import ServeConfig, ServerThread, build_app
 
 KERNEL = "kernel"  # a method's suffix: its engine runs dense decode attention through `core.decode_kernel`
+GEMM = "gemm"  # a method's suffix: its engine's linears of 3+ rows run through prepacked oneDNN (`core.gemm`)
+SUFFIXES = (KERNEL, GEMM)  # in the order a label writes them
 
 
 @dataclass
 class Method:
-    """`policy[@kv_dtype][:budget][+kernel]`, e.g. "snapkv:0.125", "quest@int4:0.125", "full@int4",
-    "full+kernel" (the engine attends dense decode steps through `core.decode_kernel`)."""
+    """`policy[@kv_dtype][:budget][+kernel][+gemm]`, e.g. "snapkv:0.125", "quest@int4:0.125", "full@int4",
+    "full+kernel+gemm" (the engine attends dense decode steps through `core.decode_kernel` and multiplies its
+    linears through prepacked oneDNN, `core.gemm`)."""
 
     policy: str
     budget: float
     kv_dtype: str = "fp"
     decode_kernel: bool = False
+    packed_gemm: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Method:
-        text, plus, suffix = text.strip().partition("+")
-        if plus and suffix != KERNEL:
-            raise TokensieveError(f"'{text}+{suffix}': the only suffix of a served method is +{KERNEL}")
+        text, *suffixes = text.strip().split("+")
+        unknown = [s for s in suffixes if s not in SUFFIXES]
+        if unknown or len(set(suffixes)) < len(suffixes):
+            raise TokensieveError(f"'{'+'.join([text, *suffixes])}': a served method's suffixes are "
+                                  f"{', '.join('+' + s for s in SUFFIXES)}, each at most once")
         name, _, budget = text.partition(":")
         policy, kv_dtype = split_storage(name)
-        return cls(policy, float(budget) if budget else 1.0, kv_dtype, bool(plus))
+        return cls(policy, float(budget) if budget else 1.0, kv_dtype, KERNEL in suffixes, GEMM in suffixes)
+
+    @property
+    def engine_options(self) -> bool:
+        """Whether the method asks for an engine option (a suffix), which the batch part alone measures."""
+        return self.decode_kernel or self.packed_gemm
 
     @property
     def label(self) -> str:
         label = self.policy if self.policy in ("full", BOUND) else f"{self.policy}@{self.budget:g}"
         label = label if self.kv_dtype == "fp" else f"{label}/{self.kv_dtype}"
-        return f"{label}+{KERNEL}" if self.decode_kernel else label
+        chosen = {KERNEL: self.decode_kernel, GEMM: self.packed_gemm}
+        return "".join([label, *(f"+{s}" for s in SUFFIXES if chosen[s])])
 
     def options(self) -> dict:
         """The request's `tokensieve` options."""
@@ -163,7 +175,8 @@ def decode_at_batch(model: str, methods: list[Method], batch: int, prompt_tokens
     rows = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, batch)]
     results = []
     for method in [*methods, Method(BOUND, 1.0)]:
-        engine = Engine(net, tokenizer, max_batch=batch, max_queue=batch, decode_kernel=method.decode_kernel)
+        engine = Engine(net, tokenizer, max_batch=batch, max_queue=batch, decode_kernel=method.decode_kernel,
+                        packed_gemm=method.packed_gemm)
         policy = NoAttention() if method.policy == BOUND else method.policy
         engine.hold_decode = True
         for row in rows:
@@ -179,6 +192,7 @@ def decode_at_batch(model: str, methods: list[Method], batch: int, prompt_tokens
         tokens = sum(n for n, _, _ in steps)
         results.append({"method": method.label, "batch": batch, "steps": len(steps),
                         "decode_tok_s": round(tokens / seconds, 2),
+                        "prefill_s": round(sum(s for _, _, s in engine.step_log[:since]), 2),
                         "step_ms_median": round(1000 * statistics.median(s for _, _, s in steps), 1)})
         progress(results[-1])
     full = next((r for r in results if r["method"] == "full"), results[0])  # the first method stands in

@@ -65,8 +65,8 @@ def bench_serve(
         raise TokensieveError(f"parts must be among sweep, batch, capacity, ttft, report; got '{parts}'")
     if prompt_tokens < 64 or new_tokens < 2:
         raise TokensieveError("prompt-tokens must be >= 64 and new-tokens >= 2")
-    if any(m.decode_kernel for m in chosen) and wanted - {"batch", "report"}:
-        raise TokensieveError("a +kernel method is measured in the batch part only: pass --parts batch")
+    if any(m.engine_options for m in chosen) and wanted - {"batch", "report"}:
+        raise TokensieveError("a +kernel or +gemm method is measured in the batch part only: pass --parts batch")
     results: dict = json.loads(out_file.read_text()) if out_file.is_file() else {}
     if results and (results.get("model"), results.get("prompt_tokens"), results.get("new_tokens")) != (
             model, prompt_tokens, new_tokens):
@@ -130,8 +130,8 @@ def _bench_vllm(model: str, methods: str, prompt_tokens: int, new_tokens: int, p
     if methods == DEFAULT_METHODS:  # the plugin runs KV policies only
         methods = "full,snapkv:0.125"
     chosen = [Method.parse(m) for m in methods.split(",") if m.strip()]
-    if any(m.decode_kernel for m in chosen):
-        raise TokensieveError("+kernel is tokensieve's engine option; vLLM runs its own attention")
+    if any(m.engine_options for m in chosen):
+        raise TokensieveError("+kernel and +gemm are tokensieve's engine options; vLLM runs its own kernels")
     vllm_serving.check(chosen)
     if requests < 1 or pool_requests < 1 or batch < 1:
         raise TokensieveError("batch, requests and pool-requests must be >= 1")

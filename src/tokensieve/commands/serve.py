@@ -35,6 +35,10 @@ def serve(
     decode_kernel: Annotated[bool, typer.Option(
         "--decode-kernel", help="CPU: dense one-token decode steps attend through tokensieve's kernel (equal to "
                                 "the model's own attention up to float rounding; built once, about 40 s).")] = False,
+    packed_gemm: Annotated[bool, typer.Option(
+        "--packed-gemm", help="CPU, fp32 weights: a step's linear layers of 3 or more rows multiply through oneDNN "
+                              "with prepacked weights (equal up to float rounding; a second copy of the weights)."
+    )] = False,
     api_key: Annotated[list[str] | None, typer.Option(
         "--api-key", help="Key clients must send as 'Authorization: Bearer KEY' on /v1 (repeatable; default: "
                           "TOKENSIEVE_API_KEY, comma-separated; none: open).", show_default=False)] = None,
@@ -62,6 +66,8 @@ def serve(
 
         if unavailable():
             raise TokensieveError(unavailable())
+    if packed_gemm and weights != "fp32":
+        raise TokensieveError(f"--packed-gemm prepacks fp32 weights; --weights {weights} has none to pack")
     if replicas < 1 or max_batch < 1 or prefill_chunk < 1 or max_queue < 0 or max_body_kb < 1:
         raise TokensieveError("replicas, max-batch, prefill-chunk and max-body-kb must be >= 1, max-queue >= 0")
     if drain_timeout < 0:
@@ -75,7 +81,7 @@ def serve(
                          kv_pool_mb=kv_pool_mb,
                          prefill_chunk=prefill_chunk, max_queue=max_queue, max_body_bytes=max_body_kb * 1024,
                          default_max_tokens=max_tokens_default, device=device, weights=weights,
-                         decode_kernel=decode_kernel, api_keys=keys, metrics_keyed=key_metrics)
+                         decode_kernel=decode_kernel, packed_gemm=packed_gemm, api_keys=keys, metrics_keyed=key_metrics)
     warning = exposed_warning(host, keys)
     if warning:
         err.print(warning, highlight=False)

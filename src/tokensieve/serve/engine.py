@@ -120,7 +120,7 @@ class Engine:
     def __init__(self, model, tokenizer=None, *, policy: str = "full", budget: float | str = 1.0,
                  max_batch: int = 16, kv_pool_bytes: int | None = None, prefill_chunk: int = 128,
                  max_queue: int = 64, metrics=None, name: str = "model", kv_dtype: str = "fp",
-                 decode_kernel: bool = False) -> None:
+                 decode_kernel: bool = False, packed_gemm: bool = False) -> None:
         if max_batch < 1 or prefill_chunk < 1 or max_queue < 0:
             raise TokensieveError("max_batch and prefill_chunk must be >= 1, max_queue >= 0")
         self.model, self.tokenizer, self.name = model, tokenizer, name
@@ -129,7 +129,7 @@ class Engine:
         self.footprint = Footprint.of(model)
         check_kv_dtype(kv_dtype, self.footprint.head_dim)
         self.kv_dtype = kv_dtype
-        self.packed = PackedModel(model)
+        self.packed = PackedModel(model, packed_gemm)
         self.dense = with_kernel(dense_attention(self.packed.modules[0], self.packed.dense_name), decode_kernel,
                                  model.device)
         self.pool = KVPool(kv_pool_bytes)

@@ -11,6 +11,7 @@ selector behaves exactly as it does in `generate`, evictions included.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,7 @@ from torch import Tensor
 from transformers import AttentionInterface
 
 from tokensieve.core.cache import SieveCache, SieveLayer
+from tokensieve.core.gemm import packed_linears, packed_weight
 from tokensieve.core.hooks import (
     SESSION_ATTR,
     attention_implementation,
@@ -112,12 +114,19 @@ AttentionInterface.register(NAME, packed_attention)
 
 
 class PackedModel:
-    """A model run by the engine: one packed forward per step, under the packed attention."""
+    """A model run by the engine: one packed forward per step, under the packed attention. `packed_gemm`: the
+    step's linear layers multiply three or more rows through oneDNN with prepacked weights (`core.gemm`: equal to
+    aten's products up to float rounding, a second copy of every fp32 linear weight); packed here, once."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, packed_gemm: bool = False) -> None:
         self.model = model
         self.modules = attention_modules(model)
         self.dense_name = attention_name(model)
+        self.packed_gemm = packed_gemm
+        if packed_gemm and model.device.type == "cpu":
+            for linear in model.modules():
+                if isinstance(linear, torch.nn.Linear) and linear.weight.dtype == torch.float32:
+                    packed_weight(linear)
 
     @torch.inference_mode()
     def forward(self, ids: list[list[int]], segments: list[Segment]) -> Tensor:
@@ -131,7 +140,8 @@ class PackedModel:
         for segment in segments:
             segment.cache.defer_reads(True)  # the packed attention reads quantized codes on demand
         try:
-            with attention_implementation(self.model, NAME):
+            with attention_implementation(self.model, NAME), \
+                    packed_linears(self.model) if self.packed_gemm else nullcontext():
                 out = self.model(input_ids=flat, position_ids=positions, cache=packed, use_cache=True,
                                  logits_to_keep=lasts)
         finally:

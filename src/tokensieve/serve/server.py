@@ -29,6 +29,7 @@ class ServeConfig:
     device: str = "cpu"
     weights: str = "fp32"
     decode_kernel: bool = False  # dense one-token decode attention through tokensieve's CPU kernel
+    packed_gemm: bool = False  # a step's linears of 3+ rows through oneDNN with prepacked weights (CPU, fp32)
     api_keys: tuple[str, ...] = field(default=(), repr=False)  # never printed
     metrics_keyed: bool = False
 
@@ -43,7 +44,7 @@ def build_engine(config: ServeConfig) -> Engine:
     return Engine(model, tokenizer, policy=config.policy, budget=config.budget, max_batch=config.max_batch,
                   kv_pool_bytes=config.pool_bytes, prefill_chunk=config.prefill_chunk,
                   max_queue=config.max_queue, metrics=metrics, name=config.model, kv_dtype=config.kv_dtype,
-                  decode_kernel=config.decode_kernel)
+                  decode_kernel=config.decode_kernel, packed_gemm=config.packed_gemm)
 
 
 def build_app(config: ServeConfig, replica: str | None = None):
