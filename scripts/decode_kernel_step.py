@@ -1,10 +1,10 @@
-"""The server's full-batch decode step with and without the CPU decode kernel (`core.decode_kernel`), interleaved on
-the same caches: BATCH prompts of TOKENS tokens are prefilled once per policy, then blocks of 8 decode steps
-alternate between the model's own attention and the kernel. Per round, the ratio of the two blocks' median step
-times; the geometric mean over rounds with a bootstrap 95 % interval. The numbers in docs/SERVING-RESULTS.md come
-from:
+"""The server's full-batch decode step on four paths, interleaved on the same caches: plain, with the CPU decode
+kernel (`core.decode_kernel`), with prepacked oneDNN linears (`core.gemm`), and with both. BATCH prompts of TOKENS
+tokens are prefilled once per policy, then blocks of 8 decode steps cycle through the paths. Per round, the ratio of
+the plain block's median step time to each path's; the geometric mean over rounds with a bootstrap 95 % interval.
+The numbers in docs/DECODE.md come from (run from scripts/):
 
-    .venv/bin/python scripts/decode_kernel_step.py smollm2-135m 8 4096 full,snapkv:0.125
+    ../.venv/bin/python decode_kernel_step.py smollm2-135m 8 4096 full,snapkv:0.125
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tokensieve.models import cached_load
 from tokensieve.serve.engine import Engine, Request
 
 BLOCK, ROUNDS = 8, 8
+PATHS = {"plain": (False, False), "+kernel": (True, False), "+gemm": (False, True), "+kernel+gemm": (True, True)}
 
 
 def main(model: str, batch: int, tokens: int, methods: str) -> None:
@@ -29,28 +30,31 @@ def main(model: str, batch: int, tokens: int, methods: str) -> None:
     print(f"{model}, {batch} × {len(rows[0])} tokens, {torch.get_num_threads()} threads, {ROUNDS} rounds of "
           f"{BLOCK} steps per path")
     for method in map(Method.parse, methods.split(",")):
-        engine = Engine(net, tokenizer, max_batch=batch, max_queue=batch, decode_kernel=True)
+        engine = Engine(net, tokenizer, max_batch=batch, max_queue=batch, decode_kernel=True, packed_gemm=True)
         engine.hold_decode = True
         for row in rows:
-            engine.submit(Request(row, 2 * BLOCK * ROUNDS + 4, method.policy, method.budget, ignore_eos=True),
-                          lambda event: None)
+            engine.submit(Request(row, len(PATHS) * BLOCK * ROUNDS + 4, method.policy, method.budget,
+                                  ignore_eos=True), lambda event: None)
         while engine.waiting or any(not s.decoding for s in engine.running):
             engine.step()
         engine.hold_decode = False
         engine.step()  # the first step after the prompts: warm
-        medians = {False: [], True: []}
+        medians = {path: [] for path in PATHS}
         for _ in range(ROUNDS):
-            for enabled in (False, True):
-                engine.dense.enabled = enabled
+            for path, (kernel, gemm) in PATHS.items():
+                engine.dense.enabled, engine.packed.packed_gemm = kernel, gemm
                 since = len(engine.step_log)
                 for _ in range(BLOCK):
                     engine.step()
                 assert all(n == batch for n, _, _ in engine.step_log[since:]), "a step left the full batch"
-                medians[enabled].append(statistics.median(s for _, _, s in engine.step_log[since:]))
-        ratio, low, high = geometric_mean_interval([a / b for a, b in zip(medians[False], medians[True], strict=True)])
-        plain, fast = (1000 * statistics.median(medians[k]) for k in (False, True))
-        print(f"{method.label}: step {plain:.1f} ms → {fast:.1f} ms with the kernel, {ratio:.2f}× "
-              f"[{low:.2f}–{high:.2f}] ({engine.dense.calls} kernel calls)", flush=True)
+                medians[path].append(statistics.median(s for _, _, s in engine.step_log[since:]))
+        for path in PATHS:
+            ratio, low, high = geometric_mean_interval([a / b for a, b in zip(medians["plain"], medians[path],
+                                                                               strict=True)])
+            print(f"{method.label}{path if path != 'plain' else ''}: median step "
+                  f"{1000 * statistics.median(medians[path]):.1f} ms, {ratio:.2f}× [{low:.2f}–{high:.2f}] plain's "
+                  "speed", flush=True)
+        print(f"({engine.dense.calls} kernel calls)", flush=True)
         engine.run_until_idle()
 
 

@@ -18,6 +18,7 @@ from tokensieve.methods import make
 
 WHY_NOT = unbuildable()  # a CPU without AVX2, or no C++ compiler: the torch paths are tested elsewhere
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))
+ATTEND = attend  # the real kernel, which a spy below calls
 
 
 def sdpa(module, query, key, value, attention_mask, scaling=None, **kwargs):
@@ -144,3 +145,32 @@ def test_bench_serve_refuses_a_kernel_method_outside_the_batch_part():
                  ["--methods", "full+kernel", "--engine", "vllm"]):
         done = CliRunner().invoke(app, ["bench", "serve", *args])
         assert done.exit_code == 2 and done.stderr.strip().count("\n") == 0, done.output
+
+
+@pytest.mark.real
+def test_generate_with_the_decode_kernel_gives_the_same_answer(tmp_path, monkeypatch):
+    """`tokensieve generate --decode-kernel` on SmolLM2: the same greedy tokens as without it, every decode step's
+    layers through the kernel; with tree decoding it is refused with one line."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tokensieve.cli import app
+    from tokensieve.core import decode_kernel
+
+    calls = []
+    monkeypatch.setattr(decode_kernel, "attend", lambda *args: calls.append(1) or ATTEND(*args))
+    context = tmp_path / "context.txt"
+    context.write_text("The launch code is 7261. " + "The sky was grey and the sea was calm. " * 60)
+    args = ["generate", "-q", "What is the launch code?", "-c", str(context), "--policy", "full", "--budget", "1",
+            "--max-new-tokens", "8", "--json"]
+    answers = {}
+    for kernel in (False, True):
+        done = CliRunner().invoke(app, args + (["--decode-kernel"] if kernel else []))
+        assert done.exit_code == 0, done.output
+        answers[kernel] = json.loads(done.stdout)
+        assert bool(calls) == kernel
+    assert answers[True]["token_ids"] == answers[False]["token_ids"]
+    assert len(calls) == (len(answers[True]["token_ids"]) - 1) * 30  # SmolLM2's 30 layers, each decode step
+    refused = CliRunner().invoke(app, args + ["--decode-kernel", "--decode", "lookup"])
+    assert refused.exit_code == 2 and refused.stderr.strip().count("\n") == 0, refused.output

@@ -47,6 +47,10 @@ def generate(
     packed_gemm: Annotated[bool, typer.Option("--packed-gemm", help="Tree decoding: verify through oneDNN "
                                               "linears, weights prepacked (CPU, fp32; a second weight copy).")]
     = False,
+    decode_kernel: Annotated[bool, typer.Option(
+        "--decode-kernel", help="Greedy on CPU: dense one-token decode steps attend through tokensieve's kernel "
+                                "(equal to the model's own attention up to float rounding; built once, about 40 s)."
+    )] = False,
     adjacency: Annotated[Path | None, typer.Option(help="recycling: warm-start the adjacency matrix from this "
                                                    "file if it exists, and save it there afterwards.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer and stats.")] = False,
@@ -60,6 +64,8 @@ def generate(
     policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
     if packed_gemm and decode == "greedy":
         raise TokensieveError("--packed-gemm applies to tree decoding (--decode recycling, lookup or layerskip)")
+    if decode_kernel and decode != "greedy":
+        raise TokensieveError("--decode-kernel applies to greedy decoding (tree steps attend many tokens)")
     if decode != "greedy":
         result = speculate_cli(model, context, question, policy, budget, decode, tree_nodes, tree_depth,
                                draft_length, exit_layer, adjacency, packed_gemm=packed_gemm, chunk=chunk,
@@ -70,7 +76,8 @@ def generate(
     else:
         result = run(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                      query_aware=not query_agnostic, answer_prefix=answer_prefix, sinks=sinks, window=window,
-                     evict_every=evict_every, device=device, weights=weights, kv_dtype=kv_dtype)
+                     evict_every=evict_every, device=device, weights=weights, kv_dtype=kv_dtype,
+                     decode_kernel=decode_kernel)
     if as_json:
         print(json.dumps(result.to_dict()))
         return

@@ -117,6 +117,8 @@ def speculate(
     run = set_up(model, [context], [question], policy, budget, **run_options)
     if run.kv_dtype != "fp":
         raise TokensieveError(f"tree decoding keeps a full-precision cache; kv_dtype {run.kv_dtype} decodes greedily")
+    if run.decode_kernel:
+        raise TokensieveError("the decode kernel attends one-token steps; tree decoding verifies many tokens a step")
     check_exact_weights(run.net)
     net, policy_obj, budget, max_new_tokens = run.net, run.policy, run.budget, run.max_new_tokens
     ids = run.contexts[0] + run.questions[0]

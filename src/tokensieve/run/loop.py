@@ -43,7 +43,7 @@ def generate(
     prefix: a `prefill()` of this very prompt: decode from a copy of its cache, feeding only the rest of the
     prompt (a single query-aware sequence without chunks, under a policy `branchable` from it).
     options: `RunOptions` (chunk, max_new_tokens, answer_prefix, sinks, window, evict_every, device, weights,
-    stop_at_newline, stop, plain), each described in `tokensieve.run.setup.set_up`.
+    stop_at_newline, stop, plain, kv_dtype, decode_kernel), each described in `tokensieve.run.setup.set_up`.
     """
     contexts = [context] if isinstance(context, str) else list(context)
     questions = [question] * len(contexts) if isinstance(question, str) else list(question)
@@ -71,7 +71,7 @@ def generate(
     done = [False] * len(contexts)
     steps = 0
     with model_lock(net), torch.inference_mode(), PeakMemory(net.device) as peak, \
-            apply(net, policy_obj, budget_base) as session:
+            apply(net, policy_obj, budget_base, decode_kernel=run.decode_kernel) as session:
         session.decode_room = max_new_tokens
         start = now()
         if query_aware:

@@ -32,6 +32,7 @@ class RunOptions(TypedDict, total=False):
     stop: Callable[[str], bool] | None
     plain: bool
     kv_dtype: str
+    decode_kernel: bool
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Setup:
     plain: bool
     kv_dtype: str
     weights: str
+    decode_kernel: bool = False
 
     @property
     def pad_id(self) -> int:
@@ -74,7 +76,8 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
            budget: float | str | Budget, *, chunk: int | None = None, max_new_tokens: int = 32,
            answer_prefix: str = "", sinks: int = 4, window: int = 32, evict_every: int | None = None,
            device: str = "cpu", weights: str = "fp32", stop_at_newline: bool = False,
-           stop: Callable[[str], bool] | None = None, plain: bool = False, kv_dtype: str = "fp") -> Setup:
+           stop: Callable[[str], bool] | None = None, plain: bool = False, kv_dtype: str = "fp",
+           decode_kernel: bool = False) -> Setup:
     """Check the options, build the policy, load the model and encode one prompt per context.
 
     chunk: feed the prompt `chunk` tokens at a time, evicting after each, so peak memory ~ budget + chunk.
@@ -85,7 +88,9 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
     each token; True ends that sequence (e.g. code complete).
     plain: the prompt is context + question verbatim, no "Question:/Answer:" frame (code completion).
     kv_dtype: how the cache stores keys and values: "fp" (the compute dtype), "int8" or "int4" (`core/quant.py`),
-    for every policy. weights: the model's weight precision, "fp32", "bf16" or "int8" (`tokensieve.weights`)."""
+    for every policy. weights: the model's weight precision, "fp32", "bf16" or "int8" (`tokensieve.weights`).
+    decode_kernel: dense one-token decode steps on CPU attend through tokensieve's kernel (`core.decode_kernel`;
+    equal to the model's own attention up to float rounding)."""
     if chunk is not None and chunk < 1:
         raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
     if max_new_tokens < 1:
@@ -108,7 +113,7 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
         q_rows.append(q_ids)
     eos = set(as_id_list(net.generation_config.eos_token_id) + as_id_list(tokenizer.eos_token_id))
     return Setup(net, tokenizer, policy_obj, budget, ctx_rows, q_rows, eos, chunk, max_new_tokens, stop_at_newline,
-                 stop, plain, kv_dtype, weights)
+                 stop, plain, kv_dtype, weights, decode_kernel)
 
 
 def resolve_policy(policy: str | Policy, budget: Budget, evict_every: int | None) -> Policy:
