@@ -1,10 +1,12 @@
 """The server's full-batch decode step on four paths, interleaved on the same caches: plain, with the CPU decode
-kernel (`core.decode_kernel`), with prepacked oneDNN linears (`core.gemm`), and with both. BATCH prompts of TOKENS
+kernel (`core.decode_kernel`, and a policy's own compiled step: Quest's), with prepacked oneDNN linears
+(`core.gemm`), and with both. BATCH prompts of TOKENS
 tokens are prefilled once per policy, then blocks of 8 decode steps cycle through the paths. Per round, the ratio of
 the plain block's median step time to each path's; the geometric mean over rounds with a bootstrap 95 % interval.
 The numbers in docs/DECODE.md come from (run from scripts/):
 
     ../.venv/bin/python decode_kernel_step.py smollm2-135m 8 4096 full,snapkv:0.125
+    ../.venv/bin/python decode_kernel_step.py smollm2-135m 8 4096 full,quest@int4:0.125,quest:0.125
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def main(model: str, batch: int, tokens: int, methods: str) -> None:
         engine.hold_decode = True
         for row in rows:
             engine.submit(Request(row, len(PATHS) * BLOCK * ROUNDS + 4, method.policy, method.budget,
-                                  ignore_eos=True), lambda event: None)
+                                  ignore_eos=True, kv_dtype=method.kv_dtype), lambda event: None)
         while engine.waiting or any(not s.decoding for s in engine.running):
             engine.step()
         engine.hold_decode = False
@@ -43,6 +45,8 @@ def main(model: str, batch: int, tokens: int, methods: str) -> None:
         for _ in range(ROUNDS):
             for path, (kernel, gemm) in PATHS.items():
                 engine.dense.enabled, engine.packed.packed_gemm = kernel, gemm
+                for seq in engine.running:  # a policy's own compiled step (Quest's) follows the same switch
+                    seq.session.kernels = kernel
                 since = len(engine.step_log)
                 for _ in range(BLOCK):
                     engine.step()

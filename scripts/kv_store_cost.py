@@ -11,7 +11,8 @@ The numbers in docs/KV-STORE.md come from:
     .venv/bin/python scripts/kv_store_cost.py qwen2.5-coder-0.5b 8000 32
     .venv/bin/python scripts/kv_store_cost.py smollm2-135m 4000 32
 
-A fourth argument keeps only the named methods (comma-separated, full always first): `full,quest,quest@int4`.
+A fourth argument keeps only the named methods (comma-separated, full always first): `full,quest,quest@int4`;
+a `+kernel` label runs with the decode kernel and Quest's compiled step (`full+kernel,quest@int4+kernel`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from tokensieve.run import generate
 
 METHODS = (("full", 1.0, "fp"), ("full", 1.0, "int8"), ("full", 1.0, "int4"), ("quest", 0.125, "fp"),
            ("quest", 0.125, "int4"), ("tokenselect", 0.125, "fp"), ("tokenselect", 0.125, "int4"),
-           ("snapkv", 0.125, "fp"))
+           ("snapkv", 0.125, "fp"), ("full", 1.0, "fp", True), ("quest", 0.125, "int4", True))
+KERNEL = "+kernel"  # a label's suffix: the decode kernel (and Quest's compiled step), `generate(decode_kernel=True)`
 REPEATS = 2
 
 
@@ -52,21 +54,21 @@ def dequantize_seconds(model: str, ids: torch.Tensor, kv_dtype: str, repeats: in
     return best
 
 
-def method_label(name: str, kv_dtype: str) -> str:
-    return f"{name}@{kv_dtype}" if kv_dtype != "fp" else name
+def method_label(name: str, kv_dtype: str, kernel: bool = False) -> str:
+    return (f"{name}@{kv_dtype}" if kv_dtype != "fp" else name) + (KERNEL if kernel else "")
 
 
 def main(model: str, tokens: int, new_tokens: int, only: str = "") -> None:
     _, tok = cached_load(model)
     case = needle_case(tok, tokens, 0.5)
     wanted = set(only.split(",")) | {"full"} if only else None
-    chosen = [m for m in METHODS if wanted is None or method_label(m[0], m[2]) in wanted]
+    chosen = [m for m in METHODS if wanted is None or method_label(*m) in wanted]
     best: dict[str, tuple] = {}
     for _ in range(REPEATS):  # interleaved rounds; each method keeps its fastest run
-        for name, budget, kv_dtype in chosen:
+        for name, budget, kv_dtype, *kernel in chosen:
             r = generate(model, case.context, case.question, name, budget, kv_dtype=kv_dtype,
-                         max_new_tokens=new_tokens, answer_prefix=case.answer_prefix)
-            label = method_label(name, kv_dtype)
+                         max_new_tokens=new_tokens, answer_prefix=case.answer_prefix, decode_kernel=bool(kernel))
+            label = method_label(name, kv_dtype, bool(kernel))
             if label not in best or r.stats.decode_tok_s > best[label][2].decode_tok_s:
                 best[label] = (label, budget, r.stats, case.expected in r.answer)
     rows = list(best.values())
@@ -87,19 +89,21 @@ def main(model: str, tokens: int, new_tokens: int, only: str = "") -> None:
         seconds = dequantize_seconds(model, ids, kv_dtype)
         print(f"dequantizing every layer's {kv_dtype} codes once: {seconds * 1000:.1f} ms "
               f"(a full-precision decode step: {1000 / full.decode_tok_s:.1f} ms)")
-    for kv_dtype in ("fp", "int4"):
-        parts, steps = quest_breakdown(model, case, kv_dtype, new_tokens)
-        split = ", ".join(f"{name} {ms / steps:.1f}" for name, ms in parts.items())
-        print(f"quest{'' if kv_dtype == 'fp' else '@' + kv_dtype} per decode step, all layers, ms (profiled): {split}")
+    for kv_dtype, kernel in (("fp", False), ("int4", False), ("int4", True)):
+        parts, steps = quest_breakdown(model, case, kv_dtype, new_tokens, kernel)
+        split = ", ".join(f"{name} {ms / steps:.1f}" for name, ms in parts.items() if ms)
+        print(f"{method_label('quest', kv_dtype, kernel)} per decode step, all layers, ms (profiled): {split}")
 
 
-def quest_breakdown(model: str, case, kv_dtype: str, new_tokens: int) -> tuple[dict[str, float], int]:
-    """Milliseconds per part of Quest's decode attention, summed over layers and steps, and the steps."""
+def quest_breakdown(model: str, case, kv_dtype: str, new_tokens: int, kernel: bool) -> tuple[dict[str, float], int]:
+    """Milliseconds per part of Quest's decode attention, summed over layers and steps, and the steps ("step":
+    the compiled step's one call, which does what pick, gather and attend do on the torch path)."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         generate(model, case.context, case.question, "quest", 0.125, kv_dtype=kv_dtype,
-                 max_new_tokens=new_tokens, answer_prefix=case.answer_prefix)
+                 max_new_tokens=new_tokens, answer_prefix=case.answer_prefix, decode_kernel=kernel)
     totals = {e.key: e.cpu_time_total / 1000 for e in prof.key_averages() if e.key.startswith("quest.")}
-    return {name: totals.get(f"quest.{name}", 0.0) for name in ("bounds", "pick", "gather", "attend")}, new_tokens - 1
+    parts = ("bounds", "pick", "gather", "attend", "step")
+    return {name: totals.get(f"quest.{name}", 0.0) for name in parts}, new_tokens - 1
 
 
 if __name__ == "__main__":

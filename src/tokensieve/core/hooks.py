@@ -170,7 +170,8 @@ def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int]
     """Run `model` (forward or generate) under `policy` inside the block; the model is restored after it.
     `kv_dtype`: the storage precision of the cache apply() makes when the caller passes none ("fp", "int8",
     "int4"); a caller's own SieveCache keeps its own. `decode_kernel`: dense one-token decode steps on CPU run
-    tokensieve's kernel (`core.decode_kernel`; equal to the model's own attention up to float rounding).
+    tokensieve's kernel (`core.decode_kernel`; equal to the model's own attention up to float rounding), and so do
+    the policies' own compiled decode steps where they have one (Quest's, `core/quest_step.cpp`).
 
     A model has one owner at a time: a nested or concurrent apply() on the same model is refused."""
     modules = attention_modules(model)
@@ -182,7 +183,7 @@ def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int]
                 "this model is already inside tokensieve.apply() (nested or in another thread); one policy per "
                 "model at a time: leave the first block or load a second model")
         session = Session.open(policy, model, dense, prompt_tokens)
-        session.kv_dtype = kv_dtype
+        session.kv_dtype, session.kernels = kv_dtype, decode_kernel
         setattr(model, SESSION_ATTR, session)
     try:
         with attention_implementation(model, NAME):

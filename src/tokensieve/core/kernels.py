@@ -3,7 +3,10 @@ torch under ~/.cache/torch_extensions) for CPUs that torch reports as AVX2 or be
 - `attend` (decode_attention.cpp): dense attention of a one-token decode step, opt-in (`core.decode_kernel`);
 - `dequantize_rows` and `gather_layer` (dequantize_rows.cpp): a selector's coded rows, or a quantized layer's
   selected slots (sinks, codes, newest rows), read in one pass, bit-identical to the torch paths they replace
-  (`QuantizedRows.dequantize_rows`, `QuantizedLayer.gather`), so they are used wherever they build.
+  (`QuantizedRows.dequantize_rows`, `QuantizedLayer.gather`), so they are used wherever they build;
+- `quest_step` (quest_step.cpp): Quest's whole decode step over one layer (pages ranked, slots chosen, read and
+  attended), opt-in with the decode kernel (`sparse/quest.py`).
+The module's name carries a hash of every source and header, so a changed header rebuilds it too.
 
 Hand-written because no library we can install offers either for torch 2.13 on CPU (docs/DECODE.md, KV-STORE.md).
 """
@@ -11,6 +14,7 @@ Hand-written because no library we can install offers either for torch 2.13 on C
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -19,7 +23,8 @@ import torch
 from tokensieve.errors import TokensieveError
 
 SOURCES = [Path(__file__).with_name(name)
-           for name in ("kernels_module.cpp", "decode_attention.cpp", "dequantize_rows.cpp")]
+           for name in ("kernels_module.cpp", "decode_attention.cpp", "dequantize_rows.cpp", "quest_step.cpp")]
+HEADERS = [Path(__file__).with_name("quant_rows.h")]
 # -ffp-contract=off: a * b + c stays two roundings, as torch's elementwise kernels compute it
 _FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off"]
 
@@ -41,11 +46,17 @@ def extension():
     from torch.utils import cpp_extension
 
     try:
-        return cpp_extension.load("tokensieve_cpu_kernels", [str(s) for s in SOURCES], extra_cflags=_FLAGS,
+        return cpp_extension.load(module_name(), [str(s) for s in SOURCES], extra_cflags=_FLAGS,
                                   extra_ldflags=["-fopenmp"])
     except (OSError, RuntimeError, ImportError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TokensieveError(f"tokensieve's CPU kernels could not be built ({first})") from None
+
+
+def module_name() -> str:
+    """The extension's name: torch rebuilds when a listed source changes, but not a header; the hash covers both."""
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES + HEADERS)).hexdigest()[:10]
+    return f"tokensieve_cpu_kernels_{digest}"
 
 
 def unbuildable() -> str | None:

@@ -15,9 +15,16 @@ std::vector<torch::Tensor> gather_layer(const torch::Tensor& slots, const torch:
                                         const torch::Tensor& key_low, const torch::Tensor& key_step,
                                         const torch::Tensor& value_codes, const torch::Tensor& value_low,
                                         const torch::Tensor& value_step, int64_t bits, int64_t group);
+// quest_step.cpp
+torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, const torch::Tensor& high,
+                         int64_t page, int64_t keep, int64_t sinks, int64_t window, const torch::Tensor& head_keys,
+                         const torch::Tensor& head_values, const torch::Tensor& hot_keys,
+                         const torch::Tensor& hot_values, const std::vector<torch::Tensor>& coded, int64_t bits,
+                         int64_t group, double scale);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("attend", &attend, "one decode query per head over a float32 KV cache (GQA)");
   m.def("dequantize_rows", &dequantize_rows, "selected coded rows as float32 keys and values");
   m.def("gather_layer", &gather_layer, "a quantized layer's selected rows (sinks, codes, newest) as float32");
+  m.def("quest_step", &quest_step, "Quest's decode step over one layer: pages ranked, slots chosen, read, attended");
 }

@@ -6,11 +6,28 @@ reports the tokens *seen*, not stored, as its sequence length. Appends go into s
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import Tensor
 from transformers.cache_utils import DynamicLayer
 
 from tokensieve.core.tensors import append_rows, gather_rows, storage_bytes, with_room
+
+
+@dataclass
+class StoredParts:
+    """A layer's rows in token order as compiled readers take them (`core.kernels`): `head` rows (a quantized
+    layer's sinks), then `codes` (QuantizedRows' six tensors with their `bits` and `group`; none at full
+    precision), then the `hot` rows. Each rows tensor is [batch, kv_heads, rows, head_dim]."""
+
+    head_keys: Tensor
+    head_values: Tensor
+    hot_keys: Tensor
+    hot_values: Tensor
+    codes: list[Tensor] = field(default_factory=list)
+    bits: int = 0
+    group: int = 0
 
 
 class SieveLayer(DynamicLayer):
@@ -34,6 +51,10 @@ class SieveLayer(DynamicLayer):
     def gather(self, indices: Tensor) -> tuple[Tensor, Tensor]:
         """The keys and values [batch, kv_heads, k, dim] at `indices` [batch, kv_heads, k] (token order slots)."""
         return gather_rows(self.keys, indices), gather_rows(self.values, indices)
+
+    def stored_parts(self) -> StoredParts:
+        """Every stored row, as compiled readers take them: all of them hot here."""
+        return StoredParts(self.keys[:, :, :0], self.values[:, :, :0], self.keys, self.values)
 
     def span(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
         """The keys and values of slots [lo, hi)."""

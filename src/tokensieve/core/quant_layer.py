@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from tokensieve.core.layer import SieveLayer
+from tokensieve.core.layer import SieveLayer, StoredParts
 from tokensieve.core.quant import GROUP, SINKS, WINDOW, QuantizedRows
 from tokensieve.core.tensors import RowGather, storage_bytes, with_room
 
@@ -74,6 +74,12 @@ class QuantizedLayer(SieveLayer):
                                                                          (self.head_values, self.values)))
         in_cold = ((indices >= sinks) & (indices < sinks + coded))[..., None]
         return torch.where(in_cold, cold_keys, warm_keys), torch.where(in_cold, cold_values, warm_values)
+
+    def stored_parts(self) -> StoredParts:
+        if not self.frozen:
+            return super().stored_parts()
+        codes = [] if self.cold is None else self.cold.tensors()
+        return StoredParts(self.head_keys, self.head_values, self.keys, self.values, codes, self.bits, self.group)
 
     def span(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
         if not self.frozen:

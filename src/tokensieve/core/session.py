@@ -73,6 +73,7 @@ class Session:
     observer: Callable | None = None  # stands in for after_attention during an `override` (a draft or tree forward)
     hooks: list = field(default_factory=list)  # module hooks a policy installed (`add_hook`); `close` removes them
     kv_dtype: str = "fp"  # the storage precision of a cache apply() makes (a caller's SieveCache keeps its own)
+    kernels: bool = False  # opt-in compiled decode steps (`decode_kernel`), for the policies that have one
 
     @classmethod
     def open(cls, policy: Policy, model: torch.nn.Module, dense: Callable,

@@ -130,6 +130,7 @@ class Engine:
         check_kv_dtype(kv_dtype, self.footprint.head_dim)
         self.kv_dtype = kv_dtype
         self.packed = PackedModel(model, packed_gemm)
+        self.decode_kernel = decode_kernel
         self.dense = with_kernel(dense_attention(self.packed.modules[0], self.packed.dense_name), decode_kernel,
                                  model.device)
         self.pool = KVPool(kv_pool_bytes)
@@ -264,7 +265,7 @@ class Engine:
         n, m = seq.prompt_len, seq.request.max_tokens
         seq.cache = SieveCache(self.model.config, reserve=n if evicts(seq.policy) else n + m, kv_dtype=seq.kv_dtype)
         session = Session.open(seq.policy, self.model, self.dense, prompt_tokens=n)
-        session.decode_room = m
+        session.decode_room, session.kernels = m, self.decode_kernel
         session.bind(seq.cache)
         seq.session = session
 

@@ -8,8 +8,11 @@ import torch
 from torch import Tensor
 from torch.profiler import record_function
 
+from tokensieve.core.kernels import optional
 from tokensieve.errors import TokensieveError
 from tokensieve.sparse.base import SelectPolicy, grouped, sparse_attend
+
+MAX_COMPILED_GROUP = 16  # query heads per KV head the compiled step takes (core/quest_step.cpp)
 
 
 @dataclass
@@ -47,7 +50,12 @@ class Quest(SelectPolicy):
     the recent window and the unfinished last page are always attended and charged to it.
 
     Over a quantized store (`--kv-dtype int8|int4`) a decode step reads the codes on demand: each page's bounds
-    are taken once, and only the selected rows are dequantized (`QuantizedLayer.gather`), not the whole layer."""
+    are taken once, and only the selected rows are dequantized (`QuantizedLayer.gather`), not the whole layer.
+
+    With the decode kernel (`decode_kernel=True`, `--decode-kernel`, a `+kernel` method) a decode step on CPU in
+    float32 runs as one compiled call (`core/quest_step.cpp`): the same pages by the same bound, equal up to float
+    rounding, with the slots of a page the budget cuts through taken from its start (the torch path's top-k leaves
+    that tie arbitrary)."""
 
     name = "quest"
     reads_on_demand: ClassVar[bool] = True
@@ -89,6 +97,18 @@ class Quest(SelectPolicy):
         """One decode step over a deferred layer: pages ranked from their bounds, the chosen rows gathered. Each
         part runs under a profiler label (`quest.*`), so a step's cost can be split (scripts/kv_store_cost.py)."""
         with record_function("quest.bounds"):
+            low, high = self.scratch(session, module, "pages", lambda: PageBounds(self.page)).update(
+                layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
+        compiled = self.compiled(session, query, layer, low)
+        if compiled is not None:
+            session.usage.attended(keeps)
+            sinks, window = self.budget.protect(keeps[0])
+            parts = layer.stored_parts()
+            with record_function("quest.step"):
+                return compiled.quest_step(query, low, high, self.page, keeps[0], sinks, window, parts.head_keys,
+                                           parts.head_values, parts.hot_keys, parts.hot_values, parts.codes,
+                                           parts.bits, parts.group, module.scaling)
+        with record_function("quest.bounds"):
             q = grouped(query, layer.keys.shape[1])
             scores = self.page_scores(session, module, q, layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
         with record_function("quest.pick"):
@@ -98,3 +118,15 @@ class Quest(SelectPolicy):
             keys, values = layer.gather(selection.indices)
         with record_function("quest.attend"):
             return sparse_attend(query, keys, values, module.scaling, selection.bias(query.dtype))
+
+    @staticmethod
+    def compiled(session, query: Tensor, layer, low: Tensor | None):
+        """The compiled kernels when this step may run as one call: asked for (`session.kernels`), one unpadded
+        float32 CPU sequence with a page complete, head_dim in whole vectors of 8; else None (the torch path)."""
+        if not session.kernels or low is None or query.shape[0] != 1 or session.pads is not None:
+            return None
+        if query.device.type != "cpu" or query.dtype != layer.keys.dtype or query.dtype != torch.float32:
+            return None
+        if query.shape[-1] % 8 or query.shape[1] // layer.keys.shape[1] > MAX_COMPILED_GROUP:
+            return None
+        return optional()

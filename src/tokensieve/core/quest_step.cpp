@@ -1,0 +1,161 @@
+// Quest's decode step over one layer in one call (sparse/quest.py; opt-in with the decode kernel): rank the complete
+// pages by their bound on q.k, choose the slots the step attends, read them (sinks, codes, newest rows) and attend
+// exactly. The torch path takes about twenty small operations per sequence and layer for the same; the server's
+// packed step pays them 240 times a step at 8 x 4k on SmolLM2 (docs/KV-STORE.md).
+//
+// What differs from the torch path, by float rounding only: the bounds' summation order, the softmax's, and which
+// slots of a page the budget cuts through are taken (the torch path's top-k leaves such ties arbitrary; here the
+// earlier slots, and of equal bounds the earlier page).
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "quant_rows.h"
+
+namespace {
+
+using tokensieve::Coded;
+using tokensieve::Plain;
+
+constexpr int64_t kMaxGroup = 16;  // query heads per KV head
+
+// Page p's bound for the group's R queries: the largest over them of sum_d max(q_d * low_d, q_d * high_d).
+float page_bound(const float* q, int64_t R, int64_t D, const float* low, const float* high) {
+  float best = -std::numeric_limits<float>::infinity();
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t r = 0; r < R; ++r) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t d = 0; d < D; d += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + r * D + d);
+      acc = _mm256_fmadd_ps(_mm256_max_ps(qv, zero), _mm256_loadu_ps(high + d), acc);
+      acc = _mm256_fmadd_ps(_mm256_min_ps(qv, zero), _mm256_loadu_ps(low + d), acc);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc);
+    float sum = 0.f;
+    for (float x : lanes) sum += x;
+    best = std::max(best, sum);
+  }
+  return std::isnan(best) ? -std::numeric_limits<float>::infinity() : best;
+}
+
+struct Layer {  // one layer's rows in token order: sinks (head), codes, newest full-precision rows (hot)
+  Plain head_keys, head_values, hot_keys, hot_values;
+  const Coded* coded;
+  int64_t D;
+
+  void row(int64_t g, int64_t slot, float* k, float* v) const {
+    const int64_t sinks = head_keys.n, codes = coded ? coded->n : 0;
+    if (slot < sinks) {
+      head_keys.copy(0, g, slot, k, D);
+      head_values.copy(0, g, slot, v, D);
+    } else if (slot < sinks + codes) {
+      coded->row(0, g, slot - sinks, k, v);
+    } else {
+      hot_keys.copy(0, g, slot - sinks - codes, k, D);
+      hot_values.copy(0, g, slot - sinks - codes, v, D);
+    }
+  }
+};
+
+// The slots KV head g attends among n: the protected ones (the first `sinks`, the last `window`, the unfinished
+// page), then whole pages by descending bound, each page's other slots in order, until `keep` are chosen.
+std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int64_t n, int64_t keep, int64_t sinks,
+                            int64_t window) {
+  const int64_t pages = static_cast<int64_t>(bounds.size()), first = std::min(sinks, n);
+  const int64_t last = std::max(first, std::min(n - window, pages * page));  // [last, n) is protected
+  std::vector<int64_t> slots;
+  slots.reserve(keep);
+  for (int64_t t = 0; t < first && static_cast<int64_t>(slots.size()) < keep; ++t) slots.push_back(t);
+  for (int64_t t = last; t < n && static_cast<int64_t>(slots.size()) < keep; ++t) slots.push_back(t);
+  int64_t left = keep - static_cast<int64_t>(slots.size());
+  if (left <= 0) return slots;
+  std::vector<int64_t> order(pages);
+  for (int64_t p = 0; p < pages; ++p) order[p] = p;
+  const int64_t wanted = std::min(pages, left / page + 2 + (window + sinks) / page + 1);
+  std::partial_sort(order.begin(), order.begin() + wanted, order.end(), [&](int64_t a, int64_t b) {
+    return bounds[a] > bounds[b] || (bounds[a] == bounds[b] && a < b);
+  });
+  for (int64_t i = 0; i < wanted && left > 0; ++i)
+    for (int64_t t = order[i] * page; t < (order[i] + 1) * page && left > 0; ++t)
+      if (t >= first && t < last) slots.push_back(t), --left;
+  return slots;
+}
+
+// softmax(scale * q k^T) v over the chosen rows, for the group's R queries, into out [R, D].
+void attend_rows(const float* q, int64_t R, int64_t D, const std::vector<float>& keys,
+                 const std::vector<float>& values, int64_t K, float scale, float* out) {
+  std::vector<float> w(K);
+  for (int64_t r = 0; r < R; ++r) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t k = 0; k < K; ++k) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t d = 0; d < D; d += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * D + d), _mm256_loadu_ps(keys.data() + k * D + d), acc);
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, acc);
+      float dot = 0.f;
+      for (float x : lanes) dot += x;
+      w[k] = dot * scale;
+      m = std::max(m, w[k]);
+    }
+    float total = 0.f;
+    for (int64_t k = 0; k < K; ++k) total += (w[k] = std::exp(w[k] - m));
+    float* o = out + r * D;
+    for (int64_t d = 0; d < D; ++d) o[d] = 0.f;
+    for (int64_t k = 0; k < K; ++k) {
+      const __m256 p = _mm256_set1_ps(w[k] / total);
+      for (int64_t d = 0; d < D; d += 8)
+        _mm256_storeu_ps(o + d, _mm256_fmadd_ps(p, _mm256_loadu_ps(values.data() + k * D + d),
+                                                _mm256_loadu_ps(o + d)));
+    }
+  }
+}
+
+}  // namespace
+
+// query [1, H, 1, D]; low, high [1, G, pages, D] (the complete pages' per-channel key minimum and maximum); a
+// layer of n slots: head_* [1, G, sinks, D], then `coded` (QuantizedRows' six tensors, or none), then hot_*
+// [1, G, rows, D]. Each KV head attends `keep` slots (the protected `sinks` and `window` first) -> [1, 1, H, D].
+torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, const torch::Tensor& high,
+                         int64_t page, int64_t keep, int64_t sinks, int64_t window, const torch::Tensor& head_keys,
+                         const torch::Tensor& head_values, const torch::Tensor& hot_keys,
+                         const torch::Tensor& hot_values, const std::vector<torch::Tensor>& coded, int64_t bits,
+                         int64_t group, double scale) {
+  TORCH_CHECK(query.scalar_type() == torch::kFloat32 && query.dim() == 4 && query.size(0) == 1 &&
+              query.size(2) == 1, "query must be float32 [1, heads, 1, head_dim]");
+  TORCH_CHECK(coded.empty() || coded.size() == 6, "coded rows come as QuantizedRows' six tensors");
+  const auto q = query.contiguous(), lo = low.contiguous(), hi = high.contiguous();
+  const int64_t H = q.size(1), D = q.size(3), G = hot_keys.size(1), pages = lo.size(2);
+  TORCH_CHECK(D % 8 == 0 && H % G == 0 && H / G <= kMaxGroup, "unsupported heads or head_dim");
+  TORCH_CHECK(lo.scalar_type() == torch::kFloat32 && lo.sizes() == hi.sizes() && lo.size(1) == G && lo.size(3) == D,
+              "page bounds must be float32 [1, kv_heads, pages, head_dim]");
+  std::unique_ptr<Coded> codes;
+  if (!coded.empty())
+    codes = std::make_unique<Coded>(coded[0], coded[1], coded[2], coded[3], coded[4], coded[5], bits, group);
+  const Layer layer{Plain(head_keys), Plain(head_values), Plain(hot_keys), Plain(hot_values), codes.get(), D};
+  const int64_t n = layer.head_keys.n + (codes ? codes->n : 0) + layer.hot_keys.n;
+  TORCH_CHECK(page > 0 && pages == n / page, "page bounds must cover the complete pages of the layer");
+  TORCH_CHECK(keep > 0 && keep <= n, "keep must be within the layer's slots");
+  const int64_t R = H / G;
+  auto out = torch::empty({1, 1, H, D}, q.options());
+  const float *qp = q.data_ptr<float>(), *lp = lo.data_ptr<float>(), *hp = hi.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const float s = static_cast<float>(scale);
+  at::parallel_for(0, G, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) {
+      const float* qg = qp + g * R * D;
+      std::vector<float> bounds(pages);
+      for (int64_t p = 0; p < pages; ++p)
+        bounds[p] = page_bound(qg, R, D, lp + (g * pages + p) * D, hp + (g * pages + p) * D);
+      const std::vector<int64_t> slots = choose(bounds, page, n, keep, sinks, window);
+      const int64_t K = static_cast<int64_t>(slots.size());
+      std::vector<float> keys(K * D), values(K * D);
+      for (int64_t k = 0; k < K; ++k) layer.row(g, slots[k], keys.data() + k * D, values.data() + k * D);
+      attend_rows(qg, R, D, keys, values, K, s, op + g * R * D);
+    }
+  });
+  return out;
+}

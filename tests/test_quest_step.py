@@ -1,0 +1,143 @@
+"""Quest's compiled decode step (`core/quest_step.cpp`, opt-in with the decode kernel): on every layer shape it takes
+it attends the slots a plain reference chooses (protected sinks, window and unfinished page, then whole pages by
+their bound, the cut page from its start) within float rounding, over fp, int8 and int4 stores; on SmolLM2 it gives
+the torch path's greedy tokens, in `apply()` and in the server's packed step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokensieve.core.hooks import apply
+from tokensieve.core.kernels import extension, unbuildable
+from tokensieve.core.layer import SieveLayer
+from tokensieve.core.quant_layer import QuantizedLayer
+from tokensieve.data.corpus import haystack
+from tokensieve.methods import make
+from tokensieve.sparse import quest as quest_module
+
+WHY_NOT = unbuildable()
+pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))
+
+
+def reference(query, layer, page: int, keep: int, sinks: int, window: int, scale: float) -> torch.Tensor:
+    """The step written plainly: every row read, bounds from the rows, slots chosen one by one, sdpa per KV head."""
+    keys, values = layer.rows()
+    kv_heads, n, dim = keys.shape[1], keys.shape[2], keys.shape[3]
+    group = query.shape[1] // kv_heads
+    pages = n // page
+    q = query.reshape(1, kv_heads, group, dim)
+    paged = keys[:, :, : pages * page].unflatten(2, (pages, page))
+    bound = (q.clamp(min=0) @ paged.amax(3).transpose(2, 3) + q.clamp(max=0) @ paged.amin(3).transpose(2, 3)).amax(2)
+    first = min(sinks, n)
+    last = max(first, min(n - window, pages * page))
+    out = []
+    for g in range(kv_heads):
+        chosen = [*range(first), *range(last, n)][:keep]
+        for p in sorted(range(pages), key=lambda p: (-bound[0, g, p].item(), p)):
+            chosen += [t for t in range(p * page, (p + 1) * page) if first <= t < last][: keep - len(chosen)]
+        idx = torch.tensor(chosen)
+        out.append(F.scaled_dot_product_attention(q[:, g], keys[:, g, idx], values[:, g, idx], scale=scale))
+    return torch.cat(out, 1)[:, None]
+
+
+def filled_layer(store: str, kv_heads: int, tokens: int, dim: int, seed: int):
+    torch.manual_seed(seed)
+    layer = SieveLayer() if store == "fp" else QuantizedLayer(int(store[3:]))
+    layer.update(torch.randn(1, kv_heads, tokens, dim), torch.randn(1, kv_heads, tokens, dim))
+    if store != "fp":
+        layer.compact()
+    return layer
+
+
+@settings(max_examples=60, deadline=None)
+@given(store=st.sampled_from(["fp", "int8", "int4"]), kv_heads=st.integers(1, 3), group=st.integers(1, 5),
+       dim=st.sampled_from([8, 32, 64]), tokens=st.integers(40, 700), page=st.sampled_from([4, 16]),
+       share=st.floats(0.05, 0.9), sinks=st.integers(0, 6), window=st.integers(0, 40), seed=st.integers(0, 99))
+def test_the_compiled_step_attends_what_the_plain_reference_chooses(store, kv_heads, group, dim, tokens, page, share,
+                                                                   sinks, window, seed):
+    layer = filled_layer(store, kv_heads, tokens, dim, seed)
+    query = torch.randn(1, kv_heads * group, 1, dim)
+    keep = max(1, int(share * tokens))
+    keys = layer.rows()[0]
+    pages = tokens // page
+    paged = keys[:, :, : pages * page].unflatten(2, (pages, page))
+    parts = layer.stored_parts()
+    got = extension().quest_step(query, paged.amin(3), paged.amax(3), page, keep, sinks, window, parts.head_keys,
+                                 parts.head_values, parts.hot_keys, parts.hot_values, parts.codes, parts.bits,
+                                 parts.group, dim ** -0.5)
+    want = reference(query, layer, page, keep, sinks, window, dim ** -0.5)
+    assert got.shape == (1, 1, kv_heads * group, dim)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_page_bounds_or_budgets_are_refused_with_one_error():
+    layer = filled_layer("int4", 2, 300, 32, 0)
+    parts = layer.stored_parts()
+    query = torch.randn(1, 4, 1, 32)
+    low = torch.zeros(1, 2, 300 // 16, 32)
+    args = (parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values, parts.codes, parts.bits,
+            parts.group, 0.1)
+    for bad_low, keep in ((low[:, :, :5], 10), (low, 0), (low, 301)):
+        with pytest.raises(RuntimeError, match="page bounds|keep"):
+            extension().quest_step(query, bad_low, bad_low, 16, keep, 4, 32, *args)
+
+
+class CountingKernels:
+    """The compiled kernels, counting Quest's compiled steps."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def quest_step(self, *args):
+        self.steps += 1
+        return extension().quest_step(*args)
+
+
+def needle(tok, length: int, offset: int = 0) -> str:
+    return (haystack(tok, length, offset=offset) + "\nThe secret number is 4817.\n"
+            + haystack(tok, 200, offset=offset + 9000) + "\nQuestion: what is the secret number?\nAnswer:")
+
+
+@pytest.mark.real
+def test_on_smollm2_the_compiled_step_gives_the_torch_paths_tokens(smollm2, monkeypatch):
+    """Quest at 12.5 % over int4 and over fp on a 1,500-token needle: the same 16 greedy tokens with the compiled
+    step, which ran on every layer of every decode step."""
+    net, tok = smollm2
+    ids = tok(needle(tok, 1500), return_tensors="pt").input_ids
+    counting = CountingKernels()
+    monkeypatch.setattr(quest_module, "optional", lambda: counting)
+    for kv_dtype in ("int4", "fp"):
+        answers = {}
+        for kernel in (False, True):
+            with torch.inference_mode(), apply(net, make("quest", budget=0.125), kv_dtype=kv_dtype,
+                                               decode_kernel=kernel):
+                out = net.generate(ids, max_new_tokens=16, do_sample=False, pad_token_id=0)
+            answers[kernel] = out[0, ids.shape[1]:].tolist()
+        assert answers[True] == answers[False], kv_dtype
+    assert counting.steps == 2 * 15 * net.config.num_hidden_layers
+
+
+@pytest.mark.real
+def test_the_servers_packed_step_with_the_compiled_quest_gives_the_same_tokens(smollm2, monkeypatch):
+    """Two Quest requests over int4 (12.5 % and 25 %) decode together: the same tokens with the decode kernel."""
+    from tokensieve.serve.engine import Engine, Request
+
+    net, tok = smollm2
+    counting = CountingKernels()
+    monkeypatch.setattr(quest_module, "optional", lambda: counting)
+    prompts = [needle(tok, 1200), needle(tok, 900, offset=5000)]
+    answers = {}
+    for kernel in (False, True):
+        engine, outs = Engine(net, tok, decode_kernel=kernel), []
+        for prompt, budget in zip(prompts, (0.125, 0.25), strict=True):
+            outs.append([])
+            engine.submit(Request(tok(prompt).input_ids, 12, "quest", budget, ignore_eos=True, kv_dtype="int4"),
+                          outs[-1].append)
+        engine.run_until_idle()
+        answers[kernel] = ["".join(e.text for e in events) for events in outs]
+        assert bool(counting.steps) == kernel
+    assert answers[True] == answers[False]
