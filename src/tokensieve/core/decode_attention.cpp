@@ -9,8 +9,15 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
+
+#include "decode_attention.h"
+#include "simd.h"
 
 namespace {
+
+using tokensieve::exp_nonpositive;
+using tokensieve::sum4;
 
 constexpr int64_t kChunk = 256;            // tokens per work item
 constexpr int64_t kRows = 3;               // query heads per register block
@@ -18,35 +25,13 @@ constexpr int64_t kMaxHeadsPerGroup = 16;  // query heads per KV head
 constexpr int64_t kTokens = 4;             // key rows per register block (scores)
 constexpr int64_t kLanes = 8;              // floats per AVX2 vector
 constexpr int64_t kSpan = 32;              // head_dim columns per register block (values)
+constexpr int64_t kMaxHeadDim = 256;       // head_dim the serial path's stack buffers hold
 
 void check(const torch::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kFloat32, name, " must be a float32 CPU tensor");
   TORCH_CHECK(t.dim() == 4 && t.size(0) == 1, name, " must be [1, heads, tokens, head_dim]");
   TORCH_CHECK(t.stride(3) == 1 && t.stride(2) == t.size(3), name, "'s rows must be contiguous");
   TORCH_CHECK(t.size(3) % kSpan == 0, name, "'s head_dim must be a multiple of 32");
-}
-
-// The lane sums of four vectors, as one 128-bit vector.
-inline __m128 sum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-// e^x for x <= 0 (Cephes' expf: range reduction by ln 2, a degree-5 polynomial; relative error about 1e-7).
-inline __m256 exp_nonpositive(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-  __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
 // w[r * kChunk + n] = scale * q[r] . k[n], for `rows` query heads and the chunk's `len` key rows.
@@ -119,6 +104,43 @@ std::pair<float, float> exponentiate(float* s, int64_t len) {
 }
 
 }  // namespace
+
+// One KV head's R query rows over N contiguous key and value rows, serially: chunk by chunk as `attend` computes
+// them, each chunk's partial softmax merged into a running one -> out [R, D].
+void tokensieve::attend_rows(const float* q, int64_t R, const float* k, const float* v, int64_t N, int64_t D,
+                             float scale, float* out) {
+  TORCH_CHECK(R <= kMaxHeadsPerGroup && D % kSpan == 0 && D <= kMaxHeadDim, "unsupported heads or head_dim");
+  alignas(32) float w[kMaxHeadsPerGroup * kChunk];
+  alignas(32) float part[kMaxHeadsPerGroup * kMaxHeadDim];
+  float M[kMaxHeadsPerGroup], L[kMaxHeadsPerGroup];
+  for (int64_t r = 0; r < R; ++r) M[r] = -std::numeric_limits<float>::infinity(), L[r] = 0.f;
+  for (int64_t i = 0; i < R * D; ++i) out[i] = 0.f;
+  for (int64_t lo = 0; lo < N; lo += kChunk) {
+    const int64_t len = std::min(N, lo + kChunk) - lo;
+    for (int64_t r = 0; r < R; r += kRows) {
+      const int64_t rows = std::min(kRows, R - r);
+      if (rows == 3) score_block<3>(q + r * D, k + lo * D, D, len, scale, w + r * kChunk);
+      else if (rows == 2) score_block<2>(q + r * D, k + lo * D, D, len, scale, w + r * kChunk);
+      else score_block<1>(q + r * D, k + lo * D, D, len, scale, w + r * kChunk);
+    }
+    float m[kMaxHeadsPerGroup], l[kMaxHeadsPerGroup];
+    for (int64_t r = 0; r < R; ++r) std::tie(m[r], l[r]) = exponentiate(w + r * kChunk, len);
+    for (int64_t r = 0; r < R; r += kRows) {
+      const int64_t rows = std::min(kRows, R - r);
+      if (rows == 3) weigh_block<3>(w + r * kChunk, v + lo * D, D, len, part + r * D);
+      else if (rows == 2) weigh_block<2>(w + r * kChunk, v + lo * D, D, len, part + r * D);
+      else weigh_block<1>(w + r * kChunk, v + lo * D, D, len, part + r * D);
+    }
+    for (int64_t r = 0; r < R; ++r) {  // rescale the running sum and this chunk's to their common maximum
+      const float top = std::max(M[r], m[r]), old = std::exp(M[r] - top), now = std::exp(m[r] - top);
+      L[r] = L[r] * old + l[r] * now;
+      for (int64_t d = 0; d < D; ++d) out[r * D + d] = out[r * D + d] * old + part[r * D + d] * now;
+      M[r] = top;
+    }
+  }
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t d = 0; d < D; ++d) out[r * D + d] /= L[r];
+}
 
 // query [1, H, 1, D], keys and values [1, G, N, D] (rows contiguous; heads may be strided, as a cache buffer's
 // first N rows are) -> softmax(scale * q k^T) v as [1, H, 1, D]; query head h reads KV head h / (H / G).

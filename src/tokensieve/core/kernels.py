@@ -24,7 +24,7 @@ from tokensieve.errors import TokensieveError
 
 SOURCES = [Path(__file__).with_name(name)
            for name in ("kernels_module.cpp", "decode_attention.cpp", "dequantize_rows.cpp", "quest_step.cpp")]
-HEADERS = [Path(__file__).with_name("quant_rows.h")]
+HEADERS = [Path(__file__).with_name(name) for name in ("decode_attention.h", "quant_rows.h", "simd.h")]
 # -ffp-contract=off: a * b + c stays two roundings, as torch's elementwise kernels compute it
 _FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off"]
 

@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "decode_attention.h"
 #include "quant_rows.h"
 
 namespace {
@@ -19,7 +20,7 @@ namespace {
 using tokensieve::Coded;
 using tokensieve::Plain;
 
-constexpr int64_t kMaxGroup = 16;  // query heads per KV head
+constexpr int64_t kMaxGroup = 16;  // query heads per KV head (decode_attention.h)
 
 // Page p's bound for the group's R queries: the largest over them of sum_d max(q_d * low_d, q_d * high_d).
 float page_bound(const float* q, int64_t R, int64_t D, const float* low, const float* high) {
@@ -84,36 +85,6 @@ std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int6
   return slots;
 }
 
-// softmax(scale * q k^T) v over the chosen rows, for the group's R queries, into out [R, D].
-void attend_rows(const float* q, int64_t R, int64_t D, const std::vector<float>& keys,
-                 const std::vector<float>& values, int64_t K, float scale, float* out) {
-  std::vector<float> w(K);
-  for (int64_t r = 0; r < R; ++r) {
-    float m = -std::numeric_limits<float>::infinity();
-    for (int64_t k = 0; k < K; ++k) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t d = 0; d < D; d += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * D + d), _mm256_loadu_ps(keys.data() + k * D + d), acc);
-      alignas(32) float lanes[8];
-      _mm256_store_ps(lanes, acc);
-      float dot = 0.f;
-      for (float x : lanes) dot += x;
-      w[k] = dot * scale;
-      m = std::max(m, w[k]);
-    }
-    float total = 0.f;
-    for (int64_t k = 0; k < K; ++k) total += (w[k] = std::exp(w[k] - m));
-    float* o = out + r * D;
-    for (int64_t d = 0; d < D; ++d) o[d] = 0.f;
-    for (int64_t k = 0; k < K; ++k) {
-      const __m256 p = _mm256_set1_ps(w[k] / total);
-      for (int64_t d = 0; d < D; d += 8)
-        _mm256_storeu_ps(o + d, _mm256_fmadd_ps(p, _mm256_loadu_ps(values.data() + k * D + d),
-                                                _mm256_loadu_ps(o + d)));
-    }
-  }
-}
-
 }  // namespace
 
 // query [1, H, 1, D]; low, high [1, G, pages, D] (the complete pages' per-channel key minimum and maximum); a
@@ -129,7 +100,7 @@ torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, c
   TORCH_CHECK(coded.empty() || coded.size() == 6, "coded rows come as QuantizedRows' six tensors");
   const auto q = query.contiguous(), lo = low.contiguous(), hi = high.contiguous();
   const int64_t H = q.size(1), D = q.size(3), G = hot_keys.size(1), pages = lo.size(2);
-  TORCH_CHECK(D % 8 == 0 && H % G == 0 && H / G <= kMaxGroup, "unsupported heads or head_dim");
+  TORCH_CHECK(D % 32 == 0 && D <= 256 && H % G == 0 && H / G <= kMaxGroup, "unsupported heads or head_dim");
   TORCH_CHECK(lo.scalar_type() == torch::kFloat32 && lo.sizes() == hi.sizes() && lo.size(1) == G && lo.size(3) == D,
               "page bounds must be float32 [1, kv_heads, pages, head_dim]");
   std::unique_ptr<Coded> codes;
@@ -152,9 +123,10 @@ torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, c
         bounds[p] = page_bound(qg, R, D, lp + (g * pages + p) * D, hp + (g * pages + p) * D);
       const std::vector<int64_t> slots = choose(bounds, page, n, keep, sinks, window);
       const int64_t K = static_cast<int64_t>(slots.size());
-      std::vector<float> keys(K * D), values(K * D);
+      thread_local std::vector<float> keys, values;  // reused: a step calls this 240 times at 8 x 4k
+      if (static_cast<int64_t>(keys.size()) < K * D) keys.resize(K * D), values.resize(K * D);
       for (int64_t k = 0; k < K; ++k) layer.row(g, slots[k], keys.data() + k * D, values.data() + k * D);
-      attend_rows(qg, R, D, keys, values, K, s, op + g * R * D);
+      tokensieve::attend_rows(qg, R, keys.data(), values.data(), K, D, s, op + g * R * D);
     }
   });
   return out;
