@@ -48,8 +48,9 @@ def generate(
                                               "linears, weights prepacked (CPU, fp32; a second weight copy).")]
     = False,
     decode_kernel: Annotated[bool, typer.Option(
-        "--decode-kernel", help="Greedy on CPU: dense one-token decode steps attend through tokensieve's kernel "
-                                "(equal to the model's own attention up to float rounding; built once, about 40 s)."
+        "--decode-kernel", help="Greedy on CPU: dense one-token decode steps attend through tokensieve's kernel, "
+                                "and Quest's decode step runs as one compiled call (equal up to float rounding; "
+                                "built once, about 40 s)."
     )] = False,
     adjacency: Annotated[Path | None, typer.Option(help="recycling: warm-start the adjacency matrix from this "
                                                    "file if it exists, and save it there afterwards.")] = None,
