@@ -45,6 +45,18 @@ def packed_weight(linear: nn.Linear) -> torch.Tensor:
     return packed
 
 
+def fp32_linears(model: nn.Module) -> list[nn.Linear]:
+    """The linear layers whose weights can be prepacked: float32 ones."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear) and m.weight.dtype == torch.float32]
+
+
+def prepack(model: nn.Module) -> None:
+    """Pack every fp32 linear weight of a CPU model now, not in the first forward that needs it."""
+    if available(model):
+        for linear in fp32_linears(model):
+            packed_weight(linear)
+
+
 def packed_bytes(model: nn.Module) -> int:
     """Bytes of the prepacked copies `model` holds now."""
     return sum(_PACKED[m].nbytes for m in model.modules() if isinstance(m, nn.Linear) and m in _PACKED)
@@ -67,7 +79,7 @@ def _dispatching(linear: nn.Linear, from_rows: int):
 def packed_linears(model: nn.Module, from_rows: int = FROM_ROWS) -> Iterator[bool]:
     """Run the block with the dispatch above; yields whether it is active (False off CPU or without oneDNN, or for
     weights that are not fp32). Every linear's own forward is back after the block."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear) and m.weight.dtype == torch.float32]
+    linears = fp32_linears(model)
     if not available(model) or not linears:
         yield False
         return

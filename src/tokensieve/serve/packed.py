@@ -19,7 +19,7 @@ from torch import Tensor
 from transformers import AttentionInterface
 
 from tokensieve.core.cache import SieveCache, SieveLayer
-from tokensieve.core.gemm import packed_linears, packed_weight
+from tokensieve.core.gemm import packed_linears, prepack
 from tokensieve.core.hooks import (
     SESSION_ATTR,
     attention_implementation,
@@ -123,10 +123,8 @@ class PackedModel:
         self.modules = attention_modules(model)
         self.dense_name = attention_name(model)
         self.packed_gemm = packed_gemm
-        if packed_gemm and model.device.type == "cpu":
-            for linear in model.modules():
-                if isinstance(linear, torch.nn.Linear) and linear.weight.dtype == torch.float32:
-                    packed_weight(linear)
+        if packed_gemm:
+            prepack(model)
 
     @torch.inference_mode()
     def forward(self, ids: list[list[int]], segments: list[Segment]) -> Tensor:
