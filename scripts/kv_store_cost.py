@@ -62,7 +62,7 @@ def main(model: str, tokens: int, new_tokens: int, only: str = "") -> None:
     _, tok = cached_load(model)
     case = needle_case(tok, tokens, 0.5)
     wanted = set(only.split(",")) | {"full"} if only else None
-    chosen = [m for m in METHODS if wanted is None or method_label(*m) in wanted]
+    chosen = [m for m in METHODS if wanted is None or method_label(m[0], m[2], *m[3:]) in wanted]
     best: dict[str, tuple] = {}
     for _ in range(REPEATS):  # interleaved rounds; each method keeps its fastest run
         for name, budget, kv_dtype, *kernel in chosen:
