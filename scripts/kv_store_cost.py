@@ -89,18 +89,18 @@ def main(model: str, tokens: int, new_tokens: int, only: str = "") -> None:
         seconds = dequantize_seconds(model, ids, kv_dtype)
         print(f"dequantizing every layer's {kv_dtype} codes once: {seconds * 1000:.1f} ms "
               f"(a full-precision decode step: {1000 / full.decode_tok_s:.1f} ms)")
-    for kv_dtype, kernel in (("fp", False), ("int4", False)):
-        parts, steps = quest_breakdown(model, case, kv_dtype, new_tokens, kernel)
-        split = ", ".join(f"{name} {ms / steps:.1f}" for name, ms in parts.items() if ms)
-        print(f"{method_label('quest', kv_dtype, kernel)} per decode step, all layers, ms (profiled): {split}")
+    for kv_dtype in ("fp", "int4"):
+        parts, steps = quest_breakdown(model, case, kv_dtype, new_tokens)
+        split = ", ".join(f"{name} {ms / steps:.1f}" for name, ms in parts.items())
+        print(f"{method_label('quest', kv_dtype)} per decode step, all layers, ms (profiled): {split}")
 
 
-def quest_breakdown(model: str, case, kv_dtype: str, new_tokens: int, kernel: bool) -> tuple[dict[str, float], int]:
+def quest_breakdown(model: str, case, kv_dtype: str, new_tokens: int) -> tuple[dict[str, float], int]:
     """Milliseconds per part of Quest's decode attention (the torch path's), summed over layers and steps, and the
     steps."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         generate(model, case.context, case.question, "quest", 0.125, kv_dtype=kv_dtype,
-                 max_new_tokens=new_tokens, answer_prefix=case.answer_prefix, decode_kernel=kernel)
+                 max_new_tokens=new_tokens, answer_prefix=case.answer_prefix)
     totals = {e.key: e.cpu_time_total / 1000 for e in prof.key_averages() if e.key.startswith("quest.")}
     return {name: totals.get(f"quest.{name}", 0.0) for name in ("bounds", "pick", "gather", "attend")}, new_tokens - 1
 
