@@ -250,3 +250,22 @@ def test_the_server_admits_int4_requests_by_their_coded_bytes_on_a_real_model(sm
             engine.step()
     # the next prompt goes in at full precision next to the coded ones: k coded + 1 peak must fit
     assert admitted["fp"] == 2 and admitted["int4"] == (pool - peak) // coded + 1 == 5, admitted
+
+
+@pytest.mark.slow  # ~30 s
+def test_the_capacity_bench_counts_what_the_byte_model_admits(smollm2):
+    from tokensieve.bench.serving import Method, prompts_for, served_at_once
+    from tokensieve.serve.pool import Footprint
+
+    net, tok = smollm2
+    prompt_tokens, m = 1024, 4
+    n = len(tok(prompts_for(tok, prompt_tokens, 1)[0]).input_ids)
+    footprint = Footprint.of(net)
+    full, coded = footprint.decode_bytes(n, m, make("full")), footprint.decode_bytes(n, m, make("full"), "int4")
+    peak = footprint.prefill_bytes(n, m, make("full"), whole=True)
+    pool_mb = 2 * full / 2**20
+    counts = {label: served_at_once("smollm2-135m", Method.parse(label), pool_mb, prompt_tokens, m, requests=8)
+              for label in ("full", "full@int4")}
+    assert counts["full"]["served_at_once"] == 2
+    assert counts["full@int4"]["served_at_once"] == (2 * full - peak) // coded + 1 > 2, counts
+    assert counts["full@int4"]["kv_mb_of_those"] < counts["full"]["kv_mb_of_those"]

@@ -128,7 +128,7 @@ def test_bad_requests_are_refused_with_a_status(net):
         assert caught.value.status == status
     small = Engine(net, max_batch=1, max_queue=1)
     small.submit(Request([1, 2, 3], 4), lambda e: None)
-    small._admit()  # the first runs, the second waits, the third is turned away
+    small.admit()  # the first runs, the second waits, the third is turned away
     small.submit(Request([1, 2, 3], 4), lambda e: None)
     with pytest.raises(RequestError) as caught:
         small.submit(Request([1, 2, 3], 4), lambda e: None)

@@ -223,31 +223,30 @@ def concurrency_sweep(model: str, methods: list[Method], levels: list[int], prom
 
 def served_at_once(model: str, method: Method, pool_mb: float, prompt_tokens: int, new: int, requests: int,
                    device: str = "cpu") -> dict:
-    """Submit `requests` prompts to an engine with a `pool_mb` KV pool; count the sequences decoding at once
-    when admission stalls (nothing prefilling, the next request does not fit)."""
+    """Submit `requests` prompts to an engine with a `pool_mb` KV pool and count the sequences it holds at once:
+    decoding is held, so no request finishes and frees its bytes; prompts go in until the next one does not fit.
+    Admission reserves each request's bytes for all its `new` tokens, so this is the number that would decode
+    together."""
     from tokensieve.models import cached_load
 
     net, tokenizer = cached_load(model, device)
     engine = Engine(net, tokenizer, kv_pool_bytes=int(pool_mb * 2**20), max_batch=requests, max_queue=requests)
+    engine.hold_decode = True
     ids = [tokenizer(p).input_ids for p in prompts_for(tokenizer, prompt_tokens, 1)] * requests
     seqs = [engine.submit(Request(row, new, method.policy, method.budget, kv_dtype=method.kv_dtype), lambda e: None)
             for row in ids]
-    most, real = 0, 0
     while True:
-        engine.step()
-        decoding = [s for s in engine.running if s.decoding]
-        most = max(most, len(decoding))
-        real = max(real, sum(s.kv_kept for s in decoding))
-        if any(not s.decoding for s in engine.running):
-            continue
-        engine._admit()  # the last prefill just shrank its reservation: does the next request fit now?
-        if not any(not s.decoding for s in engine.running):
+        engine.admit()  # a finished prefill shrinks its reservation to the kept bytes: does the next one fit now?
+        if all(s.decoding for s in engine.running):
             break  # every request admitted, or the pool is full
+        engine.step()
+    held = [s for s in engine.running if s.decoding]
     for seq in seqs:
         engine.cancel(seq)
+    engine.hold_decode = False
     engine.run_until_idle()
-    return {"method": method.label, "pool_mb": pool_mb, "served_at_once": most,
-            "kv_mb_of_those": round(real / 2**20, 1)}
+    return {"method": method.label, "pool_mb": pool_mb, "served_at_once": len(held),
+            "kv_mb_of_those": round(sum(s.kv_kept for s in held) / 2**20, 1)}
 
 
 def ttft_under_load(model: str, method: Method, long_tokens: int, short_tokens: int, repeats: int = 3,

@@ -240,7 +240,8 @@ class Engine:
     def _admissible(self, peak: int) -> bool:
         return len(self.running) < self.max_batch and self.pool.fits(peak)
 
-    def _admit(self) -> None:
+    def admit(self) -> None:
+        """Admit waiting requests in order while each fits the batch and the KV pool (and drop cancelled ones)."""
         with self._lock:
             for seq in [s for s in self.running if s.cancelled]:
                 self._finish(seq, "cancelled")
@@ -285,7 +286,7 @@ class Engine:
         return plan
 
     def step(self) -> None:
-        self._admit()
+        self.admit()
         plan = self._plan()
         if not plan:
             return
