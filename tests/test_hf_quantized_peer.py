@@ -14,12 +14,30 @@ from tokensieve.bench.summary import budget_check
 from tokensieve.errors import TokensieveError
 
 
-def test_the_method_strings_name_a_code_width_or_get_one_clear_error():
-    assert hf_cache.bits_of("hf:quantized@int4") == 4 and hf_cache.bits_of("hf:quantized@int2") == 2
+def test_the_method_strings_name_a_code_width_and_group_or_get_one_clear_error():
+    assert hf_cache.settings_of("hf:quantized@int4") == (4, 64)
+    assert hf_cache.settings_of("hf:quantized@int2") == (2, 64)
+    assert hf_cache.settings_of("hf:quantized@int4-g32") == (4, 32)
     with pytest.raises(PeerFailed, match="choose from hf:quantized@int4, hf:quantized@int2"):
-        hf_cache.bits_of("hf:quantized@int8")
+        hf_cache.settings_of("hf:quantized@int8")
+    for bad in ("hf:quantized@int4-g", "hf:quantized@int4-g0", "hf:quantized@int4-gx", "hf:quantized@int4-g-5"):
+        with pytest.raises(PeerFailed, match="unknown transformers quantized cache"):
+            hf_cache.settings_of(bad)
     with pytest.raises(TokensieveError, match="unknown transformers quantized cache"):
         check_methods(["hf:quantized@int3"])
+
+
+def test_smaller_groups_hold_more_scales_on_a_real_config(smollm2):
+    import torch
+
+    net, _ = smollm2
+    held = {}
+    for group in (32, 64):
+        cache = hf_cache.quantized_cache(net.config, 4, group)
+        with torch.inference_mode():
+            net(input_ids=torch.arange(100, 300)[None], cache=cache, use_cache=True, logits_to_keep=1)
+        held[group] = hf_cache.held_bytes(cache)
+    assert held[32] > held[64]
 
 
 @pytest.mark.slow  # one 4k-token cell: about a minute

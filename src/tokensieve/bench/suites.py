@@ -299,7 +299,7 @@ def check_methods(methods: list[str]) -> list[str]:
             kvpress.press_name(m)
         elif hf_cache.is_peer(m):
             try:
-                hf_cache.bits_of(m)
+                hf_cache.settings_of(m)
             except kvpress.PeerFailed as err:
                 raise TokensieveError(str(err)) from None
         elif split_storage(m)[0] not in REGISTRY:

@@ -1,11 +1,14 @@
 """transformers' own quantized KV cache as a peer of the kv-store suite: `QuantizedCache` with its HQQ backend
 (KIVI-style codes over groups of 64, the newest `residual_length` = 128 tokens at full precision, as transformers
-sets them by default), on the plain model and its own `generate`, with the same prompt ids and the same scoring as
-tokensieve's cells. It is the cache a transformers user picks for memory.
+sets them by default; the prompt is coded whole, the residual fills during decoding), on the plain model and its
+own `generate`, with the same prompt ids and the same scoring as tokensieve's cells. It is the cache a
+transformers user picks for memory.
 
-Method strings: "hf:quantized@int4" and "hf:quantized@int2". The peer keeps every token, so a cell's budget does
-not apply to it (as for `full@int4`). Bytes are every tensor the cache holds after the prompt, codes, scales and
-zero-points included, found by walking the cache's layers rather than by its own accounting.
+Method strings: "hf:quantized@int4" and "hf:quantized@int2"; a suffix "-gN" quantizes over groups of N instead of
+64 ("hf:quantized@int4-g32"), which spends more bytes on scales and zero-points: a comparison at equal bytes. The
+peer keeps every token, so a cell's budget does not apply to it (as for `full@int4`). Bytes are every tensor the
+cache holds after the prompt, codes, scales and zero-points included, found by walking the cache's layers rather
+than by its own accounting.
 
 hqq is pure Python on CPU and installs beside tokensieve (the `dev` extra): no venv of its own is needed.
 """
@@ -22,19 +25,21 @@ from tokensieve.core.tensors import storage_bytes, tensors_in
 PEER = "hf:quantized"
 BITS = {"int4": 4, "int2": 2}
 BACKEND = "hqq"
+GROUP = 64  # transformers' default q_group_size
 
 
 def is_peer(method: str) -> bool:
     return method.partition("@")[0] == PEER
 
 
-def bits_of(method: str) -> int:
-    """The code width a method string names, or PeerFailed for an unknown one."""
+def settings_of(method: str) -> tuple[int, int]:
+    """(code width, group size) a method string names, or PeerFailed for an unknown one."""
     name, _, kv_dtype = method.partition("@")
-    if name != PEER or kv_dtype not in BITS:
+    kv_dtype, marked, group = kv_dtype.partition("-g")
+    if name != PEER or kv_dtype not in BITS or (marked and not (group.isdigit() and int(group) > 0)):
         raise PeerFailed(f"unknown transformers quantized cache '{method}': choose from "
-                         + ", ".join(f"{PEER}@{k}" for k in BITS))
-    return BITS[kv_dtype]
+                         + ", ".join(f"{PEER}@{k}" for k in BITS) + " (optionally -gN: groups of N)")
+    return BITS[kv_dtype], int(group) if marked else GROUP
 
 
 def versions() -> dict[str, str]:
@@ -52,12 +57,12 @@ def held_bytes(cache) -> int:
     return storage_bytes([t for layer in cache.layers for t in tensors_in(layer)])
 
 
-def quantized_cache(config, bits: int):
+def quantized_cache(config, bits: int, group: int = GROUP):
     from transformers import QuantizedCache
 
     if versions()[BACKEND] == "missing":
         raise PeerFailed(f"{PEER} needs the {BACKEND} package: pip install -e '.[dev]' (scripts/setup.sh does)")
-    return QuantizedCache(BACKEND, config, nbits=bits)
+    return QuantizedCache(BACKEND, config, nbits=bits, q_group_size=group)
 
 
 def run_peer(model: str, case: dict, method: str, budget: float, repeats: int) -> tuple[float | None, dict]:
@@ -67,7 +72,7 @@ def run_peer(model: str, case: dict, method: str, budget: float, repeats: int) -
     from tokensieve.bench import prompts, tasks
     from tokensieve.models import cached_load, model_lock
 
-    bits = bits_of(method)
+    bits, group = settings_of(method)
     if case["task"] not in tasks.PROMPT_TASKS:
         raise PeerFailed(f"{PEER} runs the RULER and code tasks, not {case['task']}")
     net, tok = cached_load(model)
@@ -77,7 +82,7 @@ def run_peer(model: str, case: dict, method: str, budget: float, repeats: int) -
     eos = [e for e in (net.generation_config.eos_token_id, tok.eos_token_id) if isinstance(e, int)]
     stops = eos + (list(tasks.newline_ids(model)) if task.stop_at_newline else [])
     with model_lock(net), torch.inference_mode():
-        cache = quantized_cache(net.config, bits)
+        cache = quantized_cache(net.config, bits, group)
         net(input_ids=ids[:, :-1], cache=cache, use_cache=True, logits_to_keep=1)
         kept = held_bytes(cache)
         out = net.generate(ids, attention_mask=torch.ones_like(ids), cache=cache, do_sample=False,
