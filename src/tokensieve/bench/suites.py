@@ -243,13 +243,15 @@ def prefill_skipping() -> Suite:
 
 
 KV_STORE_METHODS = ("full", "full@int8", "full@int4", "quest", "quest@int8", "quest@int4", "tokenselect",
-                    "snapkv@int4", "tokenselect@int4", "hf:quantized@int4", "hf:quantized@int2", "full~int8")
+                    "snapkv@int4", "tokenselect@int4", "hf:quantized@int4", "hf:quantized@int2", "full~int8",
+                    "hf:quantized@int4-g32")
 
 
 def kv_store() -> Suite:
     """Issue #28: storage precision (`@int8`, `@int4`: KIVI-style codes) and Quest's page selection, on the
     standard suite's 4k RULER cases (the same 50 per model) at 12.5 %, next to full, the best selector
-    (tokenselect) and transformers' own QuantizedCache (HQQ int4 / int2, `peers.hf_cache`) in the same run, so
+    (tokenselect) and transformers' own QuantizedCache (HQQ int4 / int2, and int4 over groups of 32: the bytes of
+    ours; `peers.hf_cache`) in the same run, so
     every comparison is paired; `full~int8` is the full cache on int8 weights (issue 29's weight axis). Part 1 is
     SmolLM2, part 2 Qwen."""
     methods = list(KV_STORE_METHODS)
