@@ -90,7 +90,8 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
     kv_dtype: how the cache stores keys and values: "fp" (the compute dtype), "int8" or "int4" (`core/quant.py`),
     for every policy. weights: the model's weight precision, "fp32", "bf16" or "int8" (`tokensieve.weights`).
     decode_kernel: dense one-token decode steps on CPU attend through tokensieve's kernel (`core.decode_kernel`;
-    equal to the model's own attention up to float rounding)."""
+    equal to the model's own attention up to float rounding), and Quest's decode step runs as one compiled call
+    (`core/quest_step.cpp`; `Session.kernels`)."""
     if chunk is not None and chunk < 1:
         raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
     if max_new_tokens < 1:
