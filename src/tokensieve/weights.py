@@ -7,7 +7,9 @@
   runs on bfloat16 activations and int8 codes, through torch's `_weight_int8pack_mm` (the CPU and CUDA kernel
   gpt-fast and torchao call) for a few rows, or as a bf16 GEMM of the codes for many (prefill), and the result
   returns to the compute dtype, fp32. Everything else (norms,
-  attention, embeddings, the KV cache) stays fp32.
+  attention, embeddings, the KV cache) stays fp32. With the decode kernel (`--decode-kernel`,
+  `core.int8_kernel`), one to four float32 rows on CPU multiply the same codes and scales through tokensieve's
+  compiled product instead, without rounding the activations to bfloat16.
 
 Why weight-only: torch's dynamic int8 quantization (fbgemm, int8 activations too) decodes 2.35x faster than fp32
 on Qwen-0.5B here, but one activation scale per product spreads a prompt's outliers over all its tokens: it picked
@@ -17,6 +19,7 @@ decodes 1.6x (1.4x) faster (`scripts/int8_choice.py`, docs/WEIGHTS.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import torch
@@ -31,6 +34,7 @@ ACTIVATIONS = torch.bfloat16  # what an int8 product multiplies its codes with
 # faster there: on Qwen-0.5B's [4864 x 896] here, 0.2 against 1.2 ms for one row, 1.5 against 1.4 ms for 13, 290
 # against 41 ms for 4096 (`tokensieve speed gemm` has the whole curve).
 FUSED_BELOW = 16
+COMPILED_ROWS = 4  # the most rows a compiled product (`Int8Linear.product`) takes
 
 
 def check_weights(weights: str) -> None:
@@ -45,7 +49,10 @@ def compute_dtype(weights: str) -> torch.dtype:
 
 
 class Int8Linear(nn.Module):
-    """A linear layer with int8 codes [out, in] (`weight`) and one scale per output channel; see the module doc."""
+    """A linear layer with int8 codes [out, in] (`weight`) and one scale per output channel; see the module doc.
+
+    `product`: when set (`core.int8_kernel.int8_products`), float32 CPU inputs of at most `COMPILED_ROWS` rows
+    go through it as product(rows [m, in], codes, scales as float32) -> [m, out], activations unrounded."""
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
@@ -54,16 +61,23 @@ class Int8Linear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("weight", (weight / scales[:, None]).round().clamp(-127, 127).to(torch.int8))
         self.register_buffer("scales", scales.to(ACTIVATIONS))
+        self.register_buffer("float_scales", self.scales.float(), persistent=False)  # the same values, widened
         self.bias = linear.bias
         self.fused = fused_kernel(str(weight.device))
+        self.product: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features).to(ACTIVATIONS)
-        if self.fused and rows.shape[0] < FUSED_BELOW:
-            out = torch._weight_int8pack_mm(rows, self.weight, self.scales)
-        else:  # the codes as bf16 (exact: |code| <= 127), a bf16 GEMM, then the scales
-            out = F.linear(rows, self.weight.to(ACTIVATIONS)) * self.scales
-        out = out.to(x.dtype)
+        flat = x.reshape(-1, self.in_features)
+        if self.product is not None and x.dtype == torch.float32 and x.device.type == "cpu" \
+                and flat.shape[0] <= COMPILED_ROWS:
+            out = self.product(flat, self.weight, self.float_scales)
+        else:
+            rows = flat.to(ACTIVATIONS)
+            if self.fused and rows.shape[0] < FUSED_BELOW:
+                out = torch._weight_int8pack_mm(rows, self.weight, self.scales)
+            else:  # the codes as bf16 (exact: |code| <= 127), a bf16 GEMM, then the scales
+                out = F.linear(rows, self.weight.to(ACTIVATIONS)) * self.scales
+            out = out.to(x.dtype)
         if self.bias is not None:
             out = out + self.bias
         return out.reshape(*x.shape[:-1], self.out_features)

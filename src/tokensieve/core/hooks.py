@@ -22,6 +22,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from tokensieve.core.cache import SieveCache, SieveLayer
 from tokensieve.core.decode_kernel import with_kernel
+from tokensieve.core.int8_kernel import int8_products
 from tokensieve.core.policy import Policy
 from tokensieve.core.quant import check_kv_dtype
 from tokensieve.core.session import Session
@@ -171,7 +172,8 @@ def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int]
     `kv_dtype`: the storage precision of the cache apply() makes when the caller passes none ("fp", "int8",
     "int4"); a caller's own SieveCache keeps its own. `decode_kernel`: dense one-token decode steps on CPU run
     tokensieve's kernel (`core.decode_kernel`; equal to the model's own attention up to float rounding), and so do
-    the policies' own compiled decode steps where they have one (Quest's, `core/quest_step.cpp`).
+    the policies' own compiled decode steps where they have one (Quest's, `core/quest_step.cpp`) and int8 weights'
+    small products (`core.int8_kernel`).
 
     A model has one owner at a time: a nested or concurrent apply() on the same model is refused."""
     modules = attention_modules(model)
@@ -186,7 +188,7 @@ def apply(model: torch.nn.Module, policy: Policy, prompt_tokens: int | list[int]
         session.kv_dtype, session.kernels = kv_dtype, decode_kernel
         setattr(model, SESSION_ATTR, session)
     try:
-        with attention_implementation(model, NAME):
+        with attention_implementation(model, NAME), int8_products(model, decode_kernel):
             for module in modules:
                 setattr(module, SESSION_ATTR, session)
             handles = _ensure_sieve_cache(session, model)

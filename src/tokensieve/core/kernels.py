@@ -5,7 +5,9 @@ torch under ~/.cache/torch_extensions) for CPUs that torch reports as AVX2 or be
   selected slots (sinks, codes, newest rows), read in one pass, bit-identical to the torch paths they replace
   (`QuantizedRows.dequantize_rows`, `QuantizedLayer.gather`), so they are used wherever they build;
 - `quest_step` (quest_step.cpp): Quest's whole decode step over one layer (pages ranked, slots chosen, read and
-  attended), opt-in with the decode kernel (`sparse/quest.py`).
+  attended), opt-in with the decode kernel (`sparse/quest.py`);
+- `int8_linear` (int8_linear.cpp): one to four float32 rows times int8 weight codes, opt-in with the decode
+  kernel for `--weights int8` (`tokensieve.weights`).
 The module's name carries a hash of every source and header, so a changed header rebuilds it too.
 
 Hand-written because no library we can install offers either for torch 2.13 on CPU (docs/DECODE.md, KV-STORE.md).
@@ -23,7 +25,8 @@ import torch
 from tokensieve.errors import TokensieveError
 
 SOURCES = [Path(__file__).with_name(name)
-           for name in ("kernels_module.cpp", "decode_attention.cpp", "dequantize_rows.cpp", "quest_step.cpp")]
+           for name in ("kernels_module.cpp", "decode_attention.cpp", "dequantize_rows.cpp", "quest_step.cpp",
+                       "int8_linear.cpp")]
 HEADERS = [Path(__file__).with_name(name) for name in ("decode_attention.h", "quant_rows.h", "simd.h")]
 # -ffp-contract=off: a * b + c stays two roundings, as torch's elementwise kernels compute it
 _FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off"]

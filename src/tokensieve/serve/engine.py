@@ -129,7 +129,7 @@ class Engine:
         self.footprint = Footprint.of(model)
         check_kv_dtype(kv_dtype, self.footprint.head_dim)
         self.kv_dtype = kv_dtype
-        self.packed = PackedModel(model, packed_gemm)
+        self.packed = PackedModel(model, packed_gemm, int8_kernel=decode_kernel)
         self.decode_kernel = decode_kernel
         self.dense = with_kernel(dense_attention(self.packed.modules[0], self.packed.dense_name), decode_kernel,
                                  model.device)

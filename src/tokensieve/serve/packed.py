@@ -27,6 +27,7 @@ from tokensieve.core.hooks import (
     attention_name,
     sieve_attention,
 )
+from tokensieve.core.int8_kernel import int8_products
 from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
 
@@ -116,10 +117,12 @@ AttentionInterface.register(NAME, packed_attention)
 class PackedModel:
     """A model run by the engine: one packed forward per step, under the packed attention. `packed_gemm`: the
     step's linear layers multiply three or more rows through oneDNN with prepacked weights (`core.gemm`: equal to
-    aten's products up to float rounding, a second copy of every fp32 linear weight); packed here, once."""
+    aten's products up to float rounding, a second copy of every fp32 linear weight); packed here, once.
+    `int8_kernel`: int8 weights' products of up to four rows run compiled (`core.int8_kernel`)."""
 
-    def __init__(self, model: torch.nn.Module, packed_gemm: bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, packed_gemm: bool = False, int8_kernel: bool = False) -> None:
         self.model = model
+        self.int8_kernel = int8_kernel
         self.modules = attention_modules(model)
         self.dense_name = attention_name(model)
         self.packed_gemm = packed_gemm
@@ -138,7 +141,7 @@ class PackedModel:
         for segment in segments:
             segment.cache.defer_reads(True)  # the packed attention reads quantized codes on demand
         try:
-            with attention_implementation(self.model, NAME), \
+            with attention_implementation(self.model, NAME), int8_products(self.model, self.int8_kernel), \
                     packed_linears(self.model) if self.packed_gemm else nullcontext():
                 out = self.model(input_ids=flat, position_ids=positions, cache=packed, use_cache=True,
                                  logits_to_keep=lasts)
