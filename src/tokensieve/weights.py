@@ -8,7 +8,7 @@
   gpt-fast and torchao call) for a few rows, or as a bf16 GEMM of the codes for many (prefill), and the result
   returns to the compute dtype, fp32. Everything else (norms,
   attention, embeddings, the KV cache) stays fp32. With the decode kernel (`--decode-kernel`,
-  `core.int8_kernel`), one to four float32 rows on CPU multiply the same codes and scales through tokensieve's
+  `core.int8_kernel`), one to 16 float32 rows on CPU multiply the same codes and scales through tokensieve's
   compiled product instead, without rounding the activations to bfloat16.
 
 Why weight-only: torch's dynamic int8 quantization (fbgemm, int8 activations too) decodes 2.35x faster than fp32
@@ -34,7 +34,7 @@ ACTIVATIONS = torch.bfloat16  # what an int8 product multiplies its codes with
 # faster there: on Qwen-0.5B's [4864 x 896] here, 0.2 against 1.2 ms for one row, 1.5 against 1.4 ms for 13, 290
 # against 41 ms for 4096 (`tokensieve speed gemm` has the whole curve).
 FUSED_BELOW = 16
-COMPILED_ROWS = 4  # the most rows a compiled product (`Int8Linear.product`) takes
+COMPILED_ROWS = 16  # the most rows a compiled product (`Int8Linear.product`) takes
 
 
 def check_weights(weights: str) -> None:

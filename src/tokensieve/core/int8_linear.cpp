@@ -7,9 +7,12 @@
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 
+#include <algorithm>
+
 namespace {
 
-constexpr int64_t kMaxRows = 4;
+constexpr int64_t kMaxRows = 16;
+constexpr int64_t kBlock = 4;  // rows whose sums stay in registers together
 
 inline float lane_sum(__m256 v) {
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -39,20 +42,32 @@ void dot_rows(const float* x, int64_t K, const int8_t* code, float* out) {
   }
 }
 
-template <int64_t R>
-void product(const float* x, const int8_t* codes, const float* scales, int64_t K, int64_t N, float* out) {
+// Rows in blocks of up to four per output channel: the channel's codes stay in L1 between blocks, so they are read
+// from memory once for all rows.
+void product(const float* x, const int8_t* codes, const float* scales, int64_t M, int64_t K, int64_t N,
+             float* out) {
   at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
-    float sums[R];
+    float sums[kBlock];
     for (int64_t n = begin; n < end; ++n) {
-      dot_rows<R>(x, K, codes + n * K, sums);
-      for (int64_t r = 0; r < R; ++r) out[r * N + n] = sums[r] * scales[n];
+      const int8_t* code = codes + n * K;
+      for (int64_t r0 = 0; r0 < M; r0 += kBlock) {
+        const int64_t R = std::min(kBlock, M - r0);
+        const float* rows = x + r0 * K;
+        switch (R) {
+          case 1: dot_rows<1>(rows, K, code, sums); break;
+          case 2: dot_rows<2>(rows, K, code, sums); break;
+          case 3: dot_rows<3>(rows, K, code, sums); break;
+          default: dot_rows<4>(rows, K, code, sums); break;
+        }
+        for (int64_t r = 0; r < R; ++r) out[(r0 + r) * N + n] = sums[r] * scales[n];
+      }
     }
   });
 }
 
 }  // namespace
 
-// rows [m, k] float32 (m <= 4), codes [n, k] int8, scales [n] float32 -> [m, n] float32.
+// rows [m, k] float32 (m <= 16), codes [n, k] int8, scales [n] float32 -> [m, n] float32.
 torch::Tensor int8_linear(const torch::Tensor& rows, const torch::Tensor& codes, const torch::Tensor& scales) {
   TORCH_CHECK(rows.dim() == 2 && rows.scalar_type() == torch::kFloat32 && rows.device().is_cpu(),
               "rows must be float32 [m, k] on CPU");
@@ -70,11 +85,6 @@ torch::Tensor int8_linear(const torch::Tensor& rows, const torch::Tensor& codes,
   const int8_t* cp = c.data_ptr<int8_t>();
   const float* sp = s.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  switch (M) {
-    case 1: product<1>(xp, cp, sp, K, N, op); break;
-    case 2: product<2>(xp, cp, sp, K, N, op); break;
-    case 3: product<3>(xp, cp, sp, K, N, op); break;
-    default: product<4>(xp, cp, sp, K, N, op); break;
-  }
+  product(xp, cp, sp, M, K, N, op);
   return out;
 }

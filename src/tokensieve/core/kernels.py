@@ -6,7 +6,7 @@ torch under ~/.cache/torch_extensions) for CPUs that torch reports as AVX2 or be
   (`QuantizedRows.dequantize_rows`, `QuantizedLayer.gather`), so they are used wherever they build;
 - `quest_step` (quest_step.cpp): Quest's whole decode step over one layer (pages ranked, slots chosen, read and
   attended), opt-in with the decode kernel (`sparse/quest.py`);
-- `int8_linear` (int8_linear.cpp): one to four float32 rows times int8 weight codes, opt-in with the decode
+- `int8_linear` (int8_linear.cpp): one to sixteen float32 rows times int8 weight codes, opt-in with the decode
   kernel for `--weights int8` (`tokensieve.weights`).
 The module's name carries a hash of every source and header, so a changed header rebuilds it too.
 

@@ -28,6 +28,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("attend", &attend, "one decode query per head over a float32 KV cache (GQA)");
   m.def("dequantize_rows", &dequantize_rows, "selected coded rows as float32 keys and values");
   m.def("gather_layer", &gather_layer, "a quantized layer's selected rows (sinks, codes, newest) as float32");
-  m.def("int8_linear", &int8_linear, "1 to 4 float32 rows times int8 codes with per-output-channel scales");
+  m.def("int8_linear", &int8_linear, "1 to 16 float32 rows times int8 codes with per-output-channel scales");
   m.def("quest_step", &quest_step, "Quest's decode step over one layer: pages ranked, slots chosen, read, attended");
 }

@@ -118,7 +118,7 @@ class PackedModel:
     """A model run by the engine: one packed forward per step, under the packed attention. `packed_gemm`: the
     step's linear layers multiply three or more rows through oneDNN with prepacked weights (`core.gemm`: equal to
     aten's products up to float rounding, a second copy of every fp32 linear weight); packed here, once.
-    `int8_kernel`: int8 weights' products of up to four rows run compiled (`core.int8_kernel`)."""
+    `int8_kernel`: int8 weights' products of up to 16 rows run compiled (`core.int8_kernel`)."""
 
     def __init__(self, model: torch.nn.Module, packed_gemm: bool = False, int8_kernel: bool = False) -> None:
         self.model = model
