@@ -269,3 +269,22 @@ def test_the_capacity_bench_counts_what_the_byte_model_admits(smollm2):
     assert counts["full"]["served_at_once"] == 2
     assert counts["full@int4"]["served_at_once"] == (2 * full - peak) // coded + 1 > 2, counts
     assert counts["full@int4"]["kv_mb_of_those"] < counts["full"]["kv_mb_of_those"]
+
+
+def test_quests_page_bounds_are_counted_and_reserved_on_a_real_model(smollm2):
+    """Quest's page summaries are bytes it holds: a run reports them (`policy_state_bytes`, measured from the
+    session's state) and they equal what the KV pool reserves for them (`Policy.state_bytes`)."""
+    from tokensieve.serve.pool import Footprint
+
+    net, tok = smollm2
+    case = needle_case(tok, 700, 0.5)
+    result = generate("smollm2-135m", case.context, case.question, "quest", 0.25, max_new_tokens=4, kv_dtype="int4")
+    footprint, quest = Footprint.of(net), make("quest", 0.25)
+    expected = sum(quest.state_bytes(rows, footprint.kv_heads, footprint.head_dim, footprint.element)
+                   for rows in result.stats.kept_tokens_end)
+    assert result.stats.new_tokens == 4 and result.stats.policy_state_bytes == expected > 0
+    full = generate("smollm2-135m", case.context, case.question, "full", 1.0, max_new_tokens=4, kv_dtype="int4")
+    assert full.stats.policy_state_bytes == 0
+    n = result.stats.prompt_tokens
+    reserved = footprint.decode_bytes(n, 4, quest, "int4") - footprint.decode_bytes(n, 4, make("full"), "int4")
+    assert reserved == footprint.full_layers * quest.state_bytes(n + 4, footprint.kv_heads, footprint.head_dim, 4)

@@ -131,7 +131,8 @@ def run_prompt(model: str, case: dict, method: str, budget: float, repeats: int,
         s = r.stats
         return {"answer": r.answer, **{k: getattr(s, k) for k in (
             "prompt_tokens", "new_tokens", "prefill_s", "shared_prefill_s", "decode_tok_s", "peak_rss_mb",
-            "kv_bytes_full", "kv_bytes_kept", "kv_bytes_end", "kept_tokens", "attended_tokens", "dense_fallbacks")}}
+            "kv_bytes_full", "kv_bytes_kept", "kv_bytes_end", "kept_tokens", "attended_tokens", "dense_fallbacks",
+            "policy_state_bytes")}}
 
     first, timing = median_timed(once, repeats, warmup=0)
     quality, detail = task.score(first["answer"])

@@ -117,8 +117,11 @@ def _line(key: tuple, group: list[dict]) -> Line:
     if not m:
         return line
     line.quality = _mean([r["quality"] for r in ok])
-    line.kv_frac = _mean([x["kv_bytes_kept"] / x["kv_bytes_full"] for x in m if x.get("kv_bytes_full")])
-    line.kv_mb = _mean([x.get("kv_bytes_kept") for x in m])
+    # a selector's summaries count too (recorded by cells since `policy_state_bytes` exists; 0 before)
+    line.kv_frac = _mean([(x["kv_bytes_kept"] + x.get("policy_state_bytes", 0)) / x["kv_bytes_full"] for x in m
+                          if x.get("kv_bytes_full")])
+    line.kv_mb = _mean([x["kv_bytes_kept"] + x.get("policy_state_bytes", 0) for x in m
+                        if x.get("kv_bytes_kept") is not None])
     line.kv_mb = line.kv_mb / 2**20 if line.kv_mb is not None else None
     line.prefill_s = _median([x.get("prefill_s") for x in m])
     line.decode_tok_s = _median([x.get("decode_tok_s") for x in m])

@@ -58,6 +58,11 @@ class Policy:
         """How many of the prompt's last queries the policy scores with (SnapKV's `observe`); 1 by default."""
         return 1
 
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
+        """Bytes of its own state the policy keeps per layer for `rows` cached rows (a selector's summaries), on
+        top of the cache: what a KV pool reserves besides the rows. None by default."""
+        return 0
+
     def branch_refusal(self, tail: int) -> str | None:
         """None when a run that prefills all but the prompt's last `tail` tokens densely and feeds those under
         this policy gives what one prefill under it gives (`run.prefill` + branch), else why not."""
@@ -181,6 +186,9 @@ class Stacked(Policy):
 
     def prompt_window(self) -> int:
         return self.then.prompt_window()
+
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
+        return self.then.state_bytes(rows, kv_heads, head_dim, element)
 
     def branch_refusal(self, tail: int) -> str | None:
         return self.skip.branch_refusal(tail) or self.then.branch_refusal(tail)

@@ -15,6 +15,7 @@ from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, device_sync, now
 from tokensieve.core.policy import Policy
+from tokensieve.core.tensors import storage_bytes, tensors_in
 from tokensieve.errors import TokensieveError
 from tokensieve.models import model_lock
 from tokensieve.run.prefix import Prefix, check_prefix
@@ -101,7 +102,7 @@ def generate(
             steps += 1
         device_sync(net.device)
         decode_s = now() - start
-        kv_end = cache_.kv_bytes()
+        kv_end, state = cache_.kv_bytes(), storage_bytes(tensors_in(session.scratch))
         kept_end = [stored_token_counts(cache_, b) for b in range(len(contexts))]
     usage = session.usage
     results = []
@@ -116,7 +117,7 @@ def generate(
             dense_fallbacks=usage.dense_fallbacks, dense_fallbacks_decode=usage.dense_decode,
             evictions=session.evictions, chunk=chunk, evict_every=policy_obj.decode_evict_every(),
             batch=len(contexts), query_aware=query_aware, device=str(net.device), peak_device_mb=peak.device_mb,
-            kv_dtype=run.kv_dtype,
+            kv_dtype=run.kv_dtype, policy_state_bytes=state,
         )
         results.append(Result(answer=run.answer(tokens), token_ids=tokens, stats=stats))
     return results[0] if isinstance(context, str) else results

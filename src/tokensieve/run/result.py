@@ -20,6 +20,7 @@ class Stats:
     kv_bytes_full: int  # what an unmodified cache holds after the prompt
     kv_bytes_kept: int  # what this policy's cache really allocates after the prompt (spare rows included)
     kv_bytes_end: int = 0  # what it really allocates after decode
+    policy_state_bytes: int = 0  # the policy's own state after decode (a selector's summaries), on top of the cache
     kept_tokens: list[int] = field(default_factory=list)  # stored tokens per layer after the prompt
     kept_tokens_end: list[int] = field(default_factory=list)  # stored tokens per layer after decode
     attended_tokens: dict = field(default_factory=lambda: {"mean": 0.0, "max": 0})  # per decode step and layer

@@ -62,16 +62,18 @@ class Footprint:
 
     def decode_bytes(self, prompt: int, new: int, policy: Policy, kv_dtype: str = "fp") -> int:
         """What it holds after its prompt is evicted to the budget: the kept rows plus room for `new` tokens, at
-        full precision or as codes (`kv_dtype`). The prompt always goes in at full precision (`prefill_bytes`)."""
+        full precision or as codes (`kv_dtype`), and the policy's own state (`Policy.state_bytes`: Quest's page
+        bounds). The prompt always goes in at full precision (`prefill_bytes`)."""
         if not evicts(policy):
             per_layer = [prompt + new] * self.full_layers
         else:
             every = policy.decode_evict_every()
             per_layer = [cap + max(new, every) for cap in policy.evictor().capacities(prompt, self.full_layers)]
+        state = sum(policy.state_bytes(rows, self.kv_heads, self.head_dim, self.element) for rows in per_layer)
         bits = check_kv_dtype(kv_dtype)
         if bits is None:
-            return self.row_bytes * sum(per_layer) // self.full_layers
-        return sum(self.coded_layer_bytes(rows, bits) for rows in per_layer)
+            return self.row_bytes * sum(per_layer) // self.full_layers + state
+        return sum(self.coded_layer_bytes(rows, bits) for rows in per_layer) + state
 
 
 def evicts(policy: Policy) -> bool:

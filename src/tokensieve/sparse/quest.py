@@ -67,6 +67,10 @@ class Quest(SelectPolicy):
         if isinstance(self.page, bool) or not isinstance(self.page, int) or self.page < 1:
             raise TokensieveError(f"policy 'quest': option page={self.page!r} must be a whole number >= 1")
 
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
+        """The page bounds: a minimum and a maximum key per channel for every complete page."""
+        return rows // self.page * 2 * kv_heads * head_dim * element
+
     def scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
         return self.page_scores(session, module, q, keys.shape[2], lambda lo, hi: keys[:, :, lo:hi])
 
