@@ -3,7 +3,9 @@
 A request reserves its peak while its prompt is prefilled (the whole prompt's rows: a query-aware eviction needs
 every key once, at the end of the prompt) and, once evicted, only what it keeps plus its decode rows. The bytes per
 row come from the model's shapes and match what `SieveCache.kv_bytes()` counts (keys, values and the int64
-position of each row); `measured_bytes` reads the real allocation, selectors' scratch included.
+position of each row), plus the selector's own summaries (`Policy.state_bytes`: Quest's page bounds, HISA's and
+rectified's block pools, FASA's key channels; TokenSelect's and cluster's per-step memos are not reserved);
+`measured_bytes` reads the real allocation, selectors' scratch included.
 """
 
 from __future__ import annotations

@@ -84,6 +84,12 @@ class FASA(SelectPolicy):
     chunks: int = 8
     calibration: str | None = None
 
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
+        """The copied key channels, `chunks` frequency pairs (two channels each) of every cached key, at most: they
+        grow like the cache (`append_rows`: a full buffer grows by a quarter and 64 rows), and their int64 indices."""
+        channels = kv_heads * 2 * self.chunks
+        return (rows + rows // 4 + 65) * channels * element + channels * 8
+
     def prepare(self, session, model) -> None:
         key = (model_key(model), self.chunks, self.calibration)
         with _LOCK:

@@ -44,6 +44,12 @@ class HISA(SelectPolicy):
         tail = torch.arange(blocks * self.block, n, device=keys.device).expand(*tokens.shape[:2], -1)
         return torch.cat([tokens, tail], -1)
 
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
+        """The block pools: a mean key per complete block (or a minimum and a maximum), each pool holding a
+        second pooled copy as its values (`BlockPool`)."""
+        pools = 1 if self.representative == "mean" else 2
+        return rows // self.block * pools * 2 * kv_heads * head_dim * element
+
     def block_scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
         """[batch, kv_heads, blocks]: the best score any query of the group could give a token of the block."""
         if self.representative == "mean":
