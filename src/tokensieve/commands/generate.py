@@ -49,8 +49,8 @@ def generate(
     = False,
     decode_kernel: Annotated[bool, typer.Option(
         "--decode-kernel", help="Greedy on CPU: dense one-token decode steps attend through tokensieve's kernel, "
-                                "and Quest's decode step runs as one compiled call (equal up to float rounding; "
-                                "built once, about 40 s)."
+                                "Quest's decode step runs as one compiled call, and int8 weights' small products "
+                                "keep float32 activations (equal up to float rounding; built once, about 40 s)."
     )] = False,
     adjacency: Annotated[Path | None, typer.Option(help="recycling: warm-start the adjacency matrix from this "
                                                    "file if it exists, and save it there afterwards.")] = None,

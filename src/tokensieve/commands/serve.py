@@ -33,9 +33,9 @@ def serve(
     device: Device = "cpu",
     weights: Weights = "fp32",
     decode_kernel: Annotated[bool, typer.Option(
-        "--decode-kernel", help="CPU: dense one-token decode steps attend through tokensieve's kernel, and Quest's "
-                                "decode step runs as one compiled call (equal up to float rounding; built once, "
-                                "about 40 s).")] = False,
+        "--decode-kernel", help="CPU: dense one-token decode steps attend through tokensieve's kernel, Quest's "
+                                "decode step runs as one compiled call, and int8 weights' small products keep "
+                                "float32 activations (equal up to float rounding; built once, about 40 s).")] = False,
     packed_gemm: Annotated[bool, typer.Option(
         "--packed-gemm", help="CPU, fp32 weights: a step's linear layers of 3 or more rows multiply through oneDNN "
                               "with prepacked weights (equal up to float rounding; a second copy of the weights)."
