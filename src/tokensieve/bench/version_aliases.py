@@ -43,35 +43,36 @@ ALIASES: dict[str, str] = {
     # the new `float_scales` buffer is the same scales widened, unused by the default path). Quest's page bounds
     # counted: runs record a new `policy_state_bytes` metric (every existing metric unchanged; cells stored
     # before it lack it, and reports count it as 0), and `Policy.state_bytes` (Quest, HISA, rectified, FASA; used
-    # by the KV pool only). The
-    # hf:quantized peer's `-gN` suffix (the default group, 64, as before). Docstrings.
+    # by the KV pool only). HISA's block pools and sparse prefill's pool no longer pool an unused copy of the keys
+    # as values (the scores read the pooled keys only, as before). The hf:quantized peer's `-gN` suffix (the
+    # default group, 64, as before). Docstrings.
     # Entries no current source produces are dropped.
     "057b31a80bb4": "1d1ab33f3697",
+    "0598659d334f": "faf97c48aaaf",
     "09c67f2a35c7": "5f09a713ea0c",
+    "0c3068e69006": "eb43e793047e",
     "0fcc87521bca": "e99aada68001",
     "243291c9cfee": "93113cf4c61a",
     "296bb26a2720": "808f972afb1a",
     "2d73bdbdceb2": "8b72612fb813",
     "2d9185151ed3": "6ba223e03f94",
     "36af64f2328f": "3fb49f55a231",
-    "3b0965f12c2c": "c752fef0148b",
     "4b408199ff20": "139341e3ad8b",
-    "4f2659fc6c3e": "f04c6678e619",
+    "4c15808ff44c": "9dc3f8500857",
     "556940fd003e": "a7ef7326283f",
-    "60bd7e753121": "9dc3f8500857",
     "61683cb235f2": "5031dea118d1",
     "85e90707ff7c": "9ccfc764c42d",
     "89034bfc03c8": "949b92e9daf0",
     "89f8558815cd": "8bc5195b2599",
     "8ee9d445ef54": "deb8eb75246d",
+    "904bc73972a9": "f04c6678e619",
     "926011a02ebc": "1ade962f3e7f",
-    "9313172deb5b": "faf97c48aaaf",
     "a9c50aa35a52": "0e620232c6f1",
     "ae9c18e91255": "a277a48626ac",
     "aea9872b74e6": "50c1d328b46c",
     "c2f4d8195fbf": "49f70e27ebf3",
+    "c8033bba226f": "c752fef0148b",
     "cbf4e80a0ce0": "dcfc8bc26ab8",
-    "d4d3f5392f28": "eb43e793047e",
     "e11204b903c8": "9f46977b9b03",
     "e30944eff81c": "e994f3cca500",
     "e6f7e96f4bb2": "4ac35a5bfbfa",

@@ -45,18 +45,17 @@ class HISA(SelectPolicy):
         return torch.cat([tokens, tail], -1)
 
     def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
-        """The block pools: a mean key per complete block (or a minimum and a maximum), each pool holding a
-        second pooled copy as its values (`BlockPool`)."""
+        """The block pools: a mean key per complete block (or a minimum and a maximum key)."""
         pools = 1 if self.representative == "mean" else 2
-        return rows // self.block * pools * 2 * kv_heads * head_dim * element
+        return rows // self.block * pools * kv_heads * head_dim * element
 
     def block_scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
         """[batch, kv_heads, blocks]: the best score any query of the group could give a token of the block."""
         if self.representative == "mean":
-            means, _ = self.scratch(session, module, "mean", lambda: BlockPool(self.block)).update(keys, keys)
+            means, _ = self.scratch(session, module, "mean", lambda: BlockPool(self.block)).update(keys)
             return torch.einsum("bhgd,bhnd->bhgn", q, means).amax(2)
-        low, _ = self.scratch(session, module, "min", lambda: BlockPool(self.block, "min")).update(keys, keys)
-        high, _ = self.scratch(session, module, "max", lambda: BlockPool(self.block, "max")).update(keys, keys)
+        low, _ = self.scratch(session, module, "min", lambda: BlockPool(self.block, "min")).update(keys)
+        high, _ = self.scratch(session, module, "max", lambda: BlockPool(self.block, "max")).update(keys)
         qe = q.unsqueeze(3)  # [b, h, g, 1, d]
         bound = torch.maximum(qe * high.unsqueeze(2), qe * low.unsqueeze(2)).sum(-1)
         return bound.amax(2)

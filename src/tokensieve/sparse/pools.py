@@ -12,8 +12,8 @@ from tokensieve.core.tensors import append_rows
 
 @dataclass
 class BlockPool:
-    """Per complete block of `size` tokens, pooled statistics of keys and values (mean by default; "min"/"max"
-    per channel for Quest-style score bounds), extended incrementally as the cache grows."""
+    """Per complete block of `size` tokens, pooled statistics of keys, and of values when given (mean by default;
+    "min"/"max" per channel for Quest-style score bounds), extended incrementally as the cache grows."""
 
     size: int
     reduce: str = "mean"
@@ -24,21 +24,25 @@ class BlockPool:
         blocks = x.unflatten(2, (n_blocks, self.size))
         return getattr(blocks, self.reduce)(3) if self.reduce == "mean" else getattr(blocks, "a" + self.reduce)(3)
 
-    def update(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+    def update(self, keys: Tensor, values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The pooled keys and values (None when no values are pooled) of every complete block of `keys`."""
         done = 0 if self.keys is None else self.keys.shape[2]
         complete = keys.shape[2] // self.size
         if complete > done:
             lo, hi = done * self.size, complete * self.size
             new_k = self._pool(keys[:, :, lo:hi], complete - done)
-            new_v = self._pool(values[:, :, lo:hi], complete - done)
             self.keys = new_k if self.keys is None else torch.cat([self.keys, new_k], 2)
-            self.values = new_v if self.values is None else torch.cat([self.values, new_v], 2)
+            if values is not None:
+                new_v = self._pool(values[:, :, lo:hi], complete - done)
+                self.values = new_v if self.values is None else torch.cat([self.values, new_v], 2)
         return self.keys, self.values
 
     def rewind(self, tokens: int) -> None:
         """Forget the blocks past the first `tokens` keys (a tree decoder rolled the cache back)."""
         if self.keys is not None:
-            self.keys, self.values = self.keys[:, :, : tokens // self.size], self.values[:, :, : tokens // self.size]
+            self.keys = self.keys[:, :, : tokens // self.size]
+        if self.values is not None:
+            self.values = self.values[:, :, : tokens // self.size]
 
 
 @dataclass

@@ -29,7 +29,7 @@ def sparse_prefill(session, query: Tensor, key: Tensor, value: Tensor, scaling: 
     kv_heads, n = key.shape[1], key.shape[2]
     group = q_heads // kv_heads
     offset = n - q_len  # keys before the first query (an earlier chunk)
-    means, _ = BlockPool(block).update(key, key)  # [b, hkv, blocks, d] over complete key blocks
+    means, _ = BlockPool(block).update(key)  # [b, hkv, blocks, d] over complete key blocks
     out = query.new_empty(batch, q_len, q_heads, value.shape[-1])
     for lo in range(0, q_len, block):
         hi = min(q_len, lo + block)
