@@ -60,7 +60,7 @@ class Policy:
 
     def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
         """Bytes of its own state the policy keeps per layer for `rows` cached rows (a selector's summaries), on
-        top of the cache: what a KV pool reserves besides the rows. None by default."""
+        top of the cache: what a KV pool reserves besides the rows. 0 by default."""
         return 0
 
     def branch_refusal(self, tail: int) -> str | None:

@@ -64,8 +64,8 @@ class Footprint:
 
     def decode_bytes(self, prompt: int, new: int, policy: Policy, kv_dtype: str = "fp") -> int:
         """What it holds after its prompt is evicted to the budget: the kept rows plus room for `new` tokens, at
-        full precision or as codes (`kv_dtype`), and the policy's own state (`Policy.state_bytes`: Quest's page
-        bounds). The prompt always goes in at full precision (`prefill_bytes`)."""
+        full precision or as codes (`kv_dtype`), and the policy's own state (`Policy.state_bytes`: a selector's
+        summaries). The prompt always goes in at full precision (`prefill_bytes`)."""
         if not evicts(policy):
             per_layer = [prompt + new] * self.full_layers
         else:
