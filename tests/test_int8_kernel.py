@@ -124,6 +124,7 @@ def test_smollm2_int8_greedy_with_the_kernel_is_the_float32_product_of_the_same_
     assert calls and with_kernel.token_ids == with_reference.token_ids
 
 
+@pytest.mark.slow  # ~20 s; generate's use of the kernel runs in every tier (above)
 def test_the_servers_step_runs_int8_products_compiled(monkeypatch):
     from tokensieve.models import cached_load
     from tokensieve.serve.engine import Engine, Request

@@ -271,7 +271,8 @@ def test_the_capacity_bench_counts_what_the_byte_model_admits(smollm2):
     assert counts["full@int4"]["kv_mb_of_those"] < counts["full"]["kv_mb_of_those"]
 
 
-@pytest.mark.parametrize("policy", ["quest", "hisa", "rectified", "fasa"])
+@pytest.mark.parametrize("policy", ["quest", *(pytest.param(p, marks=pytest.mark.slow)  # ~15 s each
+                                                for p in ("hisa", "rectified", "fasa"))])
 def test_a_selectors_summaries_are_counted_and_reserved_on_a_real_model(smollm2, policy):
     """A selector's summaries are bytes it holds (Quest's page bounds, HISA's and rectified's block pools, FASA's
     copied key channels): a run reports them (`policy_state_bytes`, measured from the session's state) and they
