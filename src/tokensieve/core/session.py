@@ -17,6 +17,7 @@ from torch import Tensor
 from tokensieve.core.cache import SieveCache, SieveLayer
 from tokensieve.core.policy import Policy
 from tokensieve.core.rope import rotate
+from tokensieve.core.tensors import storage_bytes, tensors_in
 from tokensieve.core.view import LayerView
 from tokensieve.errors import TokensieveError
 
@@ -100,6 +101,10 @@ class Session:
     def add_hook(self, handle) -> None:
         """Keep a hook handle a policy registered in `prepare`; `close` (and so leaving `apply()`) removes it."""
         self.hooks.append(handle)
+
+    def state_bytes(self) -> int:
+        """Bytes the policy's own state holds now (selectors' summaries and memos), counted once per storage."""
+        return storage_bytes(tensors_in(self.scratch))
 
     def close(self) -> None:
         for handle in self.hooks:

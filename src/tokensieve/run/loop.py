@@ -15,7 +15,6 @@ from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, device_sync, now
 from tokensieve.core.policy import Policy
-from tokensieve.core.tensors import storage_bytes, tensors_in
 from tokensieve.errors import TokensieveError
 from tokensieve.models import model_lock
 from tokensieve.run.prefix import Prefix, check_prefix
@@ -102,7 +101,7 @@ def generate(
             steps += 1
         device_sync(net.device)
         decode_s = now() - start
-        kv_end, state = cache_.kv_bytes(), storage_bytes(tensors_in(session.scratch))
+        kv_end, state = cache_.kv_bytes(), session.state_bytes()
         kept_end = [stored_token_counts(cache_, b) for b in range(len(contexts))]
     usage = session.usage
     results = []

@@ -30,6 +30,7 @@ from tokensieve.core.hooks import (
 from tokensieve.core.int8_kernel import int8_products
 from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
+from tokensieve.weights import precision_of
 
 NAME = "tokensieve-packed"
 _ACTIVE = threading.local()  # the PackedCache of the forward running on this thread
@@ -122,7 +123,7 @@ class PackedModel:
 
     def __init__(self, model: torch.nn.Module, packed_gemm: bool = False, int8_kernel: bool = False) -> None:
         self.model = model
-        self.int8_kernel = int8_kernel
+        self.int8_kernel = int8_kernel and precision_of(model) == "int8"  # no per-step search of other models
         self.modules = attention_modules(model)
         self.dense_name = attention_name(model)
         self.packed_gemm = packed_gemm

@@ -16,7 +16,6 @@ from tokensieve.core.cache import SieveCache
 from tokensieve.core.policy import Policy
 from tokensieve.core.quant import GROUP, SINKS, WINDOW, check_kv_dtype
 from tokensieve.core.session import Session
-from tokensieve.core.tensors import storage_bytes, tensors_in
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def evicts(policy: Policy) -> bool:
 
 def measured_bytes(cache: SieveCache, session: Session) -> int:
     """Bytes really allocated for one sequence: its cache buffers plus its selectors' scratch state."""
-    return cache.kv_bytes() + storage_bytes(tensors_in(session.scratch))
+    return cache.kv_bytes() + session.state_bytes()
 
 
 @dataclass
