@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tokensieve.core.code_pages import CodePages
 from tokensieve.core.hooks import apply
 from tokensieve.core.kernels import extension, unbuildable
 from tokensieve.core.layer import SieveLayer
@@ -18,27 +19,30 @@ from tokensieve.core.quant_layer import QuantizedLayer
 from tokensieve.data.corpus import haystack
 from tokensieve.methods import make
 from tokensieve.sparse import quest as quest_module
+from tokensieve.sparse.quest import page_extremes
 
 WHY_NOT = unbuildable()
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))
 
 
-def reference(query, layer, page: int, keep: int, sinks: int, window: int, scale: float) -> torch.Tensor:
-    """The step written plainly: every row read, bounds from the rows, slots chosen one by one, sdpa per KV head."""
+def reference(query, layer, page: int, origin: int, keep: int, sinks: int, window: int, scale: float) -> torch.Tensor:
+    """The step written plainly: every row read, bounds from the rows (pages from slot `origin`), slots chosen one
+    by one, sdpa per KV head."""
     keys, values = layer.rows()
     kv_heads, n, dim = keys.shape[1], keys.shape[2], keys.shape[3]
     group = query.shape[1] // kv_heads
-    pages = n // page
+    pages = max(0, n - origin) // page
     q = query.reshape(1, kv_heads, group, dim)
-    paged = keys[:, :, : pages * page].unflatten(2, (pages, page))
+    paged = keys[:, :, origin: origin + pages * page].unflatten(2, (pages, page))
     bound = (q.clamp(min=0) @ paged.amax(3).transpose(2, 3) + q.clamp(max=0) @ paged.amin(3).transpose(2, 3)).amax(2)
-    first = min(sinks, n)
-    last = max(first, min(n - window, pages * page))
+    first = min(max(sinks, origin), n)
+    last = max(first, min(n - window, origin + pages * page))
     out = []
     for g in range(kv_heads):
         chosen = [*range(first), *range(last, n)][:keep]
         for p in sorted(range(pages), key=lambda p: (-bound[0, g, p].item(), p)):
-            chosen += [t for t in range(p * page, (p + 1) * page) if first <= t < last][: keep - len(chosen)]
+            span = range(origin + p * page, origin + (p + 1) * page)
+            chosen += [t for t in span if first <= t < last][: keep - len(chosen)]
         idx = torch.tensor(chosen)
         out.append(F.scaled_dot_product_attention(q[:, g], keys[:, g, idx], values[:, g, idx], scale=scale))
     return torch.cat(out, 1)[:, None]
@@ -53,23 +57,36 @@ def filled_layer(store: str, kv_heads: int, tokens: int, dim: int, seed: int):
     return layer
 
 
+def summaries(layer, page: int, kept_share: float):
+    """What Quest hands the step: over fp, float32 bounds for the first `kept_share` of the complete pages (the
+    rest are bounded from their rows); over codes, the code pages of every coded row. -> (origin, low, high, codes)"""
+    none = torch.empty(0)
+    origin = layer.code_origin()
+    if layer.bits is None:
+        keys = layer.rows()[0]
+        kept = int(kept_share * (keys.shape[2] // page))
+        low, high = page_extremes(keys[:, :, : kept * page], page)
+        return origin, low, high, none.byte()
+    codes = CodePages(page).update(layer.coded())
+    return origin, none, none, none.byte() if codes is None else codes
+
+
 @settings(max_examples=60, deadline=None)
 @given(store=st.sampled_from(["fp", "int8", "int4"]), kv_heads=st.integers(1, 3), group=st.integers(1, 5),
        dim=st.sampled_from([32, 64, 128]), tokens=st.integers(40, 700), page=st.sampled_from([4, 16]),
-       share=st.floats(0.05, 0.9), sinks=st.integers(0, 6), window=st.integers(0, 40), seed=st.integers(0, 99))
+       share=st.floats(0.05, 0.9), sinks=st.integers(0, 6), window=st.integers(0, 40), seed=st.integers(0, 99),
+       kept_share=st.floats(0, 1))
 def test_the_compiled_step_attends_what_the_plain_reference_chooses(store, kv_heads, group, dim, tokens, page, share,
-                                                                   sinks, window, seed):
+                                                                   sinks, window, seed, kept_share):
     layer = filled_layer(store, kv_heads, tokens, dim, seed)
     query = torch.randn(1, kv_heads * group, 1, dim)
     keep = max(1, int(share * tokens))
-    keys = layer.rows()[0]
-    pages = tokens // page
-    paged = keys[:, :, : pages * page].unflatten(2, (pages, page))
+    origin, low, high, codes = summaries(layer, page, kept_share)
     parts = layer.stored_parts()
-    got = extension().quest_step(query, paged.amin(3), paged.amax(3), page, keep, sinks, window, parts.head_keys,
+    got = extension().quest_step(query, low, high, codes, page, origin, keep, sinks, window, parts.head_keys,
                                  parts.head_values, parts.hot_keys, parts.hot_values, parts.codes, parts.bits,
                                  parts.group, dim ** -0.5)
-    want = reference(query, layer, page, keep, sinks, window, dim ** -0.5)
+    want = reference(query, layer, page, origin, keep, sinks, window, dim ** -0.5)
     assert got.shape == (1, 1, kv_heads * group, dim)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
@@ -78,12 +95,16 @@ def test_bad_page_bounds_or_budgets_are_refused_with_one_error():
     layer = filled_layer("int4", 2, 300, 32, 0)
     parts = layer.stored_parts()
     query = torch.randn(1, 4, 1, 32)
-    low = torch.zeros(1, 2, 300 // 16, 32)
+    low = torch.zeros(1, 2, 300 // 16 + 1, 32)
+    codes = CodePages(16).update(layer.coded())
+    none = torch.empty(0)
     args = (parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values, parts.codes, parts.bits,
             parts.group, 0.1)
-    for bad_low, keep in ((low[:, :, :5], 10), (low, 0), (low, 301)):
-        with pytest.raises(RuntimeError, match="page bounds|keep"):
-            extension().quest_step(query, bad_low, bad_low, 16, keep, 4, 32, *args)
+    for bad_low, bad_codes, origin, keep in ((low, none.byte(), 4, 10), (none, codes, 0, 10),
+                                             (none, codes[..., :8], 4, 10), (none, codes, 4, 0),
+                                             (none, codes, 4, 301)):
+        with pytest.raises(RuntimeError, match="page bounds|code pages|keep"):
+            extension().quest_step(query, bad_low, bad_low, bad_codes, 16, origin, keep, 4, 32, *args)
 
 
 class CountingKernels:

@@ -17,10 +17,10 @@ std::vector<torch::Tensor> gather_layer(const torch::Tensor& slots, const torch:
                                         const torch::Tensor& value_step, int64_t bits, int64_t group);
 // quest_step.cpp
 torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, const torch::Tensor& high,
-                         int64_t page, int64_t keep, int64_t sinks, int64_t window, const torch::Tensor& head_keys,
-                         const torch::Tensor& head_values, const torch::Tensor& hot_keys,
-                         const torch::Tensor& hot_values, const std::vector<torch::Tensor>& coded, int64_t bits,
-                         int64_t group, double scale);
+                         const torch::Tensor& summary, int64_t page, int64_t origin, int64_t keep, int64_t sinks,
+                         int64_t window, const torch::Tensor& head_keys, const torch::Tensor& head_values,
+                         const torch::Tensor& hot_keys, const torch::Tensor& hot_values,
+                         const std::vector<torch::Tensor>& coded, int64_t bits, int64_t group, double scale);
 // int8_linear.cpp
 torch::Tensor int8_linear(const torch::Tensor& rows, const torch::Tensor& codes, const torch::Tensor& scales);
 

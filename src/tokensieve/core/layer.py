@@ -7,12 +7,16 @@ reports the tokens *seen*, not stored, as its sequence length. Appends go into s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from transformers.cache_utils import DynamicLayer
 
 from tokensieve.core.tensors import append_rows, gather_rows, storage_bytes, with_room
+
+if TYPE_CHECKING:
+    from tokensieve.core.quant import QuantizedRows
 
 
 @dataclass
@@ -42,6 +46,7 @@ class SieveLayer(DynamicLayer):
         self.pad_slots: list[int] = []  # stored padding slots per sequence (left padding, fillers after evictions)
         self.skipping: tuple[Tensor, int] | None = None  # the next update's (kept offsets, tokens): `skip_next`
 
+    bits: int | None = None  # storage precision: None at full precision, else the codes' bits (QuantizedLayer)
     deferred = False  # the last update returned only some rows: the rest are read with gather() (QuantizedLayer)
 
     def rows(self) -> tuple[Tensor, Tensor]:
@@ -55,6 +60,15 @@ class SieveLayer(DynamicLayer):
     def stored_parts(self) -> StoredParts:
         """Every stored row, as compiled readers take them: all of them hot here."""
         return StoredParts(self.keys[:, :, :0], self.values[:, :, :0], self.keys, self.values)
+
+    def coded(self) -> QuantizedRows | None:
+        """The rows stored as integer codes (a quantized layer's), or None: every row is at full precision."""
+        return None
+
+    def code_origin(self) -> int:
+        """The first slot that may be coded: a quantized layer keeps its first rows (the sinks) at full precision,
+        so its codes start there, in whole key groups. 0 here."""
+        return 0
 
     def span(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
         """The keys and values of slots [lo, hi)."""

@@ -58,9 +58,11 @@ class Policy:
         """How many of the prompt's last queries the policy scores with (SnapKV's `observe`); 1 by default."""
         return 1
 
-    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int,
+                    kv_bits: int | None = None) -> int:
         """Bytes of its own state the policy keeps per layer for `rows` cached rows (a selector's summaries), on
-        top of the cache: what a KV pool reserves besides the rows. 0 by default."""
+        top of the cache: what a KV pool reserves besides the rows, over a store of `kv_bits` codes (None: full
+        precision). 0 by default."""
         return 0
 
     def branch_refusal(self, tail: int) -> str | None:
@@ -187,8 +189,9 @@ class Stacked(Policy):
     def prompt_window(self) -> int:
         return self.then.prompt_window()
 
-    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
-        return self.then.state_bytes(rows, kv_heads, head_dim, element)
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int,
+                    kv_bits: int | None = None) -> int:
+        return self.then.state_bytes(rows, kv_heads, head_dim, element, kv_bits)
 
     def branch_refusal(self, tail: int) -> str | None:
         return self.skip.branch_refusal(tail) or self.then.branch_refusal(tail)

@@ -51,11 +51,13 @@ def _codes(x: Tensor, dim: int, bits: int) -> tuple[Tensor, Tensor, Tensor]:
     return codes, low16, step16
 
 
-def _pack(codes: Tensor, bits: int) -> Tensor:
+def pack_codes(codes: Tensor, bits: int) -> Tensor:
+    """uint8 codes [..., dim] as stored: int8 as they are, int4 two a byte along the last dim (low nibble first)."""
     return codes if bits == 8 else codes[..., 0::2] | (codes[..., 1::2] << 4)
 
 
-def _unpack(packed: Tensor, bits: int) -> Tensor:
+def unpack_codes(packed: Tensor, bits: int) -> Tensor:
+    """The codes `pack_codes` stored, one uint8 per element."""
     if bits == 8:
         return packed
     return torch.stack([packed & 15, packed >> 4], -1).flatten(-2)
@@ -85,8 +87,8 @@ class QuantizedRows:
         g, vg = self.group, min(self.group, d)
         kc, klow, kstep = _codes(keys.reshape(b, h, n // g, g, d), 3, self.bits)
         vc, vlow, vstep = _codes(values.reshape(b, h, n, d // vg, vg), 4, self.bits)
-        parts = {"key_codes": _pack(kc.reshape(b, h, n, d), self.bits), "key_low": klow[:, :, :, 0],
-                 "key_step": kstep[:, :, :, 0], "value_codes": _pack(vc.reshape(b, h, n, d), self.bits),
+        parts = {"key_codes": pack_codes(kc.reshape(b, h, n, d), self.bits), "key_low": klow[:, :, :, 0],
+                 "key_step": kstep[:, :, :, 0], "value_codes": pack_codes(vc.reshape(b, h, n, d), self.bits),
                  "value_low": vlow[..., 0], "value_step": vstep[..., 0]}
         slack = max(2 * g, self.rows // 16)  # a full buffer grows by 1/16 (append_rows' 25 % would be counted)
         for name, new in parts.items():
@@ -101,11 +103,11 @@ class QuantizedRows:
         """Keys and values [b, h, n, dim] in `dtype`."""
         b, h, n, _ = self.key_codes.shape
         g = self.group
-        kc = _unpack(self.key_codes, self.bits).float()
+        kc = unpack_codes(self.key_codes, self.bits).float()
         d = kc.shape[-1]
         keys = kc.view(b, h, n // g, g, d) * self.key_step.float()[:, :, :, None] + self.key_low.float()[:, :, :, None]
         vg = min(g, d)
-        vc = _unpack(self.value_codes, self.bits).float().view(b, h, n, d // vg, vg)
+        vc = unpack_codes(self.value_codes, self.bits).float().view(b, h, n, d // vg, vg)
         values = vc * self.value_step.float()[..., None] + self.value_low.float()[..., None]
         return keys.view(b, h, n, d).to(dtype), values.view(b, h, n, d).to(dtype)
 
@@ -119,11 +121,11 @@ class QuantizedRows:
             return keys.to(dtype), values.to(dtype)
         g = self.group
         by_row, by_group = RowGather(rows), RowGather(rows // g)
-        kc = _unpack(by_row(self.key_codes), self.bits).float()
+        kc = unpack_codes(by_row(self.key_codes), self.bits).float()
         b, h, k, d = kc.shape
         keys = kc * by_group(self.key_step).float() + by_group(self.key_low).float()
         vg = min(g, d)
-        vc = _unpack(by_row(self.value_codes), self.bits).float().view(b, h, k, d // vg, vg)
+        vc = unpack_codes(by_row(self.value_codes), self.bits).float().view(b, h, k, d // vg, vg)
         values = vc * by_row(self.value_step).float()[..., None] + by_row(self.value_low).float()[..., None]
         return keys.to(dtype), values.view(b, h, k, d).to(dtype)
 

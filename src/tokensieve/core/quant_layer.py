@@ -81,6 +81,12 @@ class QuantizedLayer(SieveLayer):
         codes = [] if self.cold is None else self.cold.tensors()
         return StoredParts(self.head_keys, self.head_values, self.keys, self.values, codes, self.bits, self.group)
 
+    def coded(self) -> QuantizedRows | None:
+        return self.cold
+
+    def code_origin(self) -> int:
+        return self.sinks
+
     def span(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
         if not self.frozen:
             return super().span(lo, hi)

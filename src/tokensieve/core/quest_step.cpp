@@ -61,12 +61,13 @@ struct Layer {  // one layer's rows in token order: sinks (head), codes, newest 
   }
 };
 
-// The slots KV head g attends among n: the protected ones (the first `sinks`, the last `window`, the unfinished
-// page), then whole pages by descending bound, each page's other slots in order, until `keep` are chosen.
-std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int64_t n, int64_t keep, int64_t sinks,
-                            int64_t window) {
-  const int64_t pages = static_cast<int64_t>(bounds.size()), first = std::min(sinks, n);
-  const int64_t last = std::max(first, std::min(n - window, pages * page));  // [last, n) is protected
+// The slots KV head g attends among n: the protected ones (the first `sinks` and the slots before the first page,
+// the last `window`, the unfinished page), then whole pages (page p: slots from origin + p * page) by descending
+// bound, each page's other slots in order, until `keep` are chosen.
+std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int64_t origin, int64_t n, int64_t keep,
+                            int64_t sinks, int64_t window) {
+  const int64_t pages = static_cast<int64_t>(bounds.size()), first = std::min(std::max(sinks, origin), n);
+  const int64_t last = std::max(first, std::min(n - window, origin + pages * page));  // [last, n) is protected
   std::vector<int64_t> slots;
   slots.reserve(keep);
   for (int64_t t = 0; t < first && static_cast<int64_t>(slots.size()) < keep; ++t) slots.push_back(t);
@@ -75,53 +76,100 @@ std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int6
   if (left <= 0) return slots;
   std::vector<int64_t> order(pages);
   for (int64_t p = 0; p < pages; ++p) order[p] = p;
-  const int64_t wanted = std::min(pages, left / page + 2 + (window + sinks) / page + 1);
+  const int64_t wanted = std::min(pages, left / page + 2 + (window + first) / page + 1);
   std::partial_sort(order.begin(), order.begin() + wanted, order.end(), [&](int64_t a, int64_t b) {
     return bounds[a] > bounds[b] || (bounds[a] == bounds[b] && a < b);
   });
   for (int64_t i = 0; i < wanted && left > 0; ++i)
-    for (int64_t t = order[i] * page; t < (order[i] + 1) * page && left > 0; ++t)
+    for (int64_t t = origin + order[i] * page; t < origin + (order[i] + 1) * page && left > 0; ++t)
       if (t >= first && t < last) slots.push_back(t), --left;
   return slots;
 }
 
+// Page p's key minimum and maximum per channel into low and high, from its minimum and maximum codes (`summary`:
+// packed minimum codes, then packed maximum codes) and its key group's float16 minimum and step, computed as the
+// store dequantizes (code * step, then + min), so equal to the dequantized keys' own extremes.
+void coded_bounds(const Coded& coded, const uint8_t* summary, int64_t g, int64_t group_index, float* low,
+                  float* high) {
+  const int64_t D = coded.D, half = D * coded.bits / 8;
+  const at::Half* kmin = coded.kl.data + g * coded.kl.s1 + group_index * coded.kl.s2;
+  const at::Half* kstep = coded.ks.data + g * coded.ks.s1 + group_index * coded.ks.s2;
+  for (int64_t d = 0; d < D; d += 8) {
+    const __m256 step = tokensieve::halves8(kstep + d), least = tokensieve::halves8(kmin + d);
+    const int bits = static_cast<int>(coded.bits);
+    _mm256_storeu_ps(low + d, _mm256_add_ps(_mm256_mul_ps(tokensieve::codes8(summary, d, bits), step), least));
+    _mm256_storeu_ps(high + d,
+                     _mm256_add_ps(_mm256_mul_ps(tokensieve::codes8(summary + half, d, bits), step), least));
+  }
+}
+
 }  // namespace
 
-// query [1, H, 1, D]; low, high [1, G, pages, D] (the complete pages' per-channel key minimum and maximum); a
-// layer of n slots: head_* [1, G, sinks, D], then `coded` (QuantizedRows' six tensors, or none), then hot_*
-// [1, G, rows, D]. Each KV head attends `keep` slots (the protected `sinks` and `window` first) -> [1, 1, H, D].
+// query [1, H, 1, D]; a layer of n slots: head_* [1, G, sinks, D], then `coded` (QuantizedRows' six tensors, or
+// none), then hot_* [1, G, rows, D]. Its complete pages, of `page` slots from slot `origin`, are bounded from, in
+// order: `summary` [1, G, pages, 2 * packed D] (code pages, core/code_pages.py; may be empty), `low` and `high`
+// [1, G, pages, D] (float32 bounds; may be empty), and the rows themselves for the pages after those. Each KV head
+// attends `keep` slots (the protected `sinks` and `window` first) -> [1, 1, H, D].
 torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, const torch::Tensor& high,
-                         int64_t page, int64_t keep, int64_t sinks, int64_t window, const torch::Tensor& head_keys,
-                         const torch::Tensor& head_values, const torch::Tensor& hot_keys,
-                         const torch::Tensor& hot_values, const std::vector<torch::Tensor>& coded, int64_t bits,
-                         int64_t group, double scale) {
+                         const torch::Tensor& summary, int64_t page, int64_t origin, int64_t keep, int64_t sinks,
+                         int64_t window, const torch::Tensor& head_keys, const torch::Tensor& head_values,
+                         const torch::Tensor& hot_keys, const torch::Tensor& hot_values,
+                         const std::vector<torch::Tensor>& coded, int64_t bits, int64_t group, double scale) {
   TORCH_CHECK(query.scalar_type() == torch::kFloat32 && query.dim() == 4 && query.size(0) == 1 &&
               query.size(2) == 1, "query must be float32 [1, heads, 1, head_dim]");
   TORCH_CHECK(coded.empty() || coded.size() == 6, "coded rows come as QuantizedRows' six tensors");
-  const auto q = query.contiguous(), lo = low.contiguous(), hi = high.contiguous();
-  const int64_t H = q.size(1), D = q.size(3), G = hot_keys.size(1), pages = lo.size(2);
+  const auto q = query.contiguous(), lo = low.contiguous(), hi = high.contiguous(), sm = summary.contiguous();
+  const int64_t H = q.size(1), D = q.size(3), G = hot_keys.size(1);
   TORCH_CHECK(D % 32 == 0 && D <= 256 && H % G == 0 && H / G <= kMaxGroup, "unsupported heads or head_dim");
-  TORCH_CHECK(lo.scalar_type() == torch::kFloat32 && lo.sizes() == hi.sizes() && lo.size(1) == G && lo.size(3) == D,
-              "page bounds must be float32 [1, kv_heads, pages, head_dim]");
+  const int64_t kept = lo.numel() ? lo.size(2) : 0, summarised = sm.numel() ? sm.size(2) : 0;
+  TORCH_CHECK(kept == 0 || (lo.scalar_type() == torch::kFloat32 && lo.sizes() == hi.sizes() && lo.dim() == 4 &&
+              lo.size(1) == G && lo.size(3) == D), "page bounds must be float32 [1, kv_heads, pages, head_dim]");
   std::unique_ptr<Coded> codes;
   if (!coded.empty())
     codes = std::make_unique<Coded>(coded[0], coded[1], coded[2], coded[3], coded[4], coded[5], bits, group);
+  TORCH_CHECK(summarised == 0 || (codes && sm.scalar_type() == torch::kUInt8 && sm.dim() == 4 && sm.size(1) == G &&
+              sm.size(3) == 2 * D * bits / 8 && group % page == 0 && summarised * page <= codes->n),
+              "code pages must be uint8 [1, kv_heads, pages, 2 * packed head_dim] over the coded rows' groups");
   const Layer layer{Plain(head_keys), Plain(head_values), Plain(hot_keys), Plain(hot_values), codes.get(), D};
   const int64_t n = layer.head_keys.n + (codes ? codes->n : 0) + layer.hot_keys.n;
-  TORCH_CHECK(page > 0 && pages == n / page, "page bounds must cover the complete pages of the layer");
+  TORCH_CHECK(page > 0 && origin >= 0 && (summarised == 0 || origin == layer.head_keys.n),
+              "code pages start at the first coded row");
+  const int64_t pages = n > origin ? (n - origin) / page : 0;
+  TORCH_CHECK(kept + summarised <= pages, "page bounds must cover at most the complete pages of the layer");
   TORCH_CHECK(keep > 0 && keep <= n, "keep must be within the layer's slots");
   const int64_t R = H / G;
   auto out = torch::empty({1, 1, H, D}, q.options());
-  const float *qp = q.data_ptr<float>(), *lp = lo.data_ptr<float>(), *hp = hi.data_ptr<float>();
+  const float *qp = q.data_ptr<float>(), *lp = kept ? lo.data_ptr<float>() : nullptr;
+  const float* hp = kept ? hi.data_ptr<float>() : nullptr;
+  const uint8_t* sp = summarised ? sm.data_ptr<uint8_t>() : nullptr;
   float* op = out.data_ptr<float>();
   const float s = static_cast<float>(scale);
   at::parallel_for(0, G, 1, [&](int64_t begin, int64_t end) {
     for (int64_t g = begin; g < end; ++g) {
       const float* qg = qp + g * R * D;
-      std::vector<float> bounds(pages);
-      for (int64_t p = 0; p < pages; ++p)
-        bounds[p] = page_bound(qg, R, D, lp + (g * pages + p) * D, hp + (g * pages + p) * D);
-      const std::vector<int64_t> slots = choose(bounds, page, n, keep, sinks, window);
+      std::vector<float> bounds(pages), least(D), most(D), key(D), value(D);
+      for (int64_t p = 0; p < pages; ++p) {
+        if (p < summarised) {
+          coded_bounds(*codes, sp + (g * summarised + p) * sm.size(3), g, p * page / group, least.data(),
+                       most.data());
+          bounds[p] = page_bound(qg, R, D, least.data(), most.data());
+        } else if (p < summarised + kept) {
+          const int64_t at = g * kept + p - summarised;
+          bounds[p] = page_bound(qg, R, D, lp + at * D, hp + at * D);
+        } else {  // a page still at full precision: bounded from its rows
+          std::fill(least.begin(), least.end(), std::numeric_limits<float>::infinity());
+          std::fill(most.begin(), most.end(), -std::numeric_limits<float>::infinity());
+          for (int64_t t = origin + p * page; t < origin + (p + 1) * page; ++t) {
+            layer.row(g, t, key.data(), value.data());
+            for (int64_t d = 0; d < D; ++d) {
+              least[d] = std::min(least[d], key[d]);
+              most[d] = std::max(most[d], key[d]);
+            }
+          }
+          bounds[p] = page_bound(qg, R, D, least.data(), most.data());
+        }
+      }
+      const std::vector<int64_t> slots = choose(bounds, page, origin, n, keep, sinks, window);
       const int64_t K = static_cast<int64_t>(slots.size());
       thread_local std::vector<float> keys, values;  // reused: a step calls this 240 times at 8 x 4k
       if (static_cast<int64_t>(keys.size()) < K * D) keys.resize(K * D), values.resize(K * D);

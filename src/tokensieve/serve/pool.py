@@ -70,8 +70,8 @@ class Footprint:
         else:
             every = policy.decode_evict_every()
             per_layer = [cap + max(new, every) for cap in policy.evictor().capacities(prompt, self.full_layers)]
-        state = sum(policy.state_bytes(rows, self.kv_heads, self.head_dim, self.element) for rows in per_layer)
         bits = check_kv_dtype(kv_dtype)
+        state = sum(policy.state_bytes(rows, self.kv_heads, self.head_dim, self.element, bits) for rows in per_layer)
         if bits is None:
             return self.row_bytes * sum(per_layer) // self.full_layers + state
         return sum(self.coded_layer_bytes(rows, bits) for rows in per_layer) + state

@@ -84,7 +84,8 @@ class FASA(SelectPolicy):
     chunks: int = 8
     calibration: str | None = None
 
-    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int,
+                    kv_bits: int | None = None) -> int:
         """The copied key channels, `chunks` frequency pairs (two channels each) of every cached key, at most: they
         grow like the cache (`append_rows`: a full buffer grows by a quarter and 64 rows), and their int64 indices."""
         channels = kv_heads * 2 * self.chunks

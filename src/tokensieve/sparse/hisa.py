@@ -44,7 +44,8 @@ class HISA(SelectPolicy):
         tail = torch.arange(blocks * self.block, n, device=keys.device).expand(*tokens.shape[:2], -1)
         return torch.cat([tokens, tail], -1)
 
-    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int,
+                    kv_bits: int | None = None) -> int:
         """The block pools: a mean key per complete block (or a minimum and a maximum key)."""
         pools = 1 if self.representative == "mean" else 2
         return rows // self.block * pools * kv_heads * head_dim * element

@@ -8,8 +8,10 @@ import torch
 from torch import Tensor
 from torch.profiler import record_function
 
+from tokensieve.core.code_pages import CodePages, code_page_bytes, summarises
 from tokensieve.core.decode_kernel import HEAD_DIM_MULTIPLE, MAX_HEADS_PER_KV_HEAD
 from tokensieve.core.kernels import optional
+from tokensieve.core.quant import GROUP, SINKS, WINDOW
 from tokensieve.errors import TokensieveError
 from tokensieve.sparse.base import SelectPolicy, grouped, sparse_attend
 
@@ -18,19 +20,21 @@ MAX_COMPILED_HEAD_DIM = 256  # the compiled step's buffers (core/quest_step.cpp)
 
 @dataclass
 class PageBounds:
-    """Per complete page of `size` tokens, the per-channel minimum and maximum of its keys [batch, kv_heads, pages,
-    dim], extended as pages fill. `read(lo, hi)` gives the keys of slots [lo, hi): a new page is read once."""
+    """Per complete page of `size` tokens from slot `origin`, the per-channel minimum and maximum of its keys
+    [batch, kv_heads, pages, dim], extended as pages fill. `read(lo, hi)` gives the keys of slots [lo, hi): a new
+    page is read once. Kept in float32 over a full-precision store (over a coded one `CodePages` summarises)."""
 
     size: int
+    origin: int = 0
     low: Tensor | None = None
     high: Tensor | None = None
 
     def update(self, n: int, read: Callable[[int, int], Tensor]) -> tuple[Tensor | None, Tensor | None]:
         done = 0 if self.low is None else self.low.shape[2]
-        complete = n // self.size
+        complete = max(0, n - self.origin) // self.size
         if complete > done:
-            pages = read(done * self.size, complete * self.size).unflatten(2, (complete - done, self.size))
-            low, high = pages.amin(3), pages.amax(3)
+            lo, hi = self.origin + done * self.size, self.origin + complete * self.size
+            low, high = page_extremes(read(lo, hi), self.size)
             self.low = low if self.low is None else torch.cat([self.low, low], 2)
             self.high = high if self.high is None else torch.cat([self.high, high], 2)
         return self.low, self.high
@@ -38,7 +42,14 @@ class PageBounds:
     def rewind(self, tokens: int) -> None:
         """Forget the pages past the first `tokens` keys (a tree decoder rolled the cache back)."""
         if self.low is not None:
-            self.low, self.high = self.low[:, :, : tokens // self.size], self.high[:, :, : tokens // self.size]
+            pages = max(0, tokens - self.origin) // self.size
+            self.low, self.high = self.low[:, :, :pages], self.high[:, :, :pages]
+
+
+def page_extremes(keys: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Per page of `size` rows of keys [b, h, pages * size, d], the per-channel minimum and maximum."""
+    pages = keys.unflatten(2, (keys.shape[2] // size, size))
+    return pages.amin(3), pages.amax(3)
 
 
 @dataclass
@@ -50,8 +61,11 @@ class Quest(SelectPolicy):
     pages' tokens. Every token of a page shares its page's rank, so the budget is filled page by page; the sinks,
     the recent window and the unfinished last page are always attended and charged to it.
 
-    Over a quantized store (`--kv-dtype int8|int4`) a decode step reads the codes on demand: each page's bounds
-    are taken once, and only the selected rows are dequantized (`QuantizedLayer.gather`), not the whole layer.
+    Over a quantized store (`--kv-dtype int8|int4`) pages start after the store's full-precision sinks, so each
+    lies within one key group, and a page is summarised by its smallest and largest key code per channel
+    (`core/code_pages.py`: the dequantized keys' exact bounds, 1/8 of float32 bounds' bytes at int4, 1/4 at int8).
+    The newest pages, still at full precision, are bounded from their rows at each step. A decode step reads the
+    codes on demand: only the selected rows are dequantized (`QuantizedLayer.gather`), not the whole layer.
 
     With the decode kernel (`decode_kernel=True`, `--decode-kernel`, a `+kernel` method) a decode step on CPU in
     float32 runs as one compiled call (`core/quest_step.cpp`): the same pages by the same bound, equal up to float
@@ -67,23 +81,61 @@ class Quest(SelectPolicy):
         if isinstance(self.page, bool) or not isinstance(self.page, int) or self.page < 1:
             raise TokensieveError(f"policy 'quest': option page={self.page!r} must be a whole number >= 1")
 
-    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
-        """The page bounds: a minimum and a maximum key per channel for every complete page."""
-        return rows // self.page * 2 * kv_heads * head_dim * element
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int, kv_bits: int | None = None) -> int:
+        """The page bounds kept: float32 minimum and maximum keys per channel for every complete page over a
+        full-precision store; over a coded one (`kv_bits`) two codes per channel for every page of coded rows
+        (at most the rows past the sinks and the window), or float32 bounds where the page does not divide the
+        key group."""
+        if kv_bits is None:
+            return rows // self.page * 2 * kv_heads * head_dim * element
+        pages = max(0, rows - SINKS - WINDOW) // self.page
+        if summarises(self.page, GROUP):
+            return code_page_bytes(pages, kv_heads, head_dim, kv_bits)
+        return pages * 2 * kv_heads * head_dim * element
 
     def scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
         return self.page_scores(session, module, q, keys.shape[2], lambda lo, hi: keys[:, :, lo:hi])
 
     def page_scores(self, session, module, q: Tensor, n: int, read: Callable[[int, int], Tensor]) -> Tensor:
-        """[batch, kv_heads, n]: each token scored by its page's bound for the grouped query q [b, kv, group, d]."""
-        low, high = self.scratch(session, module, "pages", lambda: PageBounds(self.page)).update(n, read)
-        if low is None:  # not one page filled yet: every token is in the last page
+        """[batch, kv_heads, n]: each token scored by its page's bound for the grouped query q [b, kv, group, d];
+        the slots before the first page and after the last complete one score +inf (they are always attended)."""
+        origin, low, high = self.bounds(session, module, n, read, q.dtype)
+        if low is None:  # not one page filled yet: every token is protected
             return q.new_full((q.shape[0], q.shape[1], n), float("inf"))
         # per channel the larger of q·min and q·max is q·max where q >= 0 and q·min where q < 0: two products
         bound = (q.clamp(min=0) @ high.transpose(2, 3) + q.clamp(max=0) @ low.transpose(2, 3)).amax(2)
         per_token = bound.repeat_interleave(self.page, -1)
-        tail = per_token.new_full((*per_token.shape[:2], n - per_token.shape[-1]), float("inf"))
-        return torch.cat([per_token, tail], -1)
+        head = per_token.new_full((*per_token.shape[:2], origin), float("inf"))
+        tail = per_token.new_full((*per_token.shape[:2], n - origin - per_token.shape[-1]), float("inf"))
+        return torch.cat([head, per_token, tail], -1)
+
+    def summaries(self, session, module, n: int, read: Callable[[int, int], Tensor]):
+        """(origin, low, high, pages): the layer's kept summaries brought up to date, pages counted from slot
+        `origin`. Float32 bounds (`low`, `high`) over a full-precision store, or where the page does not divide the
+        key group; else the coded rows' code pages (`pages`, a CodePages; its codes None before any)."""
+        layer = session.layer(module)
+        origin = 0 if layer is None else layer.code_origin()
+        if layer is None or layer.bits is None or not summarises(self.page, GROUP):
+            low, high = self.scratch(session, module, "pages", lambda: PageBounds(self.page, origin)).update(n, read)
+            return origin, low, high, None
+        pages = self.scratch(session, module, "code pages", lambda: CodePages(self.page))
+        pages.update(layer.coded())
+        return origin, None, None, pages
+
+    def bounds(self, session, module, n: int, read: Callable[[int, int], Tensor], dtype: torch.dtype):
+        """(origin, low, high): every complete page's key minimum and maximum [b, kv_heads, pages, d] from slot
+        `origin` (None before the first page): the kept summaries, then the newest pages from their rows."""
+        origin, low, high, pages = self.summaries(session, module, n, read)
+        parts = [] if low is None else [(low, high)]
+        if pages is not None and pages.codes is not None:
+            parts.append(pages.bounds(session.layer(module).coded(), dtype))
+        done = origin + sum(part[0].shape[2] for part in parts) * self.page
+        complete = origin + max(0, n - origin) // self.page * self.page
+        if complete > done:
+            parts.append(page_extremes(read(done, complete), self.page))
+        if not parts:
+            return origin, None, None
+        return origin, torch.cat([p[0] for p in parts], 2), torch.cat([p[1] for p in parts], 2)
 
     def attend(self, session, module, query, key, value, attention_mask, **kwargs):
         layer = session.layer(module)  # None on a sliding-window layer, which reads its whole window
@@ -102,20 +154,24 @@ class Quest(SelectPolicy):
         """One decode step over a deferred layer: pages ranked from their bounds, the chosen rows gathered. Each
         part runs under a profiler label (`quest.*`), so a step's cost can be split (scripts/kv_store_cost.py);
         the compiled step has none (a label costs about 15 µs, paid 240 times a step at 8 × 4k)."""
+        def read(lo: int, hi: int) -> Tensor:
+            return layer.span(lo, hi)[0]
+
         compiled = self.compiled(session, query, layer)
         if compiled is not None:
-            low, high = self.scratch(session, module, "pages", lambda: PageBounds(self.page)).update(
-                layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
-            if low is not None:
-                session.usage.attended(keeps)
-                sinks, window = self.budget.protect(keeps[0])
-                parts = layer.stored_parts()
-                return compiled.quest_step(query, low, high, self.page, keeps[0], sinks, window, parts.head_keys,
-                                           parts.head_values, parts.hot_keys, parts.hot_values, parts.codes,
-                                           parts.bits, parts.group, module.scaling)
+            origin, low, high, pages = self.summaries(session, module, layer.stored, read)
+            session.usage.attended(keeps)
+            sinks, window = self.budget.protect(keeps[0])
+            parts = layer.stored_parts()
+            none = query.new_empty(0)
+            codes = None if pages is None else pages.codes
+            return compiled.quest_step(query, none if low is None else low, none if high is None else high,
+                                       none.byte() if codes is None else codes, self.page, origin, keeps[0], sinks,
+                                       window, parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values,
+                                       parts.codes, parts.bits, parts.group, module.scaling)
         with record_function("quest.bounds"):
             q = grouped(query, layer.keys.shape[1])
-            scores = self.page_scores(session, module, q, layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
+            scores = self.page_scores(session, module, q, layer.stored, read)
         with record_function("quest.pick"):
             selection = self.pick_best(session, scores, keeps)
         session.usage.attended(selection.keeps)

@@ -20,9 +20,10 @@ class Rectified(HISA):
 
     name = "rectified"
 
-    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int) -> int:
+    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int,
+                    kv_bits: int | None = None) -> int:
         """HISA's block pool, and the mean key and value of every complete block (the pooled entries)."""
-        return super().state_bytes(rows, kv_heads, head_dim, element) + rows // self.block * 2 * kv_heads \
+        return super().state_bytes(rows, kv_heads, head_dim, element, kv_bits) + rows // self.block * 2 * kv_heads \
             * head_dim * element
 
     def extra_entries(self, n: int) -> int:
