@@ -93,7 +93,17 @@ def raw_version(method: str | None = None) -> str:
     for file in shared + _method_files(method):
         digest.update(module_name(file).encode())
         digest.update(file.read_bytes())
+    digest.update(storage_salt(method))
     return digest.hexdigest()[:12]
+
+
+def storage_salt(method: str | None) -> bytes:
+    """The storage precision a method string names ("quest@int4": int4), hashed into its version: a storage's code
+    is shared (tokensieve.core), so a change that alters one policy over one store (Quest's code pages) can re-run
+    those cells alone, the policy's other stores keeping theirs through an alias. Nothing for fp or a peer."""
+    if method is None or "@" not in method or kvpress.is_peer(method) or hf_cache.is_peer(method):
+        return b""
+    return ("kv_dtype=" + method.split("@", 1)[1].split("~", 1)[0]).encode()
 
 
 @cache
