@@ -10,12 +10,14 @@ from __future__ import annotations
 import sqlite3
 import sys
 
+from tokensieve.bench.cell import code_version
 from tokensieve.bench.stats import compare, verdict
 
 
 def scores(db: sqlite3.Connection, model: str, method: str) -> dict[str, float]:
-    rows = db.execute("select case_id, quality from cells where model = ? and method = ? and status = 'ok'",
-                      (model, method)).fetchall()
+    """The method's cells of this code version (a store keeps older versions' cells beside them)."""
+    rows = db.execute("select case_id, quality from cells where model = ? and method = ? and status = 'ok' and "
+                      "version = ?", (model, method, code_version(method))).fetchall()
     return dict(rows)
 
 

@@ -62,3 +62,17 @@ def test_pages_are_summarised_once_as_codes_arrive_and_start_over_on_a_new_store
 def test_a_page_that_does_not_divide_the_key_group_is_refused():
     with pytest.raises(ValueError, match="do not lie within key groups"):
         CodePages(24).update(coded_layer(4, 200).coded())
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_the_compiled_bounds_equal_the_torch_paths_bit_for_bit(bits, monkeypatch):
+    from tokensieve.core.quant import QuantizedRows
+
+    layer = coded_layer(bits, 900, heads=3, dim=64, seed=3)
+    pages = CodePages(16)
+    pages.update(layer.coded())
+    compiled = pages.bounds(layer.coded(), torch.float32)
+    monkeypatch.setattr(QuantizedRows, "kernels", lambda self, device: None)
+    plain = pages.bounds(layer.coded(), torch.float32)
+    assert all(torch.equal(a, b) for a, b in zip(compiled, plain, strict=True))
+    assert torch.equal(plain[0], dequantized_extremes(layer, 16)[0])

@@ -64,11 +64,20 @@ class CodePages:
 
     def bounds(self, rows: QuantizedRows, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """Each summarised page's key minimum and maximum per channel [batch, kv_heads, pages, head_dim], computed
-        as the store dequantizes (`code * step + min` in float32), so equal to the dequantized keys' own."""
-        half = self.codes.shape[-1] // 2
-        per_group = rows.group // self.size
-        group = torch.arange(self.pages, device=self.codes.device) // per_group
-        low, step = rows.key_low[:, :, group].float(), rows.key_step[:, :, group].float()
-        least = unpack_codes(self.codes[..., :half], rows.bits).float() * step + low
-        most = unpack_codes(self.codes[..., half:], rows.bits).float() * step + low
-        return least.to(dtype), most.to(dtype)
+        as the store dequantizes (`code * step + min` in float32), so equal to the dequantized keys' own. On CPU one
+        compiled loop does it (`core.kernels`, bit-identical) where it can be built."""
+        compiled = rows.kernels(self.codes.device)
+        if compiled is not None:
+            low, high = compiled.code_page_bounds(self.codes, rows.key_low, rows.key_step, rows.bits, self.size,
+                                                  rows.group)
+            return low.to(dtype), high.to(dtype)
+        codes = unpack_codes(self.codes, rows.bits).float()  # [b, h, pages, 2 * dim]: minimum, then maximum codes
+        b, h, pages, dim = *codes.shape[:3], codes.shape[3] // 2
+        groups = pages * self.size // rows.group
+
+        def per_page(scale: Tensor) -> Tensor:  # each group's scales repeated for its pages
+            widened = scale[:, :, :groups, None].float()
+            return widened.expand(b, h, groups, pages // groups, dim).reshape(b, h, pages, dim)
+
+        low, step = per_page(rows.key_low), per_page(rows.key_step)
+        return (codes[..., :dim] * step + low).to(dtype), (codes[..., dim:] * step + low).to(dtype)

@@ -5,7 +5,8 @@ torch under ~/.cache/torch_extensions) for CPUs that torch reports as AVX2 or be
   selected slots (sinks, codes, newest rows), read in one pass, bit-identical to the torch paths they replace
   (`QuantizedRows.dequantize_rows`, `QuantizedLayer.gather`), so they are used wherever they build;
 - `quest_step` (quest_step.cpp): Quest's whole decode step over one layer (pages ranked, slots chosen, read and
-  attended), opt-in with the decode kernel (`sparse/quest.py`);
+  attended), opt-in with the decode kernel (`sparse/quest.py`), and `code_page_bounds`: Quest's code pages as
+  float bounds (`core/code_pages.py`), bit-identical to its torch path, used wherever it builds;
 - `int8_linear` (int8_linear.cpp): one to sixteen float32 rows times int8 weight codes, opt-in with the decode
   kernel for `--weights int8` (`tokensieve.weights`).
 The module's name carries a hash of every source and header, so a changed header rebuilds it too.

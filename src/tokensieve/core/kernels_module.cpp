@@ -21,6 +21,9 @@ torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, c
                          int64_t window, const torch::Tensor& head_keys, const torch::Tensor& head_values,
                          const torch::Tensor& hot_keys, const torch::Tensor& hot_values,
                          const std::vector<torch::Tensor>& coded, int64_t bits, int64_t group, double scale);
+std::vector<torch::Tensor> code_page_bounds(const torch::Tensor& summary, const torch::Tensor& key_low,
+                                            const torch::Tensor& key_step, int64_t bits, int64_t page,
+                                            int64_t group);
 // int8_linear.cpp
 torch::Tensor int8_linear(const torch::Tensor& rows, const torch::Tensor& codes, const torch::Tensor& scales);
 
@@ -29,5 +32,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dequantize_rows", &dequantize_rows, "selected coded rows as float32 keys and values");
   m.def("gather_layer", &gather_layer, "a quantized layer's selected rows (sinks, codes, newest) as float32");
   m.def("int8_linear", &int8_linear, "1 to 16 float32 rows times int8 codes with per-output-channel scales");
+  m.def("code_page_bounds", &code_page_bounds, "Quest's code pages as float32 key minima and maxima (bit-identical)");
   m.def("quest_step", &quest_step, "Quest's decode step over one layer: pages ranked, slots chosen, read, attended");
 }

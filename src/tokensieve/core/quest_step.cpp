@@ -62,16 +62,18 @@ struct Layer {  // one layer's rows in token order: sinks (head), codes, newest 
 };
 
 // The slots KV head g attends among n: the protected ones (the first `sinks` and the slots before the first page,
-// the last `window`, the unfinished page), then whole pages (page p: slots from origin + p * page) by descending
-// bound, each page's other slots in order, until `keep` are chosen.
+// the last `window`, the rest of the unfinished page), then whole pages (page p: slots from origin + p * page) by
+// descending bound, each page's other slots in order, until `keep` are chosen.
 std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int64_t origin, int64_t n, int64_t keep,
                             int64_t sinks, int64_t window) {
   const int64_t pages = static_cast<int64_t>(bounds.size()), first = std::min(std::max(sinks, origin), n);
   const int64_t last = std::max(first, std::min(n - window, origin + pages * page));  // [last, n) is protected
   std::vector<int64_t> slots;
   slots.reserve(keep);
+  const int64_t recent = std::max(last, n - window);  // the window, then the unfinished page
   for (int64_t t = 0; t < first && static_cast<int64_t>(slots.size()) < keep; ++t) slots.push_back(t);
-  for (int64_t t = last; t < n && static_cast<int64_t>(slots.size()) < keep; ++t) slots.push_back(t);
+  for (int64_t t = recent; t < n && static_cast<int64_t>(slots.size()) < keep; ++t) slots.push_back(t);
+  for (int64_t t = last; t < recent && static_cast<int64_t>(slots.size()) < keep; ++t) slots.push_back(t);
   int64_t left = keep - static_cast<int64_t>(slots.size());
   if (left <= 0) return slots;
   std::vector<int64_t> order(pages);
@@ -178,4 +180,43 @@ torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, c
     }
   });
   return out;
+}
+
+// Every code page's key minimum and maximum per channel: summary [b, G, pages, 2 * packed D] (core/code_pages.py),
+// key_low and key_step [b, G, groups, D] float16 -> low, high [b, G, pages, D] float32, element by element as
+// CodePages.bounds computes them in torch (code * step, then + min), so bit-identical to it.
+std::vector<torch::Tensor> code_page_bounds(const torch::Tensor& summary, const torch::Tensor& key_low,
+                                            const torch::Tensor& key_step, int64_t bits, int64_t page,
+                                            int64_t group) {
+  const auto sm = summary.contiguous();
+  TORCH_CHECK(bits == 4 || bits == 8, "bits must be 4 or 8");
+  TORCH_CHECK(sm.scalar_type() == torch::kUInt8 && sm.dim() == 4 && page > 0 && group % page == 0,
+              "code pages must be uint8 [batch, kv_heads, pages, 2 * packed head_dim]");
+  const tokensieve::Scales low_scales = tokensieve::scales_of(key_low), steps = tokensieve::scales_of(key_step);
+  const int64_t B = sm.size(0), G = sm.size(1), P = sm.size(2), D = key_low.size(3), width = sm.size(3);
+  TORCH_CHECK(width == 2 * D * bits / 8 && D % 8 == 0 && key_low.size(0) == B && key_low.size(1) == G &&
+              key_low.size(2) * group >= P * page, "code pages and key scales disagree");
+  auto low = torch::empty({B, G, P, D}, sm.options().dtype(torch::kFloat32)), high = torch::empty_like(low);
+  const uint8_t* sp = sm.data_ptr<uint8_t>();
+  float *lp = low.data_ptr<float>(), *hp = high.data_ptr<float>();
+  const int bits_ = static_cast<int>(bits);
+  at::parallel_for(0, B * G, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bg = begin; bg < end; ++bg) {
+      const int64_t b = bg / G, g = bg % G;
+      for (int64_t p = 0; p < P; ++p) {
+        const uint8_t* row = sp + (bg * P + p) * width;
+        const int64_t at = (p * page / group) * low_scales.s2;
+        const at::Half* kmin = low_scales.data + b * low_scales.s0 + g * low_scales.s1 + at;
+        const at::Half* kstep = steps.data + b * steps.s0 + g * steps.s1 + (p * page / group) * steps.s2;
+        float *lo = lp + (bg * P + p) * D, *hi = hp + (bg * P + p) * D;
+        for (int64_t d = 0; d < D; d += 8) {
+          const __m256 step = tokensieve::halves8(kstep + d), least = tokensieve::halves8(kmin + d);
+          _mm256_storeu_ps(lo + d, _mm256_add_ps(_mm256_mul_ps(tokensieve::codes8(row, d, bits_), step), least));
+          _mm256_storeu_ps(hi + d, _mm256_add_ps(
+              _mm256_mul_ps(tokensieve::codes8(row + width / 2, d, bits_), step), least));
+        }
+      }
+    }
+  });
+  return {low, high};
 }

@@ -88,10 +88,9 @@ class Quest(SelectPolicy):
         key group."""
         if kv_bits is None:
             return rows // self.page * 2 * kv_heads * head_dim * element
-        pages = max(0, rows - SINKS - WINDOW) // self.page
         if summarises(self.page, GROUP):
-            return code_page_bytes(pages, kv_heads, head_dim, kv_bits)
-        return pages * 2 * kv_heads * head_dim * element
+            return code_page_bytes(max(0, rows - SINKS - WINDOW) // self.page, kv_heads, head_dim, kv_bits)
+        return max(0, rows - SINKS) // self.page * 2 * kv_heads * head_dim * element
 
     def scores(self, session, module, q: Tensor, keys: Tensor) -> Tensor:
         return self.page_scores(session, module, q, keys.shape[2], lambda lo, hi: keys[:, :, lo:hi])
