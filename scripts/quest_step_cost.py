@@ -1,20 +1,25 @@
 """Microseconds per call of Quest's compiled decode step (`core/quest_step.cpp`) on a synthetic layer shaped like one
 of SmolLM2's at 4k: 3 KV heads, 9 query heads, head_dim 64, 4,103 random rows over int4 codes, 12.5 % kept (513
-slots); 500 calls after 50 warm ones, with 2 threads and with 1. docs/KV-STORE.md quotes:
+slots), with its pages bounded two ways: float32 bounds from slot 0 (before the code pages) and code pages after
+the sinks (`core/code_pages.py`, the newest pages from their rows). Rounds of 100 calls of each in turn, after 50
+warm ones, with 2 threads and with 1; the median round. docs/KV-STORE.md quotes:
 
     .venv/bin/python scripts/quest_step_cost.py
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
 
+from tokensieve.core.code_pages import CodePages
 from tokensieve.core.kernels import extension
 from tokensieve.core.quant_layer import QuantizedLayer
+from tokensieve.sparse.quest import page_extremes
 
-TOKENS, KV_HEADS, GROUP, DIM, PAGE, KEEP = 4103, 3, 3, 64, 16, 513
+TOKENS, KV_HEADS, GROUP, DIM, PAGE, KEEP, ROUNDS, CALLS = 4103, 3, 3, 64, 16, 513, 10, 100
 
 
 def main() -> None:
@@ -23,21 +28,29 @@ def main() -> None:
     layer.update(torch.randn(1, KV_HEADS, TOKENS, DIM), torch.randn(1, KV_HEADS, TOKENS, DIM))
     layer.compact()
     keys = layer.rows()[0]
-    pages = TOKENS // PAGE
-    paged = keys[:, :, : pages * PAGE].unflatten(2, (pages, PAGE))
+    low, high = page_extremes(keys[:, :, : TOKENS // PAGE * PAGE], PAGE)
+    codes = CodePages(PAGE).update(layer.coded())
     parts = layer.stored_parts()
-    args = (torch.randn(1, KV_HEADS * GROUP, 1, DIM), paged.amin(3), paged.amax(3), PAGE, KEEP, 4, 32,
-            parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values, parts.codes, parts.bits,
-            parts.group, DIM ** -0.5)
+    query, none = torch.randn(1, KV_HEADS * GROUP, 1, DIM), torch.empty(0)
+    rest = (KEEP, 4, 32, parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values, parts.codes,
+            parts.bits, parts.group, DIM ** -0.5)
+    ways = {"float32 bounds": (query, low, high, none.byte(), PAGE, 0, *rest),
+            "code pages": (query, none, none, codes, PAGE, layer.code_origin(), *rest)}
     kernels = extension()
     for threads in (2, 1):
         torch.set_num_threads(threads)
-        for _ in range(50):
-            kernels.quest_step(*args)
-        start = time.perf_counter()
-        for _ in range(500):
-            kernels.quest_step(*args)
-        print(f"{threads} threads: {(time.perf_counter() - start) / 500 * 1e6:.0f} µs a call")
+        rounds: dict[str, list[float]] = {name: [] for name in ways}
+        for args in ways.values():
+            for _ in range(50):
+                kernels.quest_step(*args)
+        for _ in range(ROUNDS):
+            for name, args in ways.items():
+                start = time.perf_counter()
+                for _ in range(CALLS):
+                    kernels.quest_step(*args)
+                rounds[name].append((time.perf_counter() - start) / CALLS * 1e6)
+        print(f"{threads} threads: " + ", ".join(f"{name} {statistics.median(times):.0f} µs a call"
+                                                 for name, times in rounds.items()))
 
 
 if __name__ == "__main__":
