@@ -13,10 +13,11 @@ from tokensieve.core.quant_layer import QuantizedLayer
 from tokensieve.core.tensors import storage_bytes
 
 
-def coded_layer(bits: int, tokens: int, heads: int = 2, dim: int = 32, seed: int = 0) -> QuantizedLayer:
+def coded_layer(bits: int, tokens: int, heads: int = 2, dim: int = 32, seed: int = 0,
+                batch: int = 1) -> QuantizedLayer:
     torch.manual_seed(seed)
     layer = QuantizedLayer(bits)
-    layer.update(3 * torch.randn(1, heads, tokens, dim), torch.randn(1, heads, tokens, dim))
+    layer.update(3 * torch.randn(batch, heads, tokens, dim), torch.randn(batch, heads, tokens, dim))
     layer.compact()
     return layer
 
@@ -64,11 +65,11 @@ def test_a_page_that_does_not_divide_the_key_group_is_refused():
         CodePages(24).update(coded_layer(4, 200).coded())
 
 
-@pytest.mark.parametrize("bits", [4, 8])
-def test_the_compiled_bounds_equal_the_torch_paths_bit_for_bit(bits, monkeypatch):
+@pytest.mark.parametrize(("bits", "batch"), [(4, 1), (8, 1), (4, 2)])
+def test_the_compiled_bounds_equal_the_torch_paths_bit_for_bit(bits, batch, monkeypatch):
     from tokensieve.core.quant import QuantizedRows
 
-    layer = coded_layer(bits, 900, heads=3, dim=64, seed=3)
+    layer = coded_layer(bits, 900, heads=3, dim=64, seed=3, batch=batch)
     pages = CodePages(16)
     pages.update(layer.coded())
     compiled = pages.bounds(layer.coded(), torch.float32)
