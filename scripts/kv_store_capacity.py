@@ -30,7 +30,7 @@ def main(model: str, tokens: int, new: int) -> None:
     print("|---|---|---|---|---|")
     for label, name, budget, kv_dtype in METHODS:
         policy = make(name, budget)
-        peak = footprint.prefill_bytes(prompt, new, policy, whole=True)
+        peak = footprint.prefill_bytes(prompt, new, policy, whole=True, kv_dtype=kv_dtype)
         kept = footprint.decode_bytes(prompt, new, policy, kv_dtype)
         cells = []
         for k in (2, 4, 8):

@@ -125,6 +125,49 @@ def test_reading_a_selection_gives_exactly_the_rows_a_whole_read_gives(tiny_llam
     assert torch.equal(span_keys, keys[:, :, 20:200]) and torch.equal(span_values, values[:, :, 20:200])
 
 
+@pytest.mark.parametrize("kv_dtype", ["int8", "int4"])
+@pytest.mark.parametrize(("policy", "budget"), [("full", 1.0), ("snapkv", 0.25), ("quest", 0.25)])
+def test_coding_each_layer_as_it_attends_gives_compacts_codes_within_the_one_piece_reservation(tiny_llama, kv_dtype,
+                                                                                               policy, budget):
+    """The server's one-piece prefill (`Session.code_when_attended`): the same codes and decode logits as coding
+    after the prompt, while the cache never holds more than `Footprint.prefill_bytes(whole=True)` reserves."""
+    from tokensieve.serve.pool import Footprint
+
+    n, m = 300, 8
+    ids = torch.randint(0, 128, (1, n), generator=torch.Generator().manual_seed(7))
+    method = make(policy, budget)
+    runs = []
+    for as_attended in (False, True):
+        cache = SieveCache(tiny_llama.config, reserve=n if method.evicts() else n + m, kv_dtype=kv_dtype)
+        held = []
+        for layer in cache.sieve_layers.values():  # what the cache holds when each layer is about to be coded
+            layer.compact = lambda code=layer.compact, cache=cache, held=held: (held.append(cache.kv_bytes()),
+                                                                                code())[1]
+        logits = []
+        with torch.inference_mode(), apply(tiny_llama, method, n) as session:
+            session.decode_room, session.code_when_attended = m, as_attended
+            out = tiny_llama(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+            session.code_when_attended = False
+            peak = max(held, default=0)
+            cache.compact()
+            state = session.state_bytes()
+            for token in ids[0, :m]:
+                logits.append(out.logits[0, -1])
+                out = tiny_llama(input_ids=token.view(1, 1), cache=cache, use_cache=True)
+        parts = [layer.stored_parts() for layer in cache.sieve_layers.values()]
+        runs.append((peak, state, parts, torch.stack(logits)))
+    (_, _, before, logits_before), (peak, state, after, logits_after) = runs
+    for a, b in zip(before, after, strict=True):
+        assert a.bits == b.bits and len(a.codes) == len(b.codes) > 0
+        for x, y in zip([a.head_keys, a.head_values, a.hot_keys, a.hot_values, *a.codes],
+                        [b.head_keys, b.head_values, b.hot_keys, b.hot_values, *b.codes], strict=True):
+            assert torch.equal(x, y)
+    assert torch.equal(logits_before, logits_after)
+    footprint = Footprint.of(tiny_llama)
+    whole = footprint.prefill_bytes(n, m, method, whole=True, kv_dtype=kv_dtype)
+    assert 0 < peak + state <= whole and peak < footprint.row_bytes * n  # under the prompt at full precision
+
+
 def test_a_bound_quantized_layer_defers_its_codes_and_dense_attention_still_reads_every_row(tiny_llama):
     ids = torch.randint(0, 128, (1, 300), generator=torch.Generator().manual_seed(5))
     logits = []
@@ -248,8 +291,31 @@ def test_the_server_admits_int4_requests_by_their_coded_bytes_on_a_real_model(sm
         engine.hold_decode = False
         while engine.waiting or engine.running:
             engine.step()
-    # the next prompt goes in at full precision next to the coded ones: k coded + 1 peak must fit
-    assert admitted["fp"] == 2 and admitted["int4"] == (pool - peak) // coded + 1 == 5, admitted
+    # once pieces no longer fit, the next prompt goes in in one piece, coded layer by layer: k coded + 1 such
+    # peak must fit (before layer-by-layer coding, a prompt's full-precision peak: 5)
+    whole = footprint.prefill_bytes(n, m, make("full"), whole=True, kv_dtype="int4")
+    assert whole < peak and admitted["fp"] == 2 and admitted["int4"] == (pool - whole) // coded + 1 == 7, admitted
+
+
+def test_a_prompt_coded_layer_by_layer_in_one_piece_answers_as_generate_does(smollm2):
+    """A pool too small for the prompt at full precision: the engine prefills it in one piece, each layer coded as
+    it attends (`Session.code_when_attended`), within `prefill_bytes(whole=True)`, and decodes generate's tokens."""
+    from tokensieve.data.corpus import haystack
+    from tokensieve.serve.engine import Engine, Request
+    from tokensieve.serve.pool import Footprint
+
+    net, tok = smollm2
+    prompt = haystack(tok, 600) + "\n\nIn one sentence, the essay says that"
+    ids, m, quest = tok(prompt).input_ids, 12, make("quest", 0.25)
+    footprint = Footprint.of(net)
+    whole = footprint.prefill_bytes(len(ids), m, quest, whole=True, kv_dtype="int4")
+    assert whole < footprint.prefill_bytes(len(ids), m, quest, kv_dtype="int4")  # pieces would not fit
+    engine = Engine(net, tok, kv_pool_bytes=whole, max_batch=4)
+    seq = engine.submit(Request(ids, m, "quest", 0.25, kv_dtype="int4"), lambda e: None)
+    engine.run_until_idle()
+    reference = generate("smollm2-135m", context=prompt, question="", policy="quest", budget=0.25, plain=True,
+                         max_new_tokens=m, kv_dtype="int4")
+    assert seq.one_piece and seq.generated == reference.token_ids
 
 
 @pytest.mark.slow  # ~30 s
@@ -262,7 +328,7 @@ def test_the_capacity_bench_counts_what_the_byte_model_admits(smollm2):
     n = len(tok(prompts_for(tok, prompt_tokens, 1)[0]).input_ids)
     footprint = Footprint.of(net)
     full, coded = footprint.decode_bytes(n, m, make("full")), footprint.decode_bytes(n, m, make("full"), "int4")
-    peak = footprint.prefill_bytes(n, m, make("full"), whole=True)
+    peak = footprint.prefill_bytes(n, m, make("full"), whole=True, kv_dtype="int4")
     pool_mb = 2 * full / 2**20
     counts = {label: served_at_once("smollm2-135m", Method.parse(label), pool_mb, prompt_tokens, m, requests=8)
               for label in ("full", "full@int4")}

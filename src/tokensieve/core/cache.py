@@ -75,9 +75,8 @@ class SieveCache(Cache):
 
     def compact(self) -> None:
         """Quantize what is cold now in every quantized layer (after the prompt: nothing without `kv_dtype`)."""
-        for layer in self.layers:
-            if isinstance(layer, QuantizedLayer):
-                layer.compact()
+        for layer in self.sieve_layers.values():
+            layer.compact()
 
     @property
     def sieve_layers(self) -> dict[int, SieveLayer]:

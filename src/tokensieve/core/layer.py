@@ -65,6 +65,9 @@ class SieveLayer(DynamicLayer):
         """The rows stored as integer codes (a quantized layer's), or None: every row is at full precision."""
         return None
 
+    def compact(self) -> None:
+        """Code what is cold now (a quantized layer's rows between its sinks and its window); nothing here."""
+
     def code_origin(self) -> int:
         """The first slot that may be coded: a quantized layer keeps its first rows (the sinks) at full precision,
         so its codes start there, in whole key groups. 0 here."""

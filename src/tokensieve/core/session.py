@@ -62,6 +62,7 @@ class Session:
     prompt_tokens: int | list[int] | None = None  # budget base per sequence; None = tokens seen when first needed
     cache: SieveCache | None = None
     compress: bool = True  # False while feeding tokens that must not trigger eviction (a later question)
+    code_when_attended: bool = False  # the prompt's last forward: each layer codes its cold rows once it attended
     capacity: dict[int, list[int]] = field(default_factory=dict)  # layer -> capacity per sequence
     evictions: int = 0
     scratch: dict = field(default_factory=dict)  # dynamic selectors' per-layer state, keyed (layer, name)
@@ -168,16 +169,26 @@ class Session:
 
     def after_attention(self, module: torch.nn.Module, query: Tensor) -> None:
         """Called after a layer attended: evict down to capacity at a compression point (a prompt forward, or a
-        decode step that filled the layer to capacity + evict_every), and count what decode attended."""
+        decode step that filled the layer to capacity + evict_every), and count what decode attended. In the
+        prompt's last forward (`code_when_attended`), a quantized layer then codes its cold rows at once: nothing
+        reads them at full precision again, so the codes equal those of `SieveCache.compact()` after the forward,
+        and only the layer attending holds its prompt at full precision (the server's one-piece prefill)."""
         if self.observer is not None:
             self.observer(module, query)
             return
-        policy = self.policy.evictor()
-        if policy is None or self.cache is None:
+        if self.cache is None:
             return
         layer = self.cache.layers[module.layer_idx]
         if not isinstance(layer, SieveLayer):
             return  # sliding-window layers are bounded already
+        self._evict_after(module, layer, query)
+        if self.code_when_attended:
+            layer.compact()
+
+    def _evict_after(self, module: torch.nn.Module, layer: SieveLayer, query: Tensor) -> None:
+        policy = self.policy.evictor()
+        if policy is None:
+            return
         batch, decode = query.shape[0], query.shape[-2] == 1
         if decode:
             self.usage.attended([layer.stored - pad for pad in (layer.pad_slots or [0] * batch)])

@@ -11,8 +11,8 @@ policy that is not (H2O accumulates over every prompt query, rolling positions, 
 one piece. Greedy output therefore equals `tokensieve generate` on the same prompt and policy.
 
 Memory decides the rest: in pieces, every layer holds the whole prompt until the last piece; in one piece, each
-layer evicts right after it attends. A request whose pieces do not fit the pool's free bytes is prefilled in one
-piece, which needs only its kept cache plus two layers of the prompt.
+layer evicts, and a quantized store codes, right after it attends. A request whose pieces do not fit the pool's
+free bytes is prefilled in one piece, which needs only its kept cache plus two layers of the prompt.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ class Engine:
         if self.context and n + m > self.context:
             raise RequestError(f"this model's maximum context length is {self.context} tokens; the request has "
                                f"{n} prompt tokens + {m} max_tokens")
-        peak = self.footprint.prefill_bytes(n, m, policy, whole=True)
+        peak = self.footprint.prefill_bytes(n, m, policy, whole=True, kv_dtype=kv_dtype)
         if not self.pool.could_ever_fit(peak):
             raise RequestError(f"the request needs {peak / 2**20:.1f} MiB of KV cache under {policy.name}; the "
                                f"server's KV pool holds {self.pool.capacity / 2**20:.1f} MiB")
@@ -250,10 +250,10 @@ class Engine:
                 n, m = seq.prompt_len, seq.request.max_tokens
                 tail = max(TAIL, seq.policy.prompt_window())
                 seq.one_piece = branchable(seq.policy, tail) is not None
-                peak = self.footprint.prefill_bytes(n, m, seq.policy, whole=seq.one_piece)
+                peak = self.footprint.prefill_bytes(n, m, seq.policy, whole=seq.one_piece, kv_dtype=seq.kv_dtype)
                 if not seq.one_piece and not self._admissible(peak):  # pieces do not fit: one piece may
                     seq.one_piece = True
-                    peak = self.footprint.prefill_bytes(n, m, seq.policy, whole=True)
+                    peak = self.footprint.prefill_bytes(n, m, seq.policy, whole=True, kv_dtype=seq.kv_dtype)
                 if not self._admissible(peak):
                     break
                 self.waiting.popleft()
@@ -267,6 +267,7 @@ class Engine:
         seq.cache = SieveCache(self.model.config, reserve=n if evicts(seq.policy) else n + m, kv_dtype=seq.kv_dtype)
         session = Session.open(seq.policy, self.model, self.dense, prompt_tokens=n)
         session.decode_room, session.kernels = m, self.decode_kernel
+        session.code_when_attended = seq.one_piece  # its layers code their prompt as they go (`prefill_bytes`)
         session.bind(seq.cache)
         seq.session = session
 
@@ -323,7 +324,8 @@ class Engine:
     def _prefilled(self, seq: Sequence) -> None:
         """The prompt is in: its reservation drops to what the sequence now keeps."""
         n, m = seq.prompt_len, seq.request.max_tokens
-        seq.cache.compact()  # a quantized store codes the prompt's cold rows now
+        seq.session.code_when_attended = False  # decode steps code their rows in `update`, as `generate`'s do
+        seq.cache.compact()  # a quantized store codes the prompt's cold rows now (pieces: all of them here)
         seq.kv_full = seq.cache.full_kv_bytes()
         seq.kv_kept = measured_bytes(seq.cache, seq.session)
         estimate = self.footprint.decode_bytes(n, m, seq.policy, kv_dtype=seq.kv_dtype)

@@ -50,16 +50,19 @@ class Footprint:
         fp_rows = SINKS + WINDOW + group  # the sinks, the window and a group arriving
         return self.kv_heads * (coded * code_row + fp_rows * 2 * d * self.element + 8 * rows)
 
-    def prefill_bytes(self, prompt: int, new: int, policy: Policy, whole: bool = False) -> int:
-        """The most this request holds while its prompt goes in. Without eviction: prompt + new rows. With it,
-        in pieces: every layer holds the whole prompt until the last piece evicts. In one piece (`whole`): each
-        layer evicts right after it attends, so the peak is the kept cache plus the prompt in two layers (the
-        one attending and the one being freed)."""
-        if not evicts(policy):
+    def prefill_bytes(self, prompt: int, new: int, policy: Policy, whole: bool = False, kv_dtype: str = "fp") -> int:
+        """The most this request holds while its prompt goes in. In pieces: every layer holds the whole prompt at
+        full precision until the last piece (evicts and) codes it; without eviction over fp, prompt + new rows.
+        In one piece (`whole`): each layer evicts, and codes its cold rows (`Session.code_when_attended`), right
+        after it attends, so the peak is what the request keeps plus the prompt in two layers (the one attending
+        and the one being freed)."""
+        coded = check_kv_dtype(kv_dtype) is not None
+        if not evicts(policy) and not coded:
             return self.row_bytes * (prompt + new)
         if not whole:
-            return self.row_bytes * prompt
-        return self.decode_bytes(prompt, new, policy) + 2 * self.row_bytes * prompt // self.full_layers
+            return self.row_bytes * (prompt if evicts(policy) else prompt + new)
+        rows = prompt if evicts(policy) else prompt + new  # without eviction a layer's buffer has room for all
+        return self.decode_bytes(prompt, new, policy, kv_dtype) + 2 * self.row_bytes * rows // self.full_layers
 
     def decode_bytes(self, prompt: int, new: int, policy: Policy, kv_dtype: str = "fp") -> int:
         """What it holds after its prompt is evicted to the budget: the kept rows plus room for `new` tokens, at
