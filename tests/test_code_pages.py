@@ -77,3 +77,25 @@ def test_the_compiled_bounds_equal_the_torch_paths_bit_for_bit(bits, batch, monk
     plain = pages.bounds(layer.coded(), torch.float32)
     assert all(torch.equal(a, b) for a, b in zip(compiled, plain, strict=True))
     assert torch.equal(plain[0], dequantized_extremes(layer, 16)[0])
+
+
+@pytest.mark.parametrize(("group", "page", "summary"),
+                         [(16, 16, "code pages"), (16, 32, "pages"), (64, 32, "code pages")])
+def test_quest_summarises_by_the_stores_own_key_group(tiny_llama, group, page, summary):
+    """A store coded in groups other than the default: pages within a group are code pages, others float32."""
+    from tokensieve.core.cache import SieveCache
+    from tokensieve.core.hooks import apply
+    from tokensieve.methods import make
+
+    cache = SieveCache(tiny_llama.config, kv_dtype="int4")
+    for index in cache.sieve_layers:
+        cache.layers[index] = QuantizedLayer(4, group=group)
+    ids = torch.randint(0, 128, (1, 400), generator=torch.Generator().manual_seed(8))
+    with torch.inference_mode(), apply(tiny_llama, make("quest", 0.25, page=page)) as session:
+        tiny_llama(input_ids=ids, cache=cache, use_cache=True)
+        cache.compact()
+        for token in ids[0, :4]:
+            logits = tiny_llama(input_ids=token.view(1, 1), cache=cache, use_cache=True).logits
+        names = {name for _, name in session.scratch}
+    assert summary in names and torch.isfinite(logits).all()
+    assert all(layer.group == group and layer.coded().group == group for layer in cache.sieve_layers.values())

@@ -47,6 +47,7 @@ class SieveLayer(DynamicLayer):
         self.skipping: tuple[Tensor, int] | None = None  # the next update's (kept offsets, tokens): `skip_next`
 
     bits: int | None = None  # storage precision: None at full precision, else the codes' bits (QuantizedLayer)
+    group: int | None = None  # tokens per key group of the codes (QuantizedLayer)
     deferred = False  # the last update returned only some rows: the rest are read with gather() (QuantizedLayer)
 
     def rows(self) -> tuple[Tensor, Tensor]:

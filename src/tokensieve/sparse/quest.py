@@ -114,7 +114,7 @@ class Quest(SelectPolicy):
         key group; else the coded rows' code pages (`pages`, a CodePages; its codes None before any)."""
         layer = session.layer(module)
         origin = 0 if layer is None else layer.code_origin()
-        if layer is None or layer.bits is None or not summarises(self.page, GROUP):
+        if layer is None or layer.bits is None or not summarises(self.page, layer.group):
             low, high = self.scratch(session, module, "pages", lambda: PageBounds(self.page, origin)).update(n, read)
             return origin, low, high, None
         pages = self.scratch(session, module, "code pages", lambda: CodePages(self.page))
