@@ -5,10 +5,14 @@ paired comparison. docs/KV-STORE.md's numbers come from (about 10 minutes each):
 
     .venv/bin/python scripts/quest_variants.py smollm2-135m quest-p8@int4 50
     .venv/bin/python scripts/quest_variants.py smollm2-135m quest-dense2@int4 50
+    .venv/bin/python scripts/quest_variants.py smollm2-135m quest-rescore2@int4 50
 
 - quest-p8: pages of 8 tokens instead of 16 (tighter bounds, twice the summaries);
 - quest-dense2: the first two layers attend densely, as Quest's own evaluation does, and the other layers share
   what is left of the budget, so the mean attended over layers stays 12.5 %.
+- quest-rescore2: Quest's bound picks twice the budget's tokens (whole pages), their keys are dequantized and
+  scored exactly (q·k, the best over the KV head's query group), and the budget's best of them are attended: the
+  same tokens attended, twice the keys read (batch 1, the torch path).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tokensieve.bench.stats import compare, verdict
 from tokensieve.bench.suites import ruler_cases
 from tokensieve.bench.tasks import case_id, run_local
 from tokensieve.methods import REGISTRY
+from tokensieve.sparse.base import grouped, sparse_attend
 from tokensieve.sparse.quest import Quest
 
 STORE = Path(__file__).resolve().parents[1] / "runs" / "kv-store.sqlite"
@@ -58,11 +63,28 @@ class QuestDenseFirst(Quest):
         return session.dense(module, query, key, value, attention_mask, **kwargs)
 
 
+@dataclass
+class QuestRescore(Quest):
+    name = "quest-rescore2"
+    factor = 2
+
+    def attend_pages(self, session, module, query, layer, keeps):
+        q = grouped(query, layer.keys.shape[1])
+        scores = self.page_scores(session, module, q, layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
+        wide = self.pick_best(session, scores, [min(self.factor * k, layer.stored) for k in keeps])
+        keys, values = layer.gather(wide.indices)
+        exact = (q @ keys.transpose(2, 3)).amax(2)  # [b, kv_heads, candidates]
+        exact = exact.masked_fill(scores.gather(2, wide.indices).isinf(), float("inf"))  # sinks, window, last page
+        best = exact.topk(keeps[0], -1).indices[..., None].expand(-1, -1, -1, keys.shape[-1])
+        session.usage.attended(keeps)
+        return sparse_attend(query, keys.gather(2, best), values.gather(2, best), module.scaling)
+
+
 def main(model: str, method: str, count: int) -> None:
     from tokensieve.models import cached_load
 
     QuestDenseFirst.layers = cached_load(model)[0].config.num_hidden_layers
-    for cls in (QuestPage8, QuestDenseFirst):
+    for cls in (QuestPage8, QuestDenseFirst, QuestRescore):
         REGISTRY[cls.name] = cls
     with sqlite3.connect(STORE) as db:
         full = dict(db.execute("select case_id, quality from cells where method = 'full' and model = ? and "

@@ -211,3 +211,25 @@ def test_report_command_aggregates_rows_and_writes_all_three_files(tmp_path):
     assert snap["512"][4:6] == ["1", "0% [0–79]"] and snap["512"][-1] == "1 (RuntimeError: boom)"
     assert "| snapkv | 0.5 | 1/2 | 0/1 |" in text  # hits by context length: 256 and 512 tokens
     assert (out / "pareto.png").stat().st_size > 10_000 and (out / "results.html").stat().st_size > 1_000_000
+
+
+@pytest.mark.real
+def test_bench_serve_records_the_command_that_reproduces_its_results(tmp_path):
+    """The pool, the device and the output file are part of what a capacity row means: the recorded command
+    carries them, and running it again reproduces the row."""
+    import json
+    import shlex
+
+    out = tmp_path / "serve.json"
+    args = ["bench", "serve", "--methods", "full", "--prompt-tokens", "64", "--new-tokens", "2", "--parts",
+            "capacity", "--pool-mb", "2.5", "--out", str(out)]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    first = json.loads(out.read_text())
+    recorded = shlex.split(first["commands"][-1])
+    assert recorded[:3] == ["tokensieve", "bench", "serve"]
+    assert {"--pool-mb", "2.5", "--out", str(out), "--device", "cpu"} <= set(recorded)
+    out.unlink()
+    again = CliRunner().invoke(app, recorded[1:])
+    assert again.exit_code == 0, again.output
+    assert json.loads(out.read_text())["capacity"] == first["capacity"] and first["capacity"][0]["pool_mb"] == 2.5

@@ -75,10 +75,11 @@ def bench_serve(
         raise TokensieveError(f"no results at {out_file} to report")
     results.update({"model": model, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens})
     if wanted != {"report"}:
-        command = "tokensieve bench serve " + " ".join(
-                        f"--{k} {v}" for k, v in (("model", model), ("methods", methods),
-                                                  ("concurrency", concurrency), ("prompt-tokens", prompt_tokens),
-                                                  ("new-tokens", new_tokens), ("parts", parts)))
+        options = [("model", model), ("methods", methods), ("concurrency", concurrency),
+                   ("prompt-tokens", prompt_tokens), ("new-tokens", new_tokens), ("parts", parts),
+                   ("pool-mb", pool_mb or None), ("short-tokens", short_tokens), ("batch", batch),
+                   ("device", device), ("out", out_file)]  # everything the tokensieve engine's parts read
+        command = "tokensieve bench serve " + " ".join(f"--{k} {v}" for k, v in options if v is not None)
         results["commands"] = [c for c in results.get("commands", []) if c != command] + [command]
     out_file.parent.mkdir(parents=True, exist_ok=True)
 
