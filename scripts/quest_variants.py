@@ -6,7 +6,6 @@ paired comparison. docs/KV-STORE.md's numbers come from (about 10 minutes each):
     .venv/bin/python scripts/quest_variants.py smollm2-135m quest-p8@int4 50
     .venv/bin/python scripts/quest_variants.py smollm2-135m quest-dense2@int4 50
     .venv/bin/python scripts/quest_variants.py smollm2-135m quest-rescore2@int4 50
-    .venv/bin/python scripts/quest_variants.py smollm2-135m quest-vote4@int4 50
 
 - quest-p8: pages of 8 tokens instead of 16 (tighter bounds, twice the summaries);
 - quest-dense2: the first two layers attend densely, as Quest's own evaluation does, and the other layers share
@@ -14,8 +13,8 @@ paired comparison. docs/KV-STORE.md's numbers come from (about 10 minutes each):
 - quest-rescore2: Quest's bound picks twice the budget's tokens (whole pages), their keys are dequantized and
   scored exactly (q·k, the best over the KV head's query group), and the budget's best of them are attended: the
   same tokens attended, twice the keys read (batch 1, the torch path).
-- quest-vote4: the same with four times the budget's tokens as candidates, ranked by TokenSelect's soft vote
-  (each query head's softmax over the candidates, summed over the KV head's query group).
+  Ranking four times the budget's candidates by TokenSelect's vote instead became a method of the library,
+  `quest_vote` (sparse/quest_vote.py).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from pathlib import Path
 from tokensieve.bench.stats import compare, verdict
 from tokensieve.bench.suites import ruler_cases
 from tokensieve.bench.tasks import case_id, run_local
-from tokensieve.core.select import vote
 from tokensieve.methods import REGISTRY
 from tokensieve.sparse.base import grouped, sparse_attend
 from tokensieve.sparse.quest import Quest
@@ -77,33 +75,17 @@ class QuestRescore(Quest):
         scores = self.page_scores(session, module, q, layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
         wide = self.pick_best(session, scores, [min(self.factor * k, layer.stored) for k in keeps])
         keys, values = layer.gather(wide.indices)
-        exact = self.rank(q @ keys.transpose(2, 3))  # [b, kv_heads, candidates]
+        exact = (q @ keys.transpose(2, 3)).amax(2)  # [b, kv_heads, candidates]
         exact = exact.masked_fill(scores.gather(2, wide.indices).isinf(), float("inf"))  # sinks, window, last page
         best = exact.topk(keeps[0], -1).indices[..., None].expand(-1, -1, -1, keys.shape[-1])
         session.usage.attended(keeps)
         return sparse_attend(query, keys.gather(2, best), values.gather(2, best), module.scaling)
 
-    @staticmethod
-    def rank(logits):
-        """[b, kv_heads, group, candidates] -> [b, kv_heads, candidates]: the best q·k of the query group."""
-        return logits.amax(2)
-
-
-@dataclass
-class QuestVote(QuestRescore):
-    name = "quest-vote4"
-    factor = 4
-
-    @staticmethod
-    def rank(logits):
-        return vote(logits.flatten(1, 2), logits.shape[2])
-
-
 def main(model: str, method: str, count: int) -> None:
     from tokensieve.models import cached_load
 
     QuestDenseFirst.layers = cached_load(model)[0].config.num_hidden_layers
-    for cls in (QuestPage8, QuestDenseFirst, QuestRescore, QuestVote):
+    for cls in (QuestPage8, QuestDenseFirst, QuestRescore):
         REGISTRY[cls.name] = cls
     with sqlite3.connect(STORE) as db:
         full = dict(db.execute("select case_id, quality from cells where method = 'full' and model = ? and "

@@ -18,7 +18,7 @@ from tokensieve.data.needle import needle_case
 from tokensieve.sparse.base import exact_scores, gather_tokens, grouped, iou, sparse_attend
 from tokensieve.sparse.hisa import HISA
 
-SPARSE = ["tokenselect", "fasa", "indexer_topk", "hisa", "cluster", "rectified", "quest"]
+SPARSE = ["tokenselect", "fasa", "indexer_topk", "hisa", "cluster", "rectified", "quest", "quest_vote"]
 
 
 def test_sparse_attend_equals_masked_dense_attention():

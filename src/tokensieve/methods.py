@@ -30,6 +30,7 @@ from tokensieve.sparse.fasa import FASA
 from tokensieve.sparse.hisa import HISA
 from tokensieve.sparse.indexer import IndexerTopK
 from tokensieve.sparse.quest import Quest
+from tokensieve.sparse.quest_vote import QuestVote
 from tokensieve.sparse.rectified import Rectified
 from tokensieve.sparse.tokenselect import TokenSelect
 
@@ -50,6 +51,7 @@ METHODS = (  # in the order listings and the bench's sweeps use
     IndexerTopK,
     HISA,
     Quest,
+    QuestVote,
     Rectified,
     Cluster,
     FastV,

@@ -244,7 +244,7 @@ def prefill_skipping() -> Suite:
 
 KV_STORE_METHODS = ("full", "full@int8", "full@int4", "quest", "quest@int8", "quest@int4", "tokenselect",
                     "snapkv@int4", "tokenselect@int4", "hf:quantized@int4", "hf:quantized@int2", "full~int8",
-                    "hf:quantized@int4-g32")
+                    "hf:quantized@int4-g32", "quest_vote@int4")
 
 
 def kv_store() -> Suite:
