@@ -61,6 +61,7 @@ ALIASES: dict[str, str] = {
     # the prompt, tests/test_kv_dtype.py); `SieveLayer.compact()` (a no-op at full precision) and
     # `Footprint.prefill_bytes(kv_dtype=)` (the pool only). Quest reads the store's own key group
     # (`SieveLayer.group`) where it read the default, which every stored cell's store used: no result changes.
+    # A new method (`quest_vote`) in the registry and in the kv-store suite: the other methods' cells are unchanged.
     # Entries no current source produces are dropped.
     "05a327e0f645": "eb43e793047e",
     "0ef0d8d89e86": "5031dea118d1",
@@ -96,6 +97,7 @@ ALIASES: dict[str, str] = {
     "dae858216bc0": "faf97c48aaaf",
     "e051bc948ad8": "808f972afb1a",
     "ea92b5aefa68": "a277a48626ac",
+    "eb791976e6fd": "c752fef0148b",
     "f1d4d2317db7": "9dc3f8500857",
     "f25f467776e8": "a18ce7c22745",
     "f5edaba6720e": "4d61ad20cc0c",
