@@ -182,7 +182,8 @@ def test_each_sequence_of_a_batch_keeps_the_tokens_it_keeps_alone(smollm2, promp
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("policy", sweep(["tokenselect", "hisa", "fasa"], ("tokenselect", "hisa")))
+@pytest.mark.parametrize("policy", sweep(["tokenselect", "hisa", "fasa", "quest", "quest_vote"],
+                                         ("tokenselect", "hisa", "quest_vote")))
 def test_dynamic_selectors_in_a_padded_batch_stay_within_each_budget(smollm2, prompts, policy):
     results = tokensieve.generate(context=prompts, question="What is this about?", policy=policy, budget=0.25,
                                   max_new_tokens=6)

@@ -62,6 +62,7 @@ ALIASES: dict[str, str] = {
     # `Footprint.prefill_bytes(kv_dtype=)` (the pool only). Quest reads the store's own key group
     # (`SieveLayer.group`) where it read the default, which every stored cell's store used: no result changes.
     # A new method (`quest_vote`) in the registry and in the kv-store suite: the other methods' cells are unchanged.
+    # After its SmolLM2 cells ran: its docstring.
     # Entries no current source produces are dropped.
     "05a327e0f645": "eb43e793047e",
     "0ef0d8d89e86": "5031dea118d1",
@@ -74,7 +75,6 @@ ALIASES: dict[str, str] = {
     "21f5600e6a5e": "4ac35a5bfbfa",
     "2268d2d92c57": "1d1ab33f3697",
     "257b7ea1834d": "9f46977b9b03",
-    "28122d0c416d": "c752fef0148b",
     "2967b49fe352": "4d61ad20cc0c",
     "383aee90a8e5": "9ccfc764c42d",
     "3f9c3b3b24e1": "3fb49f55a231",
@@ -88,16 +88,18 @@ ALIASES: dict[str, str] = {
     "8b0a17cd878b": "50c1d328b46c",
     "8cbba52e4a27": "9f46977b9b03",
     "9983723ae2b2": "1ade962f3e7f",
+    "9996a12fa483": "4344078378a0",
     "a74d0cfa3057": "93113cf4c61a",
     "bada92b5728d": "a7ef7326283f",
     "bb05835f163d": "9f46977b9b03",
     "c3417eb6f5d3": "5f09a713ea0c",
     "cd437f77c85e": "3aec48395932",
     "cd943e01e219": "e99aada68001",
+    "ce9fd08fc417": "c752fef0148b",
     "dae858216bc0": "faf97c48aaaf",
     "e051bc948ad8": "808f972afb1a",
+    "e5dc944342e7": "0525ff082bc9",
     "ea92b5aefa68": "a277a48626ac",
-    "eb791976e6fd": "c752fef0148b",
     "f1d4d2317db7": "9dc3f8500857",
     "f25f467776e8": "a18ce7c22745",
     "f5edaba6720e": "4d61ad20cc0c",
