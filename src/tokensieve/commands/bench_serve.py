@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -79,7 +80,8 @@ def bench_serve(
                    ("prompt-tokens", prompt_tokens), ("new-tokens", new_tokens), ("parts", parts),
                    ("pool-mb", pool_mb or None), ("short-tokens", short_tokens), ("batch", batch),
                    ("device", device), ("out", out_file)]  # everything the tokensieve engine's parts read
-        command = "tokensieve bench serve " + " ".join(f"--{k} {v}" for k, v in options if v is not None)
+        command = "tokensieve bench serve " + " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in options
+                                                       if v is not None)
         results["commands"] = [c for c in results.get("commands", []) if c != command] + [command]
     out_file.parent.mkdir(parents=True, exist_ok=True)
 

@@ -56,12 +56,9 @@ class Footprint:
         In one piece (`whole`): each layer evicts, and codes its cold rows (`Session.code_when_attended`), right
         after it attends, so the peak is what the request keeps plus the prompt in two layers (the one attending
         and the one being freed)."""
-        coded = check_kv_dtype(kv_dtype) is not None
-        if not evicts(policy) and not coded:
-            return self.row_bytes * (prompt + new)
-        if not whole:
-            return self.row_bytes * (prompt if evicts(policy) else prompt + new)
         rows = prompt if evicts(policy) else prompt + new  # without eviction a layer's buffer has room for all
+        if not whole or (rows > prompt and check_kv_dtype(kv_dtype) is None):
+            return self.row_bytes * rows
         return self.decode_bytes(prompt, new, policy, kv_dtype) + 2 * self.row_bytes * rows // self.full_layers
 
     def decode_bytes(self, prompt: int, new: int, policy: Policy, kv_dtype: str = "fp") -> int:
