@@ -32,7 +32,8 @@ from tokensieve.run import generate
 
 METHODS = (("full", 1.0, "fp"), ("full", 1.0, "int8"), ("full", 1.0, "int4"), ("quest", 0.125, "fp"),
            ("quest", 0.125, "int4"), ("tokenselect", 0.125, "fp"), ("tokenselect", 0.125, "int4"),
-           ("snapkv", 0.125, "fp"), ("full", 1.0, "fp", True), ("quest", 0.125, "int4", True))
+           ("snapkv", 0.125, "fp"), ("full", 1.0, "fp", True), ("quest", 0.125, "int4", True),
+           ("quest_vote", 0.125, "int4"), ("quest_vote", 0.125, "int4", True))
 KERNEL = "+kernel"  # a label's suffix: the decode kernel (and Quest's compiled step), `generate(decode_kernel=True)`
 REPEATS = 2
 

@@ -33,7 +33,7 @@ def main() -> None:
     parts = layer.stored_parts()
     query, none = torch.randn(1, KV_HEADS * GROUP, 1, DIM), torch.empty(0)
     rest = (KEEP, 4, 32, parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values, parts.codes,
-            parts.bits, parts.group, DIM ** -0.5)
+            parts.bits, parts.group, DIM ** -0.5, 1)
     ways = {"float32 bounds": (query, low, high, none.byte(), PAGE, 0, *rest),
             "code pages": (query, none, none, codes, PAGE, layer.code_origin(), *rest)}
     kernels = extension()

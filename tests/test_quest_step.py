@@ -25,9 +25,11 @@ WHY_NOT = unbuildable()
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))
 
 
-def reference(query, layer, page: int, origin: int, keep: int, sinks: int, window: int, scale: float) -> torch.Tensor:
+def reference(query, layer, page: int, origin: int, keep: int, sinks: int, window: int, scale: float,
+              candidates: int = 1) -> torch.Tensor:
     """The step written plainly: every row read, bounds from the rows (pages from slot `origin`), slots chosen one
-    by one, sdpa per KV head."""
+    by one, sdpa per KV head. With `candidates` > 1 the pages choose that many times `keep` slots, and of those the
+    protected ones and the best by the soft vote (each query head's softmax of q.k, summed over the group) stay."""
     keys, values = layer.rows()
     kv_heads, n, dim = keys.shape[1], keys.shape[2], keys.shape[3]
     group = query.shape[1] // kv_heads
@@ -37,13 +39,18 @@ def reference(query, layer, page: int, origin: int, keep: int, sinks: int, windo
     bound = (q.clamp(min=0) @ paged.amax(3).transpose(2, 3) + q.clamp(max=0) @ paged.amin(3).transpose(2, 3)).amax(2)
     first = min(max(sinks, origin), n)
     last = max(first, min(n - window, origin + pages * page))
-    out = []
+    out, wide = [], min(n, candidates * keep)
     for g in range(kv_heads):
         recent = max(last, n - window)
-        chosen = [*range(first), *range(recent, n), *range(last, recent)][:keep]
+        chosen = [*range(first), *range(recent, n), *range(last, recent)][:wide]
+        guarded = len(chosen)
         for p in sorted(range(pages), key=lambda p: (-bound[0, g, p].item(), p)):
             span = range(origin + p * page, origin + (p + 1) * page)
-            chosen += [t for t in span if first <= t < last][: keep - len(chosen)]
+            chosen += [t for t in span if first <= t < last][: wide - len(chosen)]
+        if candidates > 1:
+            votes = torch.softmax(q[0, g] @ keys[0, g, chosen].T, -1).sum(0)
+            best = sorted(range(guarded, len(chosen)), key=lambda i: (-votes[i].item(), i))
+            chosen = [chosen[i] for i in [*range(min(guarded, keep)), *best][:keep]]
         idx = torch.tensor(chosen)
         out.append(F.scaled_dot_product_attention(q[:, g], keys[:, g, idx], values[:, g, idx], scale=scale))
     return torch.cat(out, 1)[:, None]
@@ -86,9 +93,31 @@ def test_the_compiled_step_attends_what_the_plain_reference_chooses(store, kv_he
     parts = layer.stored_parts()
     got = extension().quest_step(query, low, high, codes, page, origin, keep, sinks, window, parts.head_keys,
                                  parts.head_values, parts.hot_keys, parts.hot_values, parts.codes, parts.bits,
-                                 parts.group, dim ** -0.5)
+                                 parts.group, dim ** -0.5, 1)
     want = reference(query, layer, page, origin, keep, sinks, window, dim ** -0.5)
     assert got.shape == (1, 1, kv_heads * group, dim)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(store=st.sampled_from(["fp", "int8", "int4"]), kv_heads=st.integers(1, 3), group=st.integers(1, 5),
+       dim=st.sampled_from([32, 64]), tokens=st.integers(5, 600), page=st.sampled_from([4, 16]),
+       share=st.floats(0.02, 0.5), sinks=st.integers(0, 6), window=st.integers(0, 40), seed=st.integers(0, 99),
+       candidates=st.integers(2, 6))
+def test_with_candidates_the_compiled_step_attends_the_votes_best_of_the_pages_choice(store, kv_heads, group, dim,
+                                                                                      tokens, page, share, sinks,
+                                                                                      window, seed, candidates):
+    """QuestVote's compiled step: the pages choose `candidates` times the budget, the soft vote over their keys
+    the budget (the protected slots first), as the plain reference does it."""
+    layer = filled_layer(store, kv_heads, tokens, dim, seed)
+    query = torch.randn(1, kv_heads * group, 1, dim)
+    keep = max(1, int(share * tokens))
+    origin, low, high, codes = summaries(layer, page, 0.5)
+    parts = layer.stored_parts()
+    got = extension().quest_step(query, low, high, codes, page, origin, keep, sinks, window, parts.head_keys,
+                                 parts.head_values, parts.hot_keys, parts.hot_values, parts.codes, parts.bits,
+                                 parts.group, dim ** -0.5, candidates)
+    want = reference(query, layer, page, origin, keep, sinks, window, dim ** -0.5, candidates)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -100,12 +129,14 @@ def test_bad_page_bounds_or_budgets_are_refused_with_one_error():
     codes = CodePages(16).update(layer.coded())
     none = torch.empty(0)
     args = (parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values, parts.codes, parts.bits,
-            parts.group, 0.1)
+            parts.group, 0.1, 1)
     for bad_low, bad_codes, origin, keep in ((low, none.byte(), 4, 10), (none, codes, 0, 10),
                                              (none, codes[..., :8], 4, 10), (none, codes, 4, 0),
                                              (none, codes, 4, 301)):
         with pytest.raises(RuntimeError, match="page bounds|code pages|keep"):
             extension().quest_step(query, bad_low, bad_low, bad_codes, 16, origin, keep, 4, 32, *args)
+    with pytest.raises(RuntimeError, match="candidates"):
+        extension().quest_step(query, none, none, codes, 16, 4, 10, 4, 32, *args[:-1], 0)
 
 
 class CountingKernels:
@@ -125,9 +156,10 @@ def needle(tok, length: int, offset: int = 0) -> str:
 
 
 @pytest.mark.real
-def test_on_smollm2_the_compiled_step_gives_the_torch_paths_tokens(smollm2, monkeypatch):
-    """Quest at 12.5 % over int4 and over fp on a 1,500-token needle: the same 16 greedy tokens with the compiled
-    step, which ran on every layer of every decode step."""
+@pytest.mark.parametrize("method", ["quest", "quest_vote"])
+def test_on_smollm2_the_compiled_step_gives_the_torch_paths_tokens(smollm2, monkeypatch, method):
+    """Quest (and QuestVote) at 12.5 % over int4 and over fp on a 1,500-token needle: the same 16 greedy tokens with
+    the compiled step, which ran on every layer of every decode step."""
     net, tok = smollm2
     ids = tok(needle(tok, 1500), return_tensors="pt").input_ids
     counting = CountingKernels()
@@ -135,7 +167,7 @@ def test_on_smollm2_the_compiled_step_gives_the_torch_paths_tokens(smollm2, monk
     for kv_dtype in ("int4", "fp"):
         answers = {}
         for kernel in (False, True):
-            with torch.inference_mode(), apply(net, make("quest", budget=0.125), kv_dtype=kv_dtype,
+            with torch.inference_mode(), apply(net, make(method, budget=0.125), kv_dtype=kv_dtype,
                                                decode_kernel=kernel):
                 out = net.generate(ids, max_new_tokens=16, do_sample=False, pad_token_id=0)
             answers[kernel] = out[0, ids.shape[1]:].tolist()

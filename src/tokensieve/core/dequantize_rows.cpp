@@ -11,56 +11,67 @@
 using tokensieve::Coded;
 using tokensieve::Plain;
 
-// rows [b, h, k] (indices into the coded rows) -> keys, values [b, h, k, dim] float32.
+namespace {
+
+// [b, h, k, D] float32 where wanted, else an empty tensor (a reader of keys alone skips the values, and back).
+torch::Tensor output(bool wanted, int64_t B, int64_t H, int64_t K, int64_t D) {
+  return wanted ? torch::empty({B, H, K, D}, torch::kFloat32) : torch::empty({0}, torch::kFloat32);
+}
+
+}  // namespace
+
+// rows [b, h, k] (indices into the coded rows) -> keys, values [b, h, k, dim] float32 (each empty if not wanted).
 std::vector<torch::Tensor> dequantize_rows(const torch::Tensor& rows, const torch::Tensor& key_codes,
                                            const torch::Tensor& key_low, const torch::Tensor& key_step,
                                            const torch::Tensor& value_codes, const torch::Tensor& value_low,
-                                           const torch::Tensor& value_step, int64_t bits, int64_t group) {
+                                           const torch::Tensor& value_step, int64_t bits, int64_t group,
+                                           bool want_keys, bool want_values) {
   TORCH_CHECK(rows.scalar_type() == torch::kInt64 && rows.dim() == 3, "rows must be int64 [b, h, k]");
   const Coded coded(key_codes, key_low, key_step, value_codes, value_low, value_step, bits, group);
   const auto idx = rows.contiguous();
   const int64_t B = idx.size(0), H = idx.size(1), K = idx.size(2), D = coded.D;
-  auto keys = torch::empty({B, H, K, D}, torch::kFloat32);
-  auto values = torch::empty({B, H, K, D}, torch::kFloat32);
+  auto keys = output(want_keys, B, H, K, D), values = output(want_values, B, H, K, D);
   const int64_t* ip = idx.data_ptr<int64_t>();
-  float *kp = keys.data_ptr<float>(), *vp = values.data_ptr<float>();
+  float *kp = want_keys ? keys.data_ptr<float>() : nullptr, *vp = want_values ? values.data_ptr<float>() : nullptr;
   at::parallel_for(0, B * H * K, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item)
-      coded.row(item / (H * K), item / K % H, ip[item], kp + item * D, vp + item * D);
+    for (int64_t item = begin; item < end; ++item) {
+      if (kp) coded.key(item / (H * K), item / K % H, ip[item], kp + item * D);
+      if (vp) coded.value(item / (H * K), item / K % H, ip[item], vp + item * D);
+    }
   });
   return {keys, values};
 }
 
 // A quantized layer's rows at slots [b, h, k], in token order: slots below `sinks` from the sink rows, then the
-// coded rows, then the newest full-precision rows -> keys, values [b, h, k, dim] float32.
+// coded rows, then the newest full-precision rows -> keys, values [b, h, k, dim] float32 (each empty if not wanted).
 std::vector<torch::Tensor> gather_layer(const torch::Tensor& slots, const torch::Tensor& head_keys,
                                         const torch::Tensor& head_values, const torch::Tensor& hot_keys,
                                         const torch::Tensor& hot_values, const torch::Tensor& key_codes,
                                         const torch::Tensor& key_low, const torch::Tensor& key_step,
                                         const torch::Tensor& value_codes, const torch::Tensor& value_low,
-                                        const torch::Tensor& value_step, int64_t bits, int64_t group) {
+                                        const torch::Tensor& value_step, int64_t bits, int64_t group,
+                                        bool want_keys, bool want_values) {
   TORCH_CHECK(slots.scalar_type() == torch::kInt64 && slots.dim() == 3, "slots must be int64 [b, h, k]");
   const Coded coded(key_codes, key_low, key_step, value_codes, value_low, value_step, bits, group);
   const Plain hk(head_keys), hv(head_values), wk(hot_keys), wv(hot_values);
   const auto idx = slots.contiguous();
   const int64_t B = idx.size(0), H = idx.size(1), K = idx.size(2), D = coded.D, sinks = hk.n;
   TORCH_CHECK(head_keys.size(3) == D && hot_keys.size(3) == D, "rows and codes disagree in head_dim");
-  auto keys = torch::empty({B, H, K, D}, torch::kFloat32);
-  auto values = torch::empty({B, H, K, D}, torch::kFloat32);
+  auto keys = output(want_keys, B, H, K, D), values = output(want_values, B, H, K, D);
   const int64_t* ip = idx.data_ptr<int64_t>();
-  float *kp = keys.data_ptr<float>(), *vp = values.data_ptr<float>();
+  float *kp = want_keys ? keys.data_ptr<float>() : nullptr, *vp = want_values ? values.data_ptr<float>() : nullptr;
   at::parallel_for(0, B * H * K, 64, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / (H * K), h = item / K % H, slot = ip[item];
-      float *kout = kp + item * D, *vout = vp + item * D;
       if (slot < sinks) {
-        hk.copy(b, h, slot, kout, D);
-        hv.copy(b, h, slot, vout, D);
+        if (kp) hk.copy(b, h, slot, kp + item * D, D);
+        if (vp) hv.copy(b, h, slot, vp + item * D, D);
       } else if (slot < sinks + coded.n) {
-        coded.row(b, h, slot - sinks, kout, vout);
+        if (kp) coded.key(b, h, slot - sinks, kp + item * D);
+        if (vp) coded.value(b, h, slot - sinks, vp + item * D);
       } else {
-        wk.copy(b, h, slot - sinks - coded.n, kout, D);
-        wv.copy(b, h, slot - sinks - coded.n, vout, D);
+        if (kp) wk.copy(b, h, slot - sinks - coded.n, kp + item * D, D);
+        if (vp) wv.copy(b, h, slot - sinks - coded.n, vp + item * D, D);
       }
     }
   });

@@ -8,19 +8,22 @@ torch::Tensor attend(const torch::Tensor& query, const torch::Tensor& keys, cons
 std::vector<torch::Tensor> dequantize_rows(const torch::Tensor& rows, const torch::Tensor& key_codes,
                                            const torch::Tensor& key_low, const torch::Tensor& key_step,
                                            const torch::Tensor& value_codes, const torch::Tensor& value_low,
-                                           const torch::Tensor& value_step, int64_t bits, int64_t group);
+                                           const torch::Tensor& value_step, int64_t bits, int64_t group,
+                                           bool want_keys, bool want_values);
 std::vector<torch::Tensor> gather_layer(const torch::Tensor& slots, const torch::Tensor& head_keys,
                                         const torch::Tensor& head_values, const torch::Tensor& hot_keys,
                                         const torch::Tensor& hot_values, const torch::Tensor& key_codes,
                                         const torch::Tensor& key_low, const torch::Tensor& key_step,
                                         const torch::Tensor& value_codes, const torch::Tensor& value_low,
-                                        const torch::Tensor& value_step, int64_t bits, int64_t group);
+                                        const torch::Tensor& value_step, int64_t bits, int64_t group,
+                                        bool want_keys, bool want_values);
 // quest_step.cpp
 torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, const torch::Tensor& high,
                          const torch::Tensor& summary, int64_t page, int64_t origin, int64_t keep, int64_t sinks,
                          int64_t window, const torch::Tensor& head_keys, const torch::Tensor& head_values,
                          const torch::Tensor& hot_keys, const torch::Tensor& hot_values,
-                         const std::vector<torch::Tensor>& coded, int64_t bits, int64_t group, double scale);
+                         const std::vector<torch::Tensor>& coded, int64_t bits, int64_t group, double scale,
+                         int64_t candidates);
 std::vector<torch::Tensor> code_page_bounds(const torch::Tensor& summary, const torch::Tensor& key_low,
                                             const torch::Tensor& key_step, int64_t bits, int64_t page,
                                             int64_t group);

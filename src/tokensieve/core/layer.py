@@ -58,6 +58,14 @@ class SieveLayer(DynamicLayer):
         """The keys and values [batch, kv_heads, k, dim] at `indices` [batch, kv_heads, k] (token order slots)."""
         return gather_rows(self.keys, indices), gather_rows(self.values, indices)
 
+    def gather_keys(self, indices: Tensor) -> Tensor:
+        """The keys alone at `indices` (a selector that ranks candidates by their keys reads no values)."""
+        return gather_rows(self.keys, indices)
+
+    def gather_values(self, indices: Tensor) -> Tensor:
+        """The values alone at `indices`."""
+        return gather_rows(self.values, indices)
+
     def stored_parts(self) -> StoredParts:
         """Every stored row, as compiled readers take them: all of them hot here."""
         return StoredParts(self.keys[:, :, :0], self.values[:, :, :0], self.keys, self.values)

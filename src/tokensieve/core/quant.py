@@ -111,23 +111,31 @@ class QuantizedRows:
         values = vc * self.value_step.float()[..., None] + self.value_low.float()[..., None]
         return keys.view(b, h, n, d).to(dtype), values.view(b, h, n, d).to(dtype)
 
-    def dequantize_rows(self, rows: Tensor, dtype: torch.dtype, kernel: bool = True) -> tuple[Tensor, Tensor]:
+    def dequantize_rows(self, rows: Tensor, dtype: torch.dtype, kernel: bool = True, keys: bool = True,
+                        values: bool = True) -> tuple[Tensor | None, Tensor | None]:
         """Keys and values [b, h, k, dim] in `dtype` of the coded rows at `rows` [b, h, k]: only those rows' codes
-        and scales are read. Each element is computed as `dequantize` computes it, so the two agree exactly. On
-        CPU one compiled loop does it (`core.kernels`, bit-identical) where it can be built, unless not `kernel`."""
+        and scales are read, and only the parts asked for (`keys`, `values`; None for the other). Each element is
+        computed as `dequantize` computes it, so the two agree exactly. On CPU one compiled loop does it
+        (`core.kernels`, bit-identical) where it can be built, unless not `kernel`."""
         compiled = self.kernels(rows.device) if kernel else None
         if compiled is not None:
-            keys, values = compiled.dequantize_rows(rows, *self.tensors(), self.bits, self.group)
-            return keys.to(dtype), values.to(dtype)
+            got = compiled.dequantize_rows(rows, *self.tensors(), self.bits, self.group, keys, values)
+            return tuple(t.to(dtype) if wanted else None for t, wanted in zip(got, (keys, values), strict=True))
         g = self.group
-        by_row, by_group = RowGather(rows), RowGather(rows // g)
-        kc = unpack_codes(by_row(self.key_codes), self.bits).float()
-        b, h, k, d = kc.shape
-        keys = kc * by_group(self.key_step).float() + by_group(self.key_low).float()
-        vg = min(g, d)
-        vc = unpack_codes(by_row(self.value_codes), self.bits).float().view(b, h, k, d // vg, vg)
-        values = vc * by_row(self.value_step).float()[..., None] + by_row(self.value_low).float()[..., None]
-        return keys.to(dtype), values.view(b, h, k, d).to(dtype)
+        by_row = RowGather(rows)
+        key_rows = value_rows = None
+        if keys:
+            by_group = RowGather(rows // g)
+            kc = unpack_codes(by_row(self.key_codes), self.bits).float()
+            key_rows = (kc * by_group(self.key_step).float() + by_group(self.key_low).float()).to(dtype)
+        if values:
+            b, h, k = rows.shape
+            d = self.key_low.shape[-1]
+            vg = min(g, d)
+            vc = unpack_codes(by_row(self.value_codes), self.bits).float().view(b, h, k, d // vg, vg)
+            steps, lows = by_row(self.value_step).float()[..., None], by_row(self.value_low).float()[..., None]
+            value_rows = (vc * steps + lows).view(b, h, k, d).to(dtype)
+        return key_rows, value_rows
 
     def kernels(self, device: torch.device):
         """The compiled CPU kernels (`core.kernels`) when they can read these codes: on CPU, with head_dim and the

@@ -58,22 +58,34 @@ class QuantizedLayer(SieveLayer):
 
     def gather(self, indices: Tensor) -> tuple[Tensor, Tensor]:
         """Rows at `indices` [batch, kv_heads, k]: only the selected codes are dequantized. On CPU in float32 one
-        compiled loop reads all three parts (`core.kernels`; bit-identical to the torch path below)."""
+        compiled loop reads all three parts (`core.kernels`; bit-identical to the torch path)."""
+        return self.read(indices, True, True)
+
+    def gather_keys(self, indices: Tensor) -> Tensor:
+        return self.read(indices, True, False)[0]
+
+    def gather_values(self, indices: Tensor) -> Tensor:
+        return self.read(indices, False, True)[1]
+
+    def read(self, indices: Tensor, keys: bool, values: bool) -> tuple[Tensor | None, Tensor | None]:
+        """The keys and / or values (None where not asked for) at `indices`, from the sinks, codes and newest rows."""
         if not self.frozen:
-            return super().gather(indices)
+            return (super().gather_keys(indices) if keys else None,
+                    super().gather_values(indices) if values else None)
         compiled = self.cold.kernels(indices.device) if self.keys.dtype == torch.float32 else None
         if compiled is not None:
-            keys, values = compiled.gather_layer(indices, self.head_keys, self.head_values, self.keys, self.values,
-                                                 *self.cold.tensors(), self.cold.bits, self.cold.group)
-            return keys, values
+            got = compiled.gather_layer(indices, self.head_keys, self.head_values, self.keys, self.values,
+                                        *self.cold.tensors(), self.cold.bits, self.cold.group, keys, values)
+            return got[0] if keys else None, got[1] if values else None
         sinks, coded = self.head_keys.shape[2], self.cold.rows
-        cold_keys, cold_values = self.cold.dequantize_rows((indices - sinks).clamp(0, coded - 1), self.keys.dtype)
+        cold = self.cold.dequantize_rows((indices - sinks).clamp(0, coded - 1), self.keys.dtype, keys=keys,
+                                         values=values)
         # the sinks and the hot rows, all in the compute dtype, as one small buffer in token order
         warm = RowGather(torch.where(indices < sinks, indices, (indices - coded).clamp(min=sinks)))
-        warm_keys, warm_values = (warm(torch.cat(pair, 2)) for pair in ((self.head_keys, self.keys),
-                                                                         (self.head_values, self.values)))
         in_cold = ((indices >= sinks) & (indices < sinks + coded))[..., None]
-        return torch.where(in_cold, cold_keys, warm_keys), torch.where(in_cold, cold_values, warm_values)
+        parts = ((self.head_keys, self.keys), (self.head_values, self.values))
+        return tuple(torch.where(in_cold, rows, warm(torch.cat(pair, 2))) if rows is not None else None
+                     for rows, pair in zip(cold, parts, strict=True))
 
     def stored_parts(self) -> StoredParts:
         if not self.frozen:

@@ -69,16 +69,28 @@ struct Coded {
 
   // Row r of sequence b, head h, into kout and vout: code * step, then + min (two roundings, as torch computes).
   void row(int64_t b, int64_t h, int64_t r, float* kout, float* vout) const {
+    key(b, h, r, kout);
+    value(b, h, r, vout);
+  }
+
+  // Row r's key alone: its channels' (min, step) in the row's token group.
+  void key(int64_t b, int64_t h, int64_t r, float* kout) const {
     TORCH_CHECK(r >= 0 && r < n, "a selected row is outside the coded rows");
     const uint8_t* krow = kc.codes + b * kc.s0 + h * kc.s1 + r * kc.s2;
-    const uint8_t* vrow = vc.codes + b * vc.s0 + h * vc.s1 + r * vc.s2;
     const at::Half* klow = kl.data + b * kl.s0 + h * kl.s1 + (r / group) * kl.s2;
     const at::Half* kstep = ks.data + b * ks.s0 + h * ks.s1 + (r / group) * ks.s2;
+    for (int64_t d = 0; d < D; d += 8)
+      _mm256_storeu_ps(kout + d, _mm256_add_ps(_mm256_mul_ps(codes8(krow, d, bits), halves8(kstep + d)),
+                                               halves8(klow + d)));
+  }
+
+  // Row r's value alone: its own per-channel-group (min, step).
+  void value(int64_t b, int64_t h, int64_t r, float* vout) const {
+    TORCH_CHECK(r >= 0 && r < n, "a selected row is outside the coded rows");
+    const uint8_t* vrow = vc.codes + b * vc.s0 + h * vc.s1 + r * vc.s2;
     const at::Half* vlow = vl.data + b * vl.s0 + h * vl.s1 + r * vl.s2;
     const at::Half* vstep = vs.data + b * vs.s0 + h * vs.s1 + r * vs.s2;
     for (int64_t d = 0; d < D; d += 8) {
-      _mm256_storeu_ps(kout + d, _mm256_add_ps(_mm256_mul_ps(codes8(krow, d, bits), halves8(kstep + d)),
-                                               halves8(klow + d)));
       const int64_t g = d / value_group;
       const __m256 step = _mm256_set1_ps(static_cast<float>(vstep[g]));
       const __m256 low = _mm256_set1_ps(static_cast<float>(vlow[g]));

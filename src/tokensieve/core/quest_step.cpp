@@ -8,7 +8,9 @@
 // earlier slots, and of equal bounds the earlier page).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -48,24 +50,31 @@ struct Layer {  // one layer's rows in token order: sinks (head), codes, newest 
   int64_t D;
 
   void row(int64_t g, int64_t slot, float* k, float* v) const {
+    key(g, slot, k);
+    value(g, slot, v);
+  }
+
+  void key(int64_t g, int64_t slot, float* k) const {
     const int64_t sinks = head_keys.n, codes = coded ? coded->n : 0;
-    if (slot < sinks) {
-      head_keys.copy(0, g, slot, k, D);
-      head_values.copy(0, g, slot, v, D);
-    } else if (slot < sinks + codes) {
-      coded->row(0, g, slot - sinks, k, v);
-    } else {
-      hot_keys.copy(0, g, slot - sinks - codes, k, D);
-      hot_values.copy(0, g, slot - sinks - codes, v, D);
-    }
+    if (slot < sinks) head_keys.copy(0, g, slot, k, D);
+    else if (slot < sinks + codes) coded->key(0, g, slot - sinks, k);
+    else hot_keys.copy(0, g, slot - sinks - codes, k, D);
+  }
+
+  void value(int64_t g, int64_t slot, float* v) const {
+    const int64_t sinks = head_keys.n, codes = coded ? coded->n : 0;
+    if (slot < sinks) head_values.copy(0, g, slot, v, D);
+    else if (slot < sinks + codes) coded->value(0, g, slot - sinks, v);
+    else hot_values.copy(0, g, slot - sinks - codes, v, D);
   }
 };
 
 // The slots KV head g attends among n: the protected ones (the first `sinks` and the slots before the first page,
 // the last `window`, the rest of the unfinished page), then whole pages (page p: slots from origin + p * page) by
-// descending bound, each page's other slots in order, until `keep` are chosen.
+// descending bound, each page's other slots in order, until `keep` are chosen. `*guarded`: how many of them,
+// first, are protected.
 std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int64_t origin, int64_t n, int64_t keep,
-                            int64_t sinks, int64_t window) {
+                            int64_t sinks, int64_t window, int64_t* guarded) {
   const int64_t pages = static_cast<int64_t>(bounds.size()), first = std::min(std::max(sinks, origin), n);
   const int64_t last = std::max(first, std::min(n - window, origin + pages * page));  // [last, n) is protected
   std::vector<int64_t> slots;
@@ -74,6 +83,7 @@ std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int6
   for (int64_t t = 0; t < first && static_cast<int64_t>(slots.size()) < keep; ++t) slots.push_back(t);
   for (int64_t t = recent; t < n && static_cast<int64_t>(slots.size()) < keep; ++t) slots.push_back(t);
   for (int64_t t = last; t < recent && static_cast<int64_t>(slots.size()) < keep; ++t) slots.push_back(t);
+  *guarded = static_cast<int64_t>(slots.size());
   int64_t left = keep - static_cast<int64_t>(slots.size());
   if (left <= 0) return slots;
   std::vector<int64_t> order(pages);
@@ -86,6 +96,46 @@ std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int6
     for (int64_t t = origin + order[i] * page; t < origin + (order[i] + 1) * page && left > 0; ++t)
       if (t >= first && t < last) slots.push_back(t), --left;
   return slots;
+}
+
+// TokenSelect's soft vote (core/select.py's `vote`) over K candidate keys [K, D]: for each of the R query rows the
+// softmax over the candidates of q.k (unscaled, as sparse/quest_vote.py ranks them), summed over the rows -> votes.
+void soft_vote(const float* q, int64_t R, const float* keys, int64_t K, int64_t D, std::vector<float>& logits,
+               std::vector<float>& votes) {
+  logits.resize(K);
+  votes.assign(K, 0.f);
+  for (int64_t r = 0; r < R; ++r) {
+    float top = -std::numeric_limits<float>::infinity();
+    for (int64_t k = 0; k < K; ++k) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t d = 0; d < D; d += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * D + d), _mm256_loadu_ps(keys + k * D + d), acc);
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, acc);
+      float sum = 0.f;
+      for (float x : lanes) sum += x;
+      logits[k] = sum;
+      top = std::max(top, sum);
+    }
+    float total = 0.f;
+    for (int64_t k = 0; k < K; ++k) total += logits[k] = std::exp(logits[k] - top);
+    for (int64_t k = 0; k < K; ++k) votes[k] += logits[k] / total;
+  }
+}
+
+// Of K candidates (the first `guarded` protected), the positions of `keep`: the protected ones, then the best by
+// vote (a NaN vote last; of equal votes the earlier candidate).
+std::vector<int64_t> elect(const std::vector<float>& votes, int64_t guarded, int64_t keep) {
+  const int64_t K = static_cast<int64_t>(votes.size()), first = std::min(guarded, keep);
+  std::vector<int64_t> order(K);
+  for (int64_t k = 0; k < K; ++k) order[k] = k;
+  const int64_t wanted = std::min(K, keep);
+  auto vote_of = [&](int64_t k) { return std::isnan(votes[k]) ? -std::numeric_limits<float>::infinity() : votes[k]; };
+  std::partial_sort(order.begin() + first, order.begin() + wanted, order.end(), [&](int64_t a, int64_t b) {
+    return vote_of(a) > vote_of(b) || (vote_of(a) == vote_of(b) && a < b);
+  });
+  order.resize(wanted);
+  return order;
 }
 
 // Page p's key minimum and maximum per channel into low and high, from its minimum and maximum codes (`summary`:
@@ -111,12 +161,15 @@ void coded_bounds(const Coded& coded, const uint8_t* summary, int64_t g, int64_t
 // none), then hot_* [1, G, rows, D]. Its complete pages, of `page` slots from slot `origin`, are bounded from, in
 // order: `summary` [1, G, pages, 2 * packed D] (code pages, core/code_pages.py; may be empty), `low` and `high`
 // [1, G, pages, D] (float32 bounds; may be empty), and the rows themselves for the pages after those. Each KV head
-// attends `keep` slots (the protected `sinks` and `window` first) -> [1, 1, H, D].
+// attends `keep` slots (the protected `sinks` and `window` first) -> [1, 1, H, D]. With `candidates` > 1 (QuestVote,
+// sparse/quest_vote.py) the pages give `candidates` times `keep` slots, whose keys alone are read and ranked by
+// TokenSelect's soft vote; the protected ones and the vote's best are attended, their values read.
 torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, const torch::Tensor& high,
                          const torch::Tensor& summary, int64_t page, int64_t origin, int64_t keep, int64_t sinks,
                          int64_t window, const torch::Tensor& head_keys, const torch::Tensor& head_values,
                          const torch::Tensor& hot_keys, const torch::Tensor& hot_values,
-                         const std::vector<torch::Tensor>& coded, int64_t bits, int64_t group, double scale) {
+                         const std::vector<torch::Tensor>& coded, int64_t bits, int64_t group, double scale,
+                         int64_t candidates) {
   TORCH_CHECK(query.scalar_type() == torch::kFloat32 && query.dim() == 4 && query.size(0) == 1 &&
               query.size(2) == 1, "query must be float32 [1, heads, 1, head_dim]");
   TORCH_CHECK(coded.empty() || coded.size() == 6, "coded rows come as QuantizedRows' six tensors");
@@ -139,6 +192,8 @@ torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, c
   const int64_t pages = n > origin ? (n - origin) / page : 0;
   TORCH_CHECK(kept + summarised <= pages, "page bounds must cover at most the complete pages of the layer");
   TORCH_CHECK(keep > 0 && keep <= n, "keep must be within the layer's slots");
+  TORCH_CHECK(candidates >= 1, "candidates must be at least 1");
+  const int64_t wide = std::min(n, keep * candidates);
   const int64_t R = H / G;
   auto out = torch::empty({1, 1, H, D}, q.options());
   const float *qp = q.data_ptr<float>(), *lp = kept ? lo.data_ptr<float>() : nullptr;
@@ -171,11 +226,24 @@ torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, c
           bounds[p] = page_bound(qg, R, D, least.data(), most.data());
         }
       }
-      const std::vector<int64_t> slots = choose(bounds, page, origin, n, keep, sinks, window);
-      const int64_t K = static_cast<int64_t>(slots.size());
-      thread_local std::vector<float> keys, values;  // reused: a step calls this 240 times at 8 x 4k
+      int64_t guarded = 0;
+      const std::vector<int64_t> slots = choose(bounds, page, origin, n, wide, sinks, window, &guarded);
+      int64_t K = static_cast<int64_t>(slots.size());
+      thread_local std::vector<float> keys, values, logits, votes;  // reused: a step calls this 240 times at 8 x 4k
       if (static_cast<int64_t>(keys.size()) < K * D) keys.resize(K * D), values.resize(K * D);
-      for (int64_t k = 0; k < K; ++k) layer.row(g, slots[k], keys.data() + k * D, values.data() + k * D);
+      if (wide == keep) {
+        for (int64_t k = 0; k < K; ++k) layer.row(g, slots[k], keys.data() + k * D, values.data() + k * D);
+      } else {
+        for (int64_t k = 0; k < K; ++k) layer.key(g, slots[k], keys.data() + k * D);
+        soft_vote(qg, R, keys.data(), K, D, logits, votes);
+        std::vector<int64_t> chosen = elect(votes, guarded, keep);
+        std::sort(chosen.begin(), chosen.end());  // in place: each chosen key moves to an earlier row or stays
+        K = static_cast<int64_t>(chosen.size());
+        for (int64_t k = 0; k < K; ++k) {
+          if (chosen[k] != k) std::memcpy(keys.data() + k * D, keys.data() + chosen[k] * D, D * sizeof(float));
+          layer.value(g, slots[chosen[k]], values.data() + k * D);
+        }
+      }
       tokensieve::attend_rows(qg, R, keys.data(), values.data(), K, D, s, op + g * R * D);
     }
   });

@@ -158,16 +158,7 @@ class Quest(SelectPolicy):
 
         compiled = self.compiled(session, query, layer)
         if compiled is not None:
-            origin, low, high, pages = self.summaries(session, module, layer.stored, read)
-            session.usage.attended(keeps)
-            sinks, window = self.budget.protect(keeps[0])
-            parts = layer.stored_parts()
-            none = query.new_empty(0)
-            codes = None if pages is None else pages.codes
-            return compiled.quest_step(query, none if low is None else low, none if high is None else high,
-                                       none.byte() if codes is None else codes, self.page, origin, keeps[0], sinks,
-                                       window, parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values,
-                                       parts.codes, parts.bits, parts.group, module.scaling)
+            return self.compiled_step(compiled, session, module, query, layer, keeps[0])
         with record_function("quest.bounds"):
             q = grouped(query, layer.keys.shape[1])
             scores = self.page_scores(session, module, q, layer.stored, read)
@@ -178,6 +169,20 @@ class Quest(SelectPolicy):
             keys, values = layer.gather(selection.indices)
         with record_function("quest.attend"):
             return sparse_attend(query, keys, values, module.scaling, selection.bias(query.dtype))
+
+    def compiled_step(self, compiled, session, module, query: Tensor, layer, keep: int, candidates: int = 1) -> Tensor:
+        """The decode step as one compiled call (`core/quest_step.cpp`); with `candidates` > 1 the pages give that
+        many times `keep` slots, ranked by their keys' soft vote (QuestVote)."""
+        origin, low, high, pages = self.summaries(session, module, layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
+        session.usage.attended([keep])
+        sinks, window = self.budget.protect(keep)
+        parts = layer.stored_parts()
+        none = query.new_empty(0)
+        codes = None if pages is None else pages.codes
+        return compiled.quest_step(query, none if low is None else low, none if high is None else high,
+                                   none.byte() if codes is None else codes, self.page, origin, keep, sinks, window,
+                                   parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values,
+                                   parts.codes, parts.bits, parts.group, module.scaling, candidates)
 
     @staticmethod
     def compiled(session, query: Tensor, layer):

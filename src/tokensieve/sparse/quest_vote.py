@@ -16,10 +16,11 @@ class QuestVote(Quest):
     pages by the upper bound of q·k their key summaries give; the best pages' tokens, `candidates` times the budget,
     have their keys read (over a quantized store only those are dequantized) and ranked by TokenSelect's soft vote
     (Wu et al., arXiv 2411.02886: each query head's softmax over them, summed over the KV head's query group); the
-    budget's best are attended, exactly. The same tokens attended as Quest at the same budget, the sinks, the window
-    and the unfinished page among them; `candidates` times the keys (and values) read. On SmolLM2, where Quest's
-    bound alone loses 14 points to full attention, the vote closes most of the gap (docs/KV-STORE.md). Quest's
-    compiled step is not used."""
+    budget's best are attended, exactly, their values read. The same tokens attended as Quest at the same budget,
+    the sinks, the window and the unfinished page among them; `candidates` times the keys read, and one budget of
+    values. On SmolLM2, where Quest's bound alone loses 14 points to full attention, the vote closes most of the
+    gap (docs/KV-STORE.md). With the decode kernel (`+kernel`) a step runs as Quest's one compiled call
+    (`core/quest_step.cpp`), equal up to float rounding and the order of equal votes."""
 
     name = "quest_vote"
 
@@ -32,10 +33,13 @@ class QuestVote(Quest):
                                   "number >= 1")
 
     def attend_pages(self, session, module, query: Tensor, layer, keeps: list[int]) -> Tensor:
+        compiled = self.compiled(session, query, layer)
+        if compiled is not None:
+            return self.compiled_step(compiled, session, module, query, layer, keeps[0], self.candidates)
         q = grouped(query, layer.keys.shape[1])
         scores = self.page_scores(session, module, q, layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
         wide = self.pick_best(session, scores, [min(self.candidates * keep, layer.stored) for keep in keeps])
-        keys, values = layer.gather(wide.indices)
+        keys = layer.gather_keys(wide.indices)
         logits = q @ keys.transpose(2, 3)  # [batch, kv_heads, group, candidates]
         if wide.hidden is not None:  # padding, or past a shorter sequence's candidates: no share of the vote
             logits = logits.masked_fill(wide.hidden[:, :, None], float("-inf"))
@@ -45,5 +49,5 @@ class QuestVote(Quest):
         chosen = pick(ranked, keeps, protect, None if wide.hidden is None else ~wide.hidden)
         rows = chosen.indices[..., None].expand(-1, -1, -1, keys.shape[-1])
         session.usage.attended(chosen.keeps)
-        return sparse_attend(query, keys.gather(2, rows), values.gather(2, rows), module.scaling,
-                             chosen.bias(query.dtype))
+        values = layer.gather_values(wide.indices.gather(2, chosen.indices))
+        return sparse_attend(query, keys.gather(2, rows), values, module.scaling, chosen.bias(query.dtype))
