@@ -98,42 +98,119 @@ std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int6
   return slots;
 }
 
-// TokenSelect's soft vote (core/select.py's `vote`) over K candidate keys [K, D]: for each of the R query rows the
-// softmax over the candidates of q.k (unscaled, as sparse/quest_vote.py ranks them), summed over the rows -> votes.
-void soft_vote(const float* q, int64_t R, const float* keys, int64_t K, int64_t D, std::vector<float>& logits,
-               std::vector<float>& votes) {
-  logits.resize(K);
-  votes.assign(K, 0.f);
-  for (int64_t r = 0; r < R; ++r) {
-    float top = -std::numeric_limits<float>::infinity();
-    for (int64_t k = 0; k < K; ++k) {
-      __m256 acc = _mm256_setzero_ps();
+float sum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+// sum_d a[d] * b[d] for D a multiple of 32, in four independent chains (one chain waits on each fma's latency).
+float dot(const float* a, const float* b, int64_t D) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t d = 0; d < D; d += 32)
+    for (int j = 0; j < 4; ++j)
+      acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 8 * j), _mm256_loadu_ps(b + d + 8 * j), acc[j]);
+  return sum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+}
+
+
+// e^x for x <= 0, eight at a time: x = n ln2 + r, e^r by Cephes' degree-6 polynomial (about 1 ulp of expf), times
+// 2^n. Below -87 (e^x < 2e-38, nothing next to the softmax's largest term, which is 1) it gives e^-87.
+__m256 exp8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  for (const float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f})
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(scale));
+}
+
+// Each query row's q.k (unscaled, as sparse/quest_vote.py ranks them) for the K candidate slots -> logits [R, padded].
+// A coded key is not dequantized for it: q.(c * step + min) = (q * step).c + q.min, with q * step and q.min made once
+// per key group the candidates touch. Equal to the dequantized keys' products up to float rounding.
+void candidate_logits(const Layer& layer, int64_t g, const float* q, int64_t R, const std::vector<int64_t>& slots,
+                      int64_t padded, std::vector<float>& logits) {
+  const int64_t D = layer.D, K = static_cast<int64_t>(slots.size()), sinks = layer.head_keys.n;
+  const Coded* coded = layer.coded;
+  const int64_t codes = coded ? coded->n : 0, groups = coded ? (codes + coded->group - 1) / coded->group : 0;
+  thread_local std::vector<float> scaled, offset, row;
+  thread_local std::vector<uint8_t> made;
+  scaled.resize(groups * R * D), offset.resize(groups * R), row.resize(D), made.assign(groups, 0);
+  logits.resize(R * padded);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t slot = slots[k];
+    const float* weights = q;  // the row's dot products: weights . row (+ shift)
+    const float* shift = nullptr;
+    if (slot >= sinks && slot < sinks + codes) {
+      const int64_t r = slot - sinks, at = r / coded->group;
+      if (!made[at]) {
+        const at::Half* low = coded->kl.data + g * coded->kl.s1 + at * coded->kl.s2;
+        const at::Half* step = coded->ks.data + g * coded->ks.s1 + at * coded->ks.s2;
+        for (int64_t rr = 0; rr < R; ++rr) {
+          __m256 acc = _mm256_setzero_ps();
+          for (int64_t d = 0; d < D; d += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + rr * D + d);
+            _mm256_storeu_ps(scaled.data() + (at * R + rr) * D + d, _mm256_mul_ps(qv, tokensieve::halves8(step + d)));
+            acc = _mm256_fmadd_ps(qv, tokensieve::halves8(low + d), acc);
+          }
+          offset[at * R + rr] = sum8(acc);
+        }
+        made[at] = 1;
+      }
+      const uint8_t* codes_row = coded->kc.codes + g * coded->kc.s1 + r * coded->kc.s2;
       for (int64_t d = 0; d < D; d += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * D + d), _mm256_loadu_ps(keys + k * D + d), acc);
-      alignas(32) float lanes[8];
-      _mm256_store_ps(lanes, acc);
-      float sum = 0.f;
-      for (float x : lanes) sum += x;
-      logits[k] = sum;
-      top = std::max(top, sum);
+        _mm256_storeu_ps(row.data() + d, tokensieve::codes8(codes_row, d, static_cast<int>(coded->bits)));
+      weights = scaled.data() + at * R * D, shift = offset.data() + at * R;
+    } else {
+      layer.key(g, slot, row.data());
     }
-    float total = 0.f;
-    for (int64_t k = 0; k < K; ++k) total += logits[k] = std::exp(logits[k] - top);
-    for (int64_t k = 0; k < K; ++k) votes[k] += logits[k] / total;
+    for (int64_t rr = 0; rr < R; ++rr)
+      logits[rr * padded + k] = dot(weights + rr * D, row.data(), D) + (shift ? shift[rr] : 0.f);
   }
 }
 
+// TokenSelect's soft vote (core/select.py's `vote`) from the candidates' logits [R, padded] (K real): each query
+// row's softmax, summed over the rows -> votes [K] (a NaN vote as -inf). Equal to torch's up to float rounding (the
+// sums' order, exp8).
+void soft_vote(int64_t R, int64_t K, std::vector<float>& logits, std::vector<float>& votes) {
+  const int64_t padded = (K + 7) / 8 * 8;
+  votes.assign(padded, 0.f);
+  for (int64_t r = 0; r < R; ++r) {
+    float* row = logits.data() + r * padded;
+    const float top = *std::max_element(row, row + K);
+    std::fill(row + K, row + padded, -std::numeric_limits<float>::infinity());
+    __m256 total = _mm256_setzero_ps();
+    for (int64_t k = 0; k < padded; k += 8) {
+      const __m256 x = _mm256_loadu_ps(row + k), real = _mm256_cmp_ps(x, _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+      const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(x, _mm256_set1_ps(top))), real);  // the padding: 0
+      _mm256_storeu_ps(row + k, e);
+      total = _mm256_add_ps(total, e);
+    }
+    const __m256 sum = _mm256_set1_ps(sum8(total));
+    for (int64_t k = 0; k < padded; k += 8)
+      _mm256_storeu_ps(votes.data() + k, _mm256_add_ps(_mm256_loadu_ps(votes.data() + k),
+                                                       _mm256_div_ps(_mm256_loadu_ps(row + k), sum)));
+  }
+  votes.resize(K);
+  for (float& v : votes) v = std::isnan(v) ? -std::numeric_limits<float>::infinity() : v;
+}
+
 // Of K candidates (the first `guarded` protected), the positions of `keep`: the protected ones, then the best by
-// vote (a NaN vote last; of equal votes the earlier candidate).
+// vote (a NaN vote last; of equal votes the earlier candidate), in no particular order.
 std::vector<int64_t> elect(const std::vector<float>& votes, int64_t guarded, int64_t keep) {
   const int64_t K = static_cast<int64_t>(votes.size()), first = std::min(guarded, keep);
   std::vector<int64_t> order(K);
   for (int64_t k = 0; k < K; ++k) order[k] = k;
   const int64_t wanted = std::min(K, keep);
-  auto vote_of = [&](int64_t k) { return std::isnan(votes[k]) ? -std::numeric_limits<float>::infinity() : votes[k]; };
-  std::partial_sort(order.begin() + first, order.begin() + wanted, order.end(), [&](int64_t a, int64_t b) {
-    return vote_of(a) > vote_of(b) || (vote_of(a) == vote_of(b) && a < b);
-  });
+  if (wanted > first && wanted < K)
+    std::nth_element(order.begin() + first, order.begin() + wanted - 1, order.end(), [&](int64_t a, int64_t b) {
+      return votes[a] > votes[b] || (votes[a] == votes[b] && a < b);
+    });
   order.resize(wanted);
   return order;
 }
@@ -162,8 +239,8 @@ void coded_bounds(const Coded& coded, const uint8_t* summary, int64_t g, int64_t
 // order: `summary` [1, G, pages, 2 * packed D] (code pages, core/code_pages.py; may be empty), `low` and `high`
 // [1, G, pages, D] (float32 bounds; may be empty), and the rows themselves for the pages after those. Each KV head
 // attends `keep` slots (the protected `sinks` and `window` first) -> [1, 1, H, D]. With `candidates` > 1 (QuestVote,
-// sparse/quest_vote.py) the pages give `candidates` times `keep` slots, whose keys alone are read and ranked by
-// TokenSelect's soft vote; the protected ones and the vote's best are attended, their values read.
+// sparse/quest_vote.py) the pages give `candidates` times `keep` slots, ranked by TokenSelect's soft vote over
+// their keys (the codes' products, not dequantized); the protected ones and the vote's best are read and attended.
 torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, const torch::Tensor& high,
                          const torch::Tensor& summary, int64_t page, int64_t origin, int64_t keep, int64_t sinks,
                          int64_t window, const torch::Tensor& head_keys, const torch::Tensor& head_values,
@@ -234,15 +311,12 @@ torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, c
       if (wide == keep) {
         for (int64_t k = 0; k < K; ++k) layer.row(g, slots[k], keys.data() + k * D, values.data() + k * D);
       } else {
-        for (int64_t k = 0; k < K; ++k) layer.key(g, slots[k], keys.data() + k * D);
-        soft_vote(qg, R, keys.data(), K, D, logits, votes);
-        std::vector<int64_t> chosen = elect(votes, guarded, keep);
-        std::sort(chosen.begin(), chosen.end());  // in place: each chosen key moves to an earlier row or stays
+        const int64_t padded = (K + 7) / 8 * 8;
+        candidate_logits(layer, g, qg, R, slots, padded, logits);
+        soft_vote(R, K, logits, votes);
+        const std::vector<int64_t> chosen = elect(votes, guarded, keep);
         K = static_cast<int64_t>(chosen.size());
-        for (int64_t k = 0; k < K; ++k) {
-          if (chosen[k] != k) std::memcpy(keys.data() + k * D, keys.data() + chosen[k] * D, D * sizeof(float));
-          layer.value(g, slots[chosen[k]], values.data() + k * D);
-        }
+        for (int64_t k = 0; k < K; ++k) layer.row(g, slots[chosen[k]], keys.data() + k * D, values.data() + k * D);
       }
       tokensieve::attend_rows(qg, R, keys.data(), values.data(), K, D, s, op + g * R * D);
     }
