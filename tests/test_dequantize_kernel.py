@@ -32,6 +32,34 @@ def test_compiled_rows_equal_the_torch_path_bit_for_bit(bits, head_dim, batch, h
     whole = [t.gather(2, rows[..., None].expand(-1, -1, -1, head_dim)) for t in store.dequantize(torch.float32)]
     for got, reference, everything in zip(fast, plain, whole, strict=True):
         assert torch.equal(got, reference) and torch.equal(got, everything)
+    for kernel in (True, False):  # keys alone or values alone: the same rows, the other part not read
+        keys, no_values = store.dequantize_rows(rows, torch.float32, kernel=kernel, values=False)
+        no_keys, values = store.dequantize_rows(rows, torch.float32, kernel=kernel, keys=False)
+        assert no_values is None and no_keys is None
+        assert torch.equal(keys, whole[0]) and torch.equal(values, whole[1])
+
+
+@settings(max_examples=20, deadline=None)
+@given(bits=st.sampled_from([4, 8]), tokens=st.integers(1, 200), picked=st.integers(1, 40), seed=st.integers(0, 99),
+       kernels=st.booleans())
+def test_a_quantized_layer_reads_keys_alone_and_values_alone_as_it_reads_both(bits, tokens, picked, seed, kernels):
+    """`gather_keys` and `gather_values` (QuestVote reads its candidates' keys, then the chosen values) equal
+    `gather`'s two parts bit for bit, from the sinks, the codes and the newest rows, compiled or not."""
+    from tokensieve.core.quant_layer import QuantizedLayer
+
+    torch.manual_seed(seed)
+    layer = QuantizedLayer(bits)
+    layer.update(torch.randn(1, 2, tokens, 32), torch.randn(1, 2, tokens, 32))
+    layer.compact()
+    slots = torch.randint(0, tokens, (1, 2, picked))
+    with pytest.MonkeyPatch.context() as patch:
+        if not kernels:
+            patch.setenv("TOKENSIEVE_KERNELS", "off")
+        keys, values = layer.gather(slots)
+        whole_keys, whole_values = layer.rows()
+        index = slots[..., None].expand(-1, -1, -1, 32)
+        assert torch.equal(keys, whole_keys.gather(2, index)) and torch.equal(values, whole_values.gather(2, index))
+        assert torch.equal(layer.gather_keys(slots), keys) and torch.equal(layer.gather_values(slots), values)
 
 
 def test_a_head_dim_the_kernel_cannot_read_in_whole_vectors_takes_the_torch_path():
