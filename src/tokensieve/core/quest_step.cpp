@@ -16,6 +16,7 @@
 
 #include "decode_attention.h"
 #include "quant_rows.h"
+#include "simd.h"
 
 namespace {
 
@@ -113,23 +114,6 @@ float dot(const float* a, const float* b, int64_t D) {
   return sum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
-
-// e^x for x <= 0, eight at a time: x = n ln2 + r, e^r by Cephes' degree-6 polynomial (about 1 ulp of expf), times
-// 2^n. Below -87 (e^x < 2e-38, nothing next to the softmax's largest term, which is 1) it gives e^-87.
-__m256 exp8(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  for (const float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f})
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
-  const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(scale));
-}
-
 // Each query row's q.k (unscaled, as sparse/quest_vote.py ranks them) for the K candidate slots -> logits [R, padded].
 // A coded key is not dequantized for it: q.(c * step + min) = (q * step).c + q.min, with q * step and q.min made once
 // per key group the candidates touch. Equal to the dequantized keys' products up to float rounding.
@@ -176,7 +160,7 @@ void candidate_logits(const Layer& layer, int64_t g, const float* q, int64_t R, 
 
 // TokenSelect's soft vote (core/select.py's `vote`) from the candidates' logits [R, padded] (K real): each query
 // row's softmax, summed over the rows -> votes [K] (a NaN vote as -inf). Equal to torch's up to float rounding (the
-// sums' order, exp8).
+// sums' order, simd.h's exp).
 void soft_vote(int64_t R, int64_t K, std::vector<float>& logits, std::vector<float>& votes) {
   const int64_t padded = (K + 7) / 8 * 8;
   votes.assign(padded, 0.f);
@@ -187,7 +171,8 @@ void soft_vote(int64_t R, int64_t K, std::vector<float>& logits, std::vector<flo
     __m256 total = _mm256_setzero_ps();
     for (int64_t k = 0; k < padded; k += 8) {
       const __m256 x = _mm256_loadu_ps(row + k), real = _mm256_cmp_ps(x, _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ);
-      const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(x, _mm256_set1_ps(top))), real);  // the padding: 0
+      const __m256 shifted = _mm256_sub_ps(x, _mm256_set1_ps(top));
+      const __m256 e = _mm256_and_ps(tokensieve::exp_nonpositive(shifted), real);  // the padding: 0
       _mm256_storeu_ps(row + k, e);
       total = _mm256_add_ps(total, e);
     }
