@@ -114,47 +114,80 @@ float dot(const float* a, const float* b, int64_t D) {
   return sum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
+// Lane j: the sum of v[j]'s eight lanes.
+__m256 sums8(const __m256 v[8]) {
+  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
 // Each query row's q.k (unscaled, as sparse/quest_vote.py ranks them) for the K candidate slots -> logits [R, padded].
 // A coded key is not dequantized for it: q.(c * step + min) = (q * step).c + q.min, with q * step and q.min made once
-// per key group the candidates touch. Equal to the dequantized keys' products up to float rounding.
+// per key group the candidates touch. Equal to the dequantized keys' products up to float rounding. Candidates go
+// eight at a time where they share a key group (whole pages do), so each query row's eight sums share one reduction.
 void candidate_logits(const Layer& layer, int64_t g, const float* q, int64_t R, const std::vector<int64_t>& slots,
                       int64_t padded, std::vector<float>& logits) {
   const int64_t D = layer.D, K = static_cast<int64_t>(slots.size()), sinks = layer.head_keys.n;
   const Coded* coded = layer.coded;
   const int64_t codes = coded ? coded->n : 0, groups = coded ? (codes + coded->group - 1) / coded->group : 0;
-  thread_local std::vector<float> scaled, offset, row;
+  thread_local std::vector<float> scaled, offset, rows;
   thread_local std::vector<uint8_t> made;
-  scaled.resize(groups * R * D), offset.resize(groups * R), row.resize(D), made.assign(groups, 0);
+  scaled.resize(groups * R * D), offset.resize(groups * R), rows.resize(8 * D), made.assign(groups, 0);
   logits.resize(R * padded);
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t slot = slots[k];
-    const float* weights = q;  // the row's dot products: weights . row (+ shift)
-    const float* shift = nullptr;
-    if (slot >= sinks && slot < sinks + codes) {
-      const int64_t r = slot - sinks, at = r / coded->group;
-      if (!made[at]) {
-        const at::Half* low = coded->kl.data + g * coded->kl.s1 + at * coded->kl.s2;
-        const at::Half* step = coded->ks.data + g * coded->ks.s1 + at * coded->ks.s2;
-        for (int64_t rr = 0; rr < R; ++rr) {
-          __m256 acc = _mm256_setzero_ps();
-          for (int64_t d = 0; d < D; d += 8) {
-            const __m256 qv = _mm256_loadu_ps(q + rr * D + d);
-            _mm256_storeu_ps(scaled.data() + (at * R + rr) * D + d, _mm256_mul_ps(qv, tokensieve::halves8(step + d)));
-            acc = _mm256_fmadd_ps(qv, tokensieve::halves8(low + d), acc);
-          }
-          offset[at * R + rr] = sum8(acc);
-        }
-        made[at] = 1;
+  const auto group_of = [&](int64_t slot) {  // the slot's key group, or -1 for a full-precision row
+    return slot >= sinks && slot < sinks + codes ? (slot - sinks) / coded->group : int64_t{-1};
+  };
+  const auto make = [&](int64_t at) {  // q * step and q.min for key group `at`
+    if (made[at]) return;
+    const at::Half* low = coded->kl.data + g * coded->kl.s1 + at * coded->kl.s2;
+    const at::Half* step = coded->ks.data + g * coded->ks.s1 + at * coded->ks.s2;
+    for (int64_t r = 0; r < R; ++r) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t d = 0; d < D; d += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + r * D + d);
+        _mm256_storeu_ps(scaled.data() + (at * R + r) * D + d, _mm256_mul_ps(qv, tokensieve::halves8(step + d)));
+        acc = _mm256_fmadd_ps(qv, tokensieve::halves8(low + d), acc);
       }
-      const uint8_t* codes_row = coded->kc.codes + g * coded->kc.s1 + r * coded->kc.s2;
-      for (int64_t d = 0; d < D; d += 8)
-        _mm256_storeu_ps(row.data() + d, tokensieve::codes8(codes_row, d, static_cast<int>(coded->bits)));
+      offset[at * R + r] = sum8(acc);
+    }
+    made[at] = 1;
+  };
+  const auto code_row = [&](int64_t slot) { return coded->kc.codes + g * coded->kc.s1 + (slot - sinks) * coded->kc.s2; };
+  int64_t k = 0;
+  while (k < K) {
+    const int64_t at = group_of(slots[k]);
+    bool block = at >= 0 && k + 8 <= K;
+    for (int64_t j = 1; block && j < 8; ++j) block = group_of(slots[k + j]) == at;
+    if (block) {
+      make(at);
+      for (int64_t j = 0; j < 8; ++j)
+        tokensieve::codes_row(code_row(slots[k + j]), D, static_cast<int>(coded->bits), rows.data() + j * D);
+      for (int64_t r = 0; r < R; ++r) {
+        const float* weights = scaled.data() + (at * R + r) * D;
+        __m256 acc[8];
+        for (auto& a : acc) a = _mm256_setzero_ps();
+        for (int64_t d = 0; d < D; d += 8) {
+          const __m256 w = _mm256_loadu_ps(weights + d);
+          for (int64_t j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(rows.data() + j * D + d), acc[j]);
+        }
+        _mm256_storeu_ps(logits.data() + r * padded + k,
+                         _mm256_add_ps(sums8(acc), _mm256_set1_ps(offset[at * R + r])));
+      }
+      k += 8;
+      continue;
+    }
+    const float* weights = q;  // one candidate alone: weights . row (+ shift)
+    const float* shift = nullptr;
+    if (at >= 0) {
+      make(at);
+      tokensieve::codes_row(code_row(slots[k]), D, static_cast<int>(coded->bits), rows.data());
       weights = scaled.data() + at * R * D, shift = offset.data() + at * R;
     } else {
-      layer.key(g, slot, row.data());
+      layer.key(g, slots[k], rows.data());
     }
-    for (int64_t rr = 0; rr < R; ++rr)
-      logits[rr * padded + k] = dot(weights + rr * D, row.data(), D) + (shift ? shift[rr] : 0.f);
+    for (int64_t r = 0; r < R; ++r)
+      logits[r * padded + k] = dot(weights + r * D, rows.data(), D) + (shift ? shift[r] : 0.f);
+    ++k;
   }
 }
 
