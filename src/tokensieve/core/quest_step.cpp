@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -90,9 +91,9 @@ std::vector<int64_t> choose(const std::vector<float>& bounds, int64_t page, int6
   std::vector<int64_t> order(pages);
   for (int64_t p = 0; p < pages; ++p) order[p] = p;
   const int64_t wanted = std::min(pages, left / page + 2 + (window + first) / page + 1);
-  std::partial_sort(order.begin(), order.begin() + wanted, order.end(), [&](int64_t a, int64_t b) {
-    return bounds[a] > bounds[b] || (bounds[a] == bounds[b] && a < b);
-  });
+  const auto better = [&](int64_t a, int64_t b) { return bounds[a] > bounds[b] || (bounds[a] == bounds[b] && a < b); };
+  if (wanted < pages) std::nth_element(order.begin(), order.begin() + wanted - 1, order.end(), better);
+  std::sort(order.begin(), order.begin() + wanted, better);  // the same order as a partial sort, sooner
   for (int64_t i = 0; i < wanted && left > 0; ++i)
     for (int64_t t = origin + order[i] * page; t < origin + (order[i] + 1) * page && left > 0; ++t)
       if (t >= first && t < last) slots.push_back(t), --left;
@@ -157,7 +158,9 @@ void candidate_logits(const Layer& layer, int64_t g, const float* q, int64_t R, 
   while (k < K) {
     const int64_t at = group_of(slots[k]);
     bool block = at >= 0 && k + 8 <= K;
-    for (int64_t j = 1; block && j < 8; ++j) block = group_of(slots[k + j]) == at;
+    const int64_t size = coded ? coded->group : 0, begins = sinks + at * size;  // the key group's slots
+    const int64_t ends = std::min(begins + size, sinks + codes);
+    for (int64_t j = 1; block && j < 8; ++j) block = slots[k + j] >= begins && slots[k + j] < ends;
     if (block) {
       make(at);
       for (int64_t j = 0; j < 8; ++j)
@@ -199,8 +202,12 @@ void soft_vote(int64_t R, int64_t K, std::vector<float>& logits, std::vector<flo
   votes.assign(padded, 0.f);
   for (int64_t r = 0; r < R; ++r) {
     float* row = logits.data() + r * padded;
-    const float top = *std::max_element(row, row + K);
     std::fill(row + K, row + padded, -std::numeric_limits<float>::infinity());
+    __m256 most = _mm256_set1_ps(-INFINITY);
+    for (int64_t k = 0; k < padded; k += 8) most = _mm256_max_ps(_mm256_loadu_ps(row + k), most);  // NaN skipped
+    most = _mm256_max_ps(most, _mm256_permute2f128_ps(most, most, 1));
+    most = _mm256_max_ps(most, _mm256_shuffle_ps(most, most, 0x4e));
+    const float top = _mm256_cvtss_f32(_mm256_max_ps(most, _mm256_shuffle_ps(most, most, 0xb1)));
     __m256 total = _mm256_setzero_ps();
     for (int64_t k = 0; k < padded; k += 8) {
       const __m256 x = _mm256_loadu_ps(row + k), real = _mm256_cmp_ps(x, _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ);
@@ -222,14 +229,24 @@ void soft_vote(int64_t R, int64_t K, std::vector<float>& logits, std::vector<flo
 // vote (a NaN vote last; of equal votes the earlier candidate), in no particular order.
 std::vector<int64_t> elect(const std::vector<float>& votes, int64_t guarded, int64_t keep) {
   const int64_t K = static_cast<int64_t>(votes.size()), first = std::min(guarded, keep);
-  std::vector<int64_t> order(K);
-  for (int64_t k = 0; k < K; ++k) order[k] = k;
   const int64_t wanted = std::min(K, keep);
-  if (wanted > first && wanted < K)
-    std::nth_element(order.begin() + first, order.begin() + wanted - 1, order.end(), [&](int64_t a, int64_t b) {
-      return votes[a] > votes[b] || (votes[a] == votes[b] && a < b);
-    });
-  order.resize(wanted);
+  std::vector<int64_t> order(wanted);
+  for (int64_t k = 0; k < first; ++k) order[k] = k;
+  if (wanted == first) return order;
+  // The rest ranked as one 64-bit number each, the vote's bits made orderable above the complement of the position:
+  // a larger number is a larger vote, or an equal vote earlier.
+  thread_local std::vector<uint64_t> ranked;
+  ranked.resize(K - first);
+  for (int64_t k = first; k < K; ++k) {
+    uint32_t bits;
+    std::memcpy(&bits, &votes[k], 4);
+    bits = bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+    ranked[k - first] = static_cast<uint64_t>(bits) << 32 | (0xFFFFFFFFu - static_cast<uint32_t>(k));
+  }
+  const int64_t taken = wanted - first;
+  if (taken < static_cast<int64_t>(ranked.size()))
+    std::nth_element(ranked.begin(), ranked.begin() + taken - 1, ranked.end(), std::greater<uint64_t>());
+  for (int64_t i = 0; i < taken; ++i) order[first + i] = 0xFFFFFFFFu - static_cast<uint32_t>(ranked[i]);
   return order;
 }
 
