@@ -153,7 +153,9 @@ void candidate_logits(const Layer& layer, int64_t g, const float* q, int64_t R, 
     }
     made[at] = 1;
   };
-  const auto code_row = [&](int64_t slot) { return coded->kc.codes + g * coded->kc.s1 + (slot - sinks) * coded->kc.s2; };
+  const auto code_row = [&](int64_t slot) {
+    return coded->kc.codes + g * coded->kc.s1 + (slot - sinks) * coded->kc.s2;
+  };
   int64_t k = 0;
   while (k < K) {
     const int64_t at = group_of(slots[k]);
