@@ -6,6 +6,7 @@ paired comparison. docs/KV-STORE.md's numbers come from (about 10 minutes each):
     .venv/bin/python scripts/quest_variants.py smollm2-135m quest-p8@int4 50
     .venv/bin/python scripts/quest_variants.py smollm2-135m quest-dense2@int4 50
     .venv/bin/python scripts/quest_variants.py smollm2-135m quest-rescore2@int4 50
+    .venv/bin/python scripts/quest_variants.py smollm2-135m quest-vote2@int4 50
 
 - quest-p8: pages of 8 tokens instead of 16 (tighter bounds, twice the summaries);
 - quest-dense2: the first two layers attend densely, as Quest's own evaluation does, and the other layers share
@@ -15,6 +16,7 @@ paired comparison. docs/KV-STORE.md's numbers come from (about 10 minutes each):
   same tokens attended, twice the keys read (batch 1, the torch path).
   Ranking four times the budget's candidates by TokenSelect's vote instead became a method of the library,
   `quest_vote` (sparse/quest_vote.py).
+- quest-vote2: that method with twice the budget's candidates instead of four (half the keys read and voted).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tokensieve.bench.tasks import case_id, run_local
 from tokensieve.methods import REGISTRY
 from tokensieve.sparse.base import grouped, sparse_attend
 from tokensieve.sparse.quest import Quest
+from tokensieve.sparse.quest_vote import QuestVote
 
 STORE = Path(__file__).resolve().parents[1] / "runs" / "kv-store.sqlite"
 DENSE_LAYERS = 2
@@ -81,11 +84,17 @@ class QuestRescore(Quest):
         session.usage.attended(keeps)
         return sparse_attend(query, keys.gather(2, best), values.gather(2, best), module.scaling)
 
+@dataclass
+class QuestVoteTwice(QuestVote):
+    name = "quest-vote2"
+    candidates: int = 2
+
+
 def main(model: str, method: str, count: int) -> None:
     from tokensieve.models import cached_load
 
     QuestDenseFirst.layers = cached_load(model)[0].config.num_hidden_layers
-    for cls in (QuestPage8, QuestDenseFirst, QuestRescore):
+    for cls in (QuestPage8, QuestDenseFirst, QuestRescore, QuestVoteTwice):
         REGISTRY[cls.name] = cls
     with sqlite3.connect(STORE) as db:
         full = dict(db.execute("select case_id, quality from cells where method = 'full' and model = ? and "

@@ -43,7 +43,9 @@ def test_the_kernel_equals_sdpa_on_every_shape_it_takes(kv_heads, group, head_di
     keys, values = cache_view(kv_heads, tokens, head_dim, spare), cache_view(kv_heads, tokens, head_dim, spare)
     scale = head_dim ** -0.5
     expected = F.scaled_dot_product_attention(query, keys, values, scale=scale, enable_gqa=group > 1)
-    torch.testing.assert_close(attend(query, keys, values, scale), expected, rtol=1e-5, atol=1e-6)
+    got = attend(query, keys, values, scale)
+    # The stated tolerance is relative over the output (L2): elementwise, an output near 0 has no relative floor.
+    assert got.shape == expected.shape and (got - expected).norm() <= 1e-5 * expected.norm()
 
 
 def test_a_long_cache_stays_within_the_stated_tolerance():

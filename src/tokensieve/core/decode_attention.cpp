@@ -17,6 +17,7 @@
 namespace {
 
 using tokensieve::exp_nonpositive;
+using tokensieve::exponentiate;
 using tokensieve::sum4;
 
 constexpr int64_t kChunk = 256;            // tokens per work item
@@ -81,26 +82,6 @@ void weigh_block(const float* w, const float* v, int64_t D, int64_t len, float* 
     for (int r = 0; r < rows; ++r)
       for (int j = 0; j < vecs; ++j) _mm256_storeu_ps(o + r * D + d0 + j * kLanes, acc[r][j]);
   }
-}
-
-// Softmax numerators of `len` scores in place, relative to their maximum; returns (max, sum).
-std::pair<float, float> exponentiate(float* s, int64_t len) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t n = 0; n < len; ++n) m = std::max(m, s[n]);
-  const __m256 mv = _mm256_set1_ps(m);
-  __m256 total = _mm256_setzero_ps();
-  int64_t n = 0;
-  for (; n + kLanes <= len; n += kLanes) {
-    const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(s + n), mv));
-    _mm256_storeu_ps(s + n, e);
-    total = _mm256_add_ps(total, e);
-  }
-  alignas(32) float lanes[kLanes];
-  _mm256_store_ps(lanes, total);
-  float l = 0.f;
-  for (float x : lanes) l += x;
-  for (; n < len; ++n) l += (s[n] = std::exp(s[n] - m));
-  return {m, l};
 }
 
 }  // namespace

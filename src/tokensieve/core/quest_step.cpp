@@ -204,24 +204,12 @@ void soft_vote(int64_t R, int64_t K, std::vector<float>& logits, std::vector<flo
   votes.assign(padded, 0.f);
   for (int64_t r = 0; r < R; ++r) {
     float* row = logits.data() + r * padded;
-    std::fill(row + K, row + padded, -std::numeric_limits<float>::infinity());
-    __m256 most = _mm256_set1_ps(-INFINITY);
-    for (int64_t k = 0; k < padded; k += 8) most = _mm256_max_ps(_mm256_loadu_ps(row + k), most);  // NaN skipped
-    most = _mm256_max_ps(most, _mm256_permute2f128_ps(most, most, 1));
-    most = _mm256_max_ps(most, _mm256_shuffle_ps(most, most, 0x4e));
-    const float top = _mm256_cvtss_f32(_mm256_max_ps(most, _mm256_shuffle_ps(most, most, 0xb1)));
-    __m256 total = _mm256_setzero_ps();
-    for (int64_t k = 0; k < padded; k += 8) {
-      const __m256 x = _mm256_loadu_ps(row + k), real = _mm256_cmp_ps(x, _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ);
-      const __m256 shifted = _mm256_sub_ps(x, _mm256_set1_ps(top));
-      const __m256 e = _mm256_and_ps(tokensieve::exp_nonpositive(shifted), real);  // the padding: 0
-      _mm256_storeu_ps(row + k, e);
-      total = _mm256_add_ps(total, e);
-    }
-    const __m256 sum = _mm256_set1_ps(sum8(total));
+    const float sum = tokensieve::exponentiate(row, K).second;
+    std::fill(row + K, row + padded, 0.f);  // the padding: no share
+    const __m256 total = _mm256_set1_ps(sum);
     for (int64_t k = 0; k < padded; k += 8)
       _mm256_storeu_ps(votes.data() + k, _mm256_add_ps(_mm256_loadu_ps(votes.data() + k),
-                                                       _mm256_div_ps(_mm256_loadu_ps(row + k), sum)));
+                                                       _mm256_div_ps(_mm256_loadu_ps(row + k), total)));
   }
   votes.resize(K);
   for (float& v : votes) v = std::isnan(v) ? -std::numeric_limits<float>::infinity() : v;

@@ -1,6 +1,10 @@
 // AVX2 helpers shared by the CPU kernels (decode_attention.cpp, quest_step.cpp).
 #pragma once
 #include <immintrin.h>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <utility>
 
 namespace tokensieve {
 
@@ -25,6 +29,31 @@ inline __m256 exp_nonpositive(__m256 x) {
   y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+// Softmax numerators of `len` scores in place, relative to their maximum (a NaN score is passed over by it);
+// returns (max, sum).
+inline std::pair<float, float> exponentiate(float* s, int64_t len) {
+  __m256 most = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t n = 0;
+  for (; n + 8 <= len; n += 8) most = _mm256_max_ps(_mm256_loadu_ps(s + n), most);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, most);
+  float m = -std::numeric_limits<float>::infinity();
+  for (float x : lanes) m = std::max(m, x);
+  for (; n < len; ++n) m = std::max(m, s[n]);
+  const __m256 mv = _mm256_set1_ps(m);
+  __m256 total = _mm256_setzero_ps();
+  for (n = 0; n + 8 <= len; n += 8) {
+    const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(s + n), mv));
+    _mm256_storeu_ps(s + n, e);
+    total = _mm256_add_ps(total, e);
+  }
+  _mm256_store_ps(lanes, total);
+  float l = 0.f;
+  for (float x : lanes) l += x;
+  for (; n < len; ++n) l += (s[n] = std::exp(s[n] - m));
+  return {m, l};
 }
 
 }  // namespace tokensieve
