@@ -75,7 +75,7 @@ class QuestRescore(Quest):
 
     def attend_pages(self, session, module, query, layer, keeps):
         q = grouped(query, layer.keys.shape[1])
-        scores = self.page_scores(session, module, q, layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
+        scores = self.page_scores(session, module, q, layer.stored, layer.span_keys)
         wide = self.pick_best(session, scores, [min(self.factor * k, layer.stored) for k in keeps])
         keys, values = layer.gather(wide.indices)
         exact = (q @ keys.transpose(2, 3)).amax(2)  # [b, kv_heads, candidates]

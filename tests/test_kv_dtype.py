@@ -123,6 +123,7 @@ def test_reading_a_selection_gives_exactly_the_rows_a_whole_read_gives(tiny_llam
     assert torch.equal(got_keys, keys.gather(2, index)) and torch.equal(got_values, values.gather(2, index))
     span_keys, span_values = layer.span(20, 200)
     assert torch.equal(span_keys, keys[:, :, 20:200]) and torch.equal(span_values, values[:, :, 20:200])
+    assert torch.equal(layer.span_keys(20, 200), keys[:, :, 20:200])  # the keys alone, the same bits
 
 
 @pytest.mark.parametrize("kv_dtype", ["int8", "int4"])

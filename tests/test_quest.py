@@ -96,11 +96,11 @@ def test_quest_over_int4_dequantizes_only_the_rows_it_selects(smollm2, monkeypat
     from tokensieve.core.quant import QuantizedRows
 
     whole, selected, spans = [], [], []  # every code of a layer read; each selective read; where bounds read rows
-    dequantize, gather, span = QuantizedRows.dequantize, QuantizedLayer.gather, QuantizedLayer.span
+    dequantize, gather, span = QuantizedRows.dequantize, QuantizedLayer.gather, QuantizedLayer.span_keys
     monkeypatch.setattr(QuantizedRows, "dequantize", lambda self, *a: whole.append(self.rows) or dequantize(self, *a))
     monkeypatch.setattr(QuantizedLayer, "gather",
                         lambda self, rows: selected.append(rows.shape[-1]) or gather(self, rows))
-    monkeypatch.setattr(QuantizedLayer, "span",
+    monkeypatch.setattr(QuantizedLayer, "span_keys",
                         lambda self, lo, hi: spans.append(lo >= self.frozen) or span(self, lo, hi))
     _, tok = smollm2
     case = needle_case(tok, 2000, 0.5)

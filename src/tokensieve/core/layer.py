@@ -86,6 +86,10 @@ class SieveLayer(DynamicLayer):
         """The keys and values of slots [lo, hi)."""
         return self.keys[:, :, lo:hi], self.values[:, :, lo:hi]
 
+    def span_keys(self, lo: int, hi: int) -> Tensor:
+        """The keys alone of slots [lo, hi) (a page bounded from its rows reads no values)."""
+        return self.keys[:, :, lo:hi]
+
     def defer_reads(self, on: bool) -> None:
         """Let single-token updates return only the rows kept at full precision while tokensieve's hook attends
         (it reads the rest on demand): nothing to defer in a full-precision layer."""

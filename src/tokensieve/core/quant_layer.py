@@ -102,9 +102,17 @@ class QuantizedLayer(SieveLayer):
     def span(self, lo: int, hi: int) -> tuple[Tensor, Tensor]:
         if not self.frozen:
             return super().span(lo, hi)
+        return self.gather(self.slots_between(lo, hi))
+
+    def span_keys(self, lo: int, hi: int) -> Tensor:
+        if not self.frozen:
+            return super().span_keys(lo, hi)
+        return self.gather_keys(self.slots_between(lo, hi))
+
+    def slots_between(self, lo: int, hi: int) -> Tensor:
+        """Slots [lo, hi) as gather indices [batch, kv_heads, hi - lo]."""
         batch, heads = self.keys.shape[:2]
-        slots = torch.arange(lo, hi, device=self.keys.device).expand(batch, heads, hi - lo)
-        return self.gather(slots)
+        return torch.arange(lo, hi, device=self.keys.device).expand(batch, heads, hi - lo)
 
     def rows(self) -> tuple[Tensor, Tensor]:
         if not self.frozen:

@@ -153,15 +153,12 @@ class Quest(SelectPolicy):
         """One decode step over a deferred layer: pages ranked from their bounds, the chosen rows gathered. Each
         part runs under a profiler label (`quest.*`), so a step's cost can be split (scripts/kv_store_cost.py);
         the compiled step has none (a label costs about 15 µs, paid 240 times a step at 8 × 4k)."""
-        def read(lo: int, hi: int) -> Tensor:
-            return layer.span(lo, hi)[0]
-
         compiled = self.compiled(session, query, layer)
         if compiled is not None:
             return self.compiled_step(compiled, session, module, query, layer, keeps[0])
         with record_function("quest.bounds"):
             q = grouped(query, layer.keys.shape[1])
-            scores = self.page_scores(session, module, q, layer.stored, read)
+            scores = self.page_scores(session, module, q, layer.stored, layer.span_keys)
         with record_function("quest.pick"):
             selection = self.pick_best(session, scores, keeps)
         session.usage.attended(selection.keeps)
@@ -173,7 +170,7 @@ class Quest(SelectPolicy):
     def compiled_step(self, compiled, session, module, query: Tensor, layer, keep: int, candidates: int = 1) -> Tensor:
         """The decode step as one compiled call (`core/quest_step.cpp`); with `candidates` > 1 the pages give that
         many times `keep` slots, ranked by their keys' soft vote (QuestVote)."""
-        origin, low, high, pages = self.summaries(session, module, layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
+        origin, low, high, pages = self.summaries(session, module, layer.stored, layer.span_keys)
         session.usage.attended([keep])
         sinks, window = self.budget.protect(keep)
         parts = layer.stored_parts()

@@ -37,7 +37,7 @@ class QuestVote(Quest):
         if compiled is not None:
             return self.compiled_step(compiled, session, module, query, layer, keeps[0], self.candidates)
         q = grouped(query, layer.keys.shape[1])
-        scores = self.page_scores(session, module, q, layer.stored, lambda lo, hi: layer.span(lo, hi)[0])
+        scores = self.page_scores(session, module, q, layer.stored, layer.span_keys)
         wide = self.pick_best(session, scores, [min(self.candidates * keep, layer.stored) for keep in keeps])
         keys = layer.gather_keys(wide.indices)
         logits = q @ keys.transpose(2, 3)  # [batch, kv_heads, group, candidates]
