@@ -45,10 +45,12 @@ inline __m256 codes8(const uint8_t* row, int64_t d, int bits) {
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
 }
 
-// A whole row's D codes (D a multiple of 32) as floats into out: sixteen bytes at a time rather than codes8's four.
+// A whole row's D codes (D a multiple of 8) as floats into out: sixteen bytes at a time rather than codes8's four,
+// then codes8 for channels past the last multiple of 32.
 inline void codes_row(const uint8_t* row, int64_t D, int bits, float* out) {
   const __m128i nibble = _mm_set1_epi8(15);
-  for (int64_t d = 0; d < D; d += 32) {
+  int64_t d = 0;
+  for (; d + 32 <= D; d += 32) {
     __m128i part[2];
     if (bits == 8) {
       part[0] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + d));
@@ -63,6 +65,7 @@ inline void codes_row(const uint8_t* row, int64_t D, int bits, float* out) {
       _mm256_storeu_ps(out + d + 16 * j + 8, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(part[j], 8))));
     }
   }
+  for (; d < D; d += 8) _mm256_storeu_ps(out + d, codes8(row, d, bits));
 }
 
 inline __m256 halves8(const at::Half* p) {
@@ -99,15 +102,9 @@ struct Coded {
     const uint8_t* krow = kc.codes + b * kc.s0 + h * kc.s1 + r * kc.s2;
     const at::Half* klow = kl.data + b * kl.s0 + h * kl.s1 + (r / group) * kl.s2;
     const at::Half* kstep = ks.data + b * ks.s0 + h * ks.s1 + (r / group) * ks.s2;
-    if (D % 32 == 0) {
-      codes_row(krow, D, static_cast<int>(bits), kout);
-      for (int64_t d = 0; d < D; d += 8)
-        _mm256_storeu_ps(kout + d, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(kout + d), halves8(kstep + d)),
-                                                 halves8(klow + d)));
-      return;
-    }
+    codes_row(krow, D, static_cast<int>(bits), kout);
     for (int64_t d = 0; d < D; d += 8)
-      _mm256_storeu_ps(kout + d, _mm256_add_ps(_mm256_mul_ps(codes8(krow, d, bits), halves8(kstep + d)),
+      _mm256_storeu_ps(kout + d, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(kout + d), halves8(kstep + d)),
                                                halves8(klow + d)));
   }
 
@@ -117,16 +114,13 @@ struct Coded {
     const uint8_t* vrow = vc.codes + b * vc.s0 + h * vc.s1 + r * vc.s2;
     const at::Half* vlow = vl.data + b * vl.s0 + h * vl.s1 + r * vl.s2;
     const at::Half* vstep = vs.data + b * vs.s0 + h * vs.s1 + r * vs.s2;
-    const bool whole = D % 32 == 0;
-    if (whole) codes_row(vrow, D, static_cast<int>(bits), vout);
+    codes_row(vrow, D, static_cast<int>(bits), vout);
     for (int64_t start = 0; start < D; start += value_group) {  // one (min, step) per channel group
       const int64_t g = start / value_group;
       const __m256 step = _mm256_set1_ps(static_cast<float>(vstep[g]));
       const __m256 low = _mm256_set1_ps(static_cast<float>(vlow[g]));
-      for (int64_t d = start; d < std::min(start + value_group, D); d += 8) {
-        const __m256 code = whole ? _mm256_loadu_ps(vout + d) : codes8(vrow, d, bits);
-        _mm256_storeu_ps(vout + d, _mm256_add_ps(_mm256_mul_ps(code, step), low));
-      }
+      for (int64_t d = start; d < std::min(start + value_group, D); d += 8)
+        _mm256_storeu_ps(vout + d, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(vout + d), step), low));
     }
   }
 };
