@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tokensieve.core import quest_calls
 from tokensieve.core.code_pages import CodePages
 from tokensieve.core.hooks import apply
 from tokensieve.core.kernels import extension, unbuildable
@@ -18,7 +19,6 @@ from tokensieve.core.layer import SieveLayer
 from tokensieve.core.quant_layer import QuantizedLayer
 from tokensieve.data.corpus import haystack
 from tokensieve.methods import make
-from tokensieve.sparse import quest as quest_module
 from tokensieve.sparse.quest import page_extremes
 
 WHY_NOT = unbuildable()
@@ -139,15 +139,56 @@ def test_bad_page_bounds_or_budgets_are_refused_with_one_error():
         extension().quest_step(query, none, none, codes, 16, 4, 10, 4, 32, *args[:-1], 0)
 
 
+@settings(max_examples=25, deadline=None)
+@given(stores=st.lists(st.sampled_from(["fp", "int8", "int4"]), min_size=1, max_size=5), kv_heads=st.integers(1, 3),
+       group=st.integers(1, 4), dim=st.sampled_from([32, 64]), page=st.sampled_from([4, 16]),
+       candidates=st.integers(1, 4), seed=st.integers(0, 99), data=st.data())
+def test_many_steps_in_one_call_equal_each_step_alone(stores, kv_heads, group, dim, page, candidates, seed, data):
+    """The packed step's one call per layer (`quest_steps`): sequences of other lengths, stores and budgets, their
+    KV heads shared among the threads, each output bit-identical to its own `quest_step`."""
+    steps = []
+    for i, store in enumerate(stores):
+        tokens = data.draw(st.integers(5, 500), label=f"tokens {i}")
+        layer = filled_layer(store, kv_heads, tokens, dim, seed + i)
+        origin, low, high, codes = summaries(layer, page, 0.5)
+        parts = layer.stored_parts()
+        keep = max(1, tokens // data.draw(st.integers(1, 10), label=f"keep share {i}"))
+        steps.append((torch.randn(1, kv_heads * group, 1, dim), low, high, codes, page, origin, keep, 4, 32,
+                      parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values, parts.codes, parts.bits,
+                      parts.group, dim ** -0.5, candidates))
+    together = extension().quest_steps(steps)
+    assert len(together) == len(steps)
+    for arguments, output in zip(steps, together, strict=True):
+        assert torch.equal(output, extension().quest_step(*arguments))
+
+
+def test_a_bad_step_among_many_is_refused_with_one_error():
+    layer = filled_layer("int4", 2, 300, 32, 0)
+    parts = layer.stored_parts()
+    none = torch.empty(0)
+    good = (torch.randn(1, 4, 1, 32), none, none, CodePages(16).update(layer.coded()), 16, 4, 10, 4, 32,
+            parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values, parts.codes, parts.bits,
+            parts.group, 0.1, 1)
+    with pytest.raises(RuntimeError, match="keep"):
+        extension().quest_steps([good, (*good[:6], 0, *good[7:])])
+    with pytest.raises(RuntimeError, match="eighteen arguments"):
+        extension().quest_steps([good, good[:-1]])
+
+
 class CountingKernels:
-    """The compiled kernels, counting Quest's compiled steps."""
+    """The compiled kernels, counting Quest's compiled steps and the calls that ran several at once."""
 
     def __init__(self) -> None:
-        self.steps = 0
+        self.steps = self.together = 0
 
     def quest_step(self, *args):
         self.steps += 1
         return extension().quest_step(*args)
+
+    def quest_steps(self, steps):
+        self.steps += len(steps)
+        self.together += len(steps) > 1
+        return extension().quest_steps(steps)
 
 
 def needle(tok, length: int, offset: int = 0) -> str:
@@ -163,7 +204,7 @@ def test_on_smollm2_the_compiled_step_gives_the_torch_paths_tokens(smollm2, monk
     net, tok = smollm2
     ids = tok(needle(tok, 1500), return_tensors="pt").input_ids
     counting = CountingKernels()
-    monkeypatch.setattr(quest_module, "optional", lambda: counting)
+    monkeypatch.setattr(quest_calls, "extension", lambda: counting)
     for kv_dtype in ("int4", "fp"):
         answers = {}
         for kernel in (False, True):
@@ -177,21 +218,27 @@ def test_on_smollm2_the_compiled_step_gives_the_torch_paths_tokens(smollm2, monk
 
 @pytest.mark.real
 def test_the_servers_packed_step_with_the_compiled_quest_gives_the_same_tokens(smollm2, monkeypatch):
-    """Two Quest requests over int4 (12.5 % and 25 %) decode together: the same tokens with the decode kernel."""
+    """Two Quest requests over int4 (12.5 % and 25 %) decode together: the same tokens with the decode kernel, where
+    both sequences' steps over a layer run in one compiled call."""
     from tokensieve.serve.engine import Engine, Request
 
     net, tok = smollm2
     counting = CountingKernels()
-    monkeypatch.setattr(quest_module, "optional", lambda: counting)
+    monkeypatch.setattr(quest_calls, "extension", lambda: counting)
     prompts = [needle(tok, 1200), needle(tok, 900, offset=5000)]
     answers = {}
     for kernel in (False, True):
         engine, outs = Engine(net, tok, decode_kernel=kernel), []
+        engine.hold_decode = True  # both prompts in before either decodes: every decode step has both
         for prompt, budget in zip(prompts, (0.125, 0.25), strict=True):
             outs.append([])
             engine.submit(Request(tok(prompt).input_ids, 12, "quest", budget, ignore_eos=True, kv_dtype="int4"),
                           outs[-1].append)
+        while engine.waiting or any(not s.decoding for s in engine.running):
+            engine.step()
+        engine.hold_decode = False
         engine.run_until_idle()
         answers[kernel] = ["".join(e.text for e in events) for events in outs]
         assert bool(counting.steps) == kernel
     assert answers[True] == answers[False]
+    assert counting.together  # the two sequences' steps over a layer ran in one call

@@ -25,6 +25,7 @@ from tokensieve.core.decode_kernel import with_kernel
 from tokensieve.core.int8_kernel import int8_products
 from tokensieve.core.policy import Policy
 from tokensieve.core.quant import check_kv_dtype
+from tokensieve.core.quest_calls import QuestCall
 from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
 
@@ -79,6 +80,19 @@ def sieve_attention(module, query, key, value, attention_mask, **kwargs):
         output = session.dense(module, query, key, value, attention_mask, **kwargs)
     session.after_attention(module, query)
     return output
+
+
+def sieve_quest_call(module, query: Tensor) -> QuestCall | None:
+    """`sieve_attention`'s decode step as one compiled Quest call, planned and charged but not run, where the
+    session's policy can give it as one (`DynamicPolicy.quest_call`); else None. Whoever runs the call then calls
+    `session.after_attention(module, query)`, as `sieve_attention` does."""
+    session: Session | None = getattr(module, SESSION_ATTR, None)
+    if session is None:
+        raise TokensieveError("the tokensieve attention ran outside tokensieve.apply()")
+    attender = session.policy.attender()
+    if attender is None or session.rope is not None:  # rolled positions re-rotate the query first
+        return None
+    return attender.quest_call(session, module, query)
 
 
 AttentionInterface.register(NAME, sieve_attention)

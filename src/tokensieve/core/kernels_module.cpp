@@ -24,6 +24,7 @@ torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, c
                          const torch::Tensor& hot_keys, const torch::Tensor& hot_values,
                          const std::vector<torch::Tensor>& coded, int64_t bits, int64_t group, double scale,
                          int64_t candidates);
+std::vector<torch::Tensor> quest_steps(const py::list& steps);
 std::vector<torch::Tensor> code_page_bounds(const torch::Tensor& summary, const torch::Tensor& key_low,
                                             const torch::Tensor& key_step, int64_t bits, int64_t page,
                                             int64_t group);
@@ -37,4 +38,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("int8_linear", &int8_linear, "1 to 16 float32 rows times int8 codes with per-output-channel scales");
   m.def("code_page_bounds", &code_page_bounds, "Quest's code pages as float32 key minima and maxima (bit-identical)");
   m.def("quest_step", &quest_step, "Quest's decode step over one layer: pages ranked, slots chosen, read, attended");
+  m.def("quest_steps", &quest_steps, "many sequences' Quest steps (quest_step's arguments each) in one call");
 }

@@ -9,6 +9,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from tokensieve.core.budget import Allocation, Budget, allocate
+from tokensieve.core.quest_calls import QuestCall
 from tokensieve.core.rope import full_attention_inv_freq
 from tokensieve.core.select import protected, topk_keep
 from tokensieve.core.view import LayerView
@@ -156,6 +157,11 @@ class DynamicPolicy(Policy):
 
     def attend(self, session, module, query: Tensor, key: Tensor, value: Tensor, attention_mask, **kwargs):
         raise NotImplementedError
+
+    def quest_call(self, session, module, query: Tensor) -> QuestCall | None:
+        """This decode step as one compiled Quest call (`core.quest_calls`), charged as `attend` charges it, for a
+        caller that runs many sequences' calls at once (the server's packed step); None where `attend` must run."""
+        return None
 
 
 @dataclass

@@ -126,9 +126,10 @@ struct Coded {
 };
 
 struct Plain {  // a [b, h, n, D] float32 view: rows contiguous
-  const float* data;
-  int64_t s0, s1, s2, n;
+  const float* data = nullptr;
+  int64_t s0 = 0, s1 = 0, s2 = 0, n = 0;
 
+  Plain() = default;  // no rows
   explicit Plain(const torch::Tensor& t) {
     TORCH_CHECK(t.scalar_type() == torch::kFloat32 && t.dim() == 4 && t.stride(3) == 1, "rows must be float32");
     data = t.data_ptr<float>();

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "decode_attention.h"
@@ -257,7 +259,59 @@ void coded_bounds(const Coded& coded, const uint8_t* summary, int64_t g, int64_t
   }
 }
 
-}  // namespace
+// One sequence's step over one layer, checked and ready to run head by head (`quest_step`, `quest_steps`).
+struct Step {
+  torch::Tensor q, lo, hi, sm, out;  // held: the pointers below read them
+  std::unique_ptr<Coded> codes;
+  Layer layer;
+  int64_t H, D, G, R, n, pages, kept, summarised, page, origin, keep, sinks, window, wide;
+  float scale;
+
+  // KV head g's share: pages bounded, slots chosen (and voted), read and attended into out.
+  void head(int64_t g) const {
+    const float* qg = q.data_ptr<float>() + g * R * D;
+    const float *lp = kept ? lo.data_ptr<float>() : nullptr, *hp = kept ? hi.data_ptr<float>() : nullptr;
+    const uint8_t* sp = summarised ? sm.data_ptr<uint8_t>() : nullptr;
+    std::vector<float> bounds(pages), least(D), most(D), key(D), value(D);
+    for (int64_t p = 0; p < pages; ++p) {
+      if (p < summarised) {
+        coded_bounds(*codes, sp + (g * summarised + p) * sm.size(3), g, p * page / codes->group, least.data(),
+                     most.data());
+        bounds[p] = page_bound(qg, R, D, least.data(), most.data());
+      } else if (p < summarised + kept) {
+        const int64_t at = g * kept + p - summarised;
+        bounds[p] = page_bound(qg, R, D, lp + at * D, hp + at * D);
+      } else {  // a page still at full precision: bounded from its rows
+        std::fill(least.begin(), least.end(), std::numeric_limits<float>::infinity());
+        std::fill(most.begin(), most.end(), -std::numeric_limits<float>::infinity());
+        for (int64_t t = origin + p * page; t < origin + (p + 1) * page; ++t) {
+          layer.row(g, t, key.data(), value.data());
+          for (int64_t d = 0; d < D; ++d) {
+            least[d] = std::min(least[d], key[d]);
+            most[d] = std::max(most[d], key[d]);
+          }
+        }
+        bounds[p] = page_bound(qg, R, D, least.data(), most.data());
+      }
+    }
+    int64_t guarded = 0;
+    const std::vector<int64_t> slots = choose(bounds, page, origin, n, wide, sinks, window, &guarded);
+    int64_t K = static_cast<int64_t>(slots.size());
+    thread_local std::vector<float> keys, values, logits, votes;  // reused: a step calls this 720 times at 8 x 4k
+    if (static_cast<int64_t>(keys.size()) < K * D) keys.resize(K * D), values.resize(K * D);
+    if (wide == keep) {
+      for (int64_t k = 0; k < K; ++k) layer.row(g, slots[k], keys.data() + k * D, values.data() + k * D);
+    } else {
+      const int64_t padded = (K + 7) / 8 * 8;
+      candidate_logits(layer, g, qg, R, slots, padded, logits);
+      soft_vote(R, K, logits, votes);
+      const std::vector<int64_t> chosen = elect(votes, guarded, keep);
+      K = static_cast<int64_t>(chosen.size());
+      for (int64_t k = 0; k < K; ++k) layer.row(g, slots[chosen[k]], keys.data() + k * D, values.data() + k * D);
+    }
+    tokensieve::attend_rows(qg, R, keys.data(), values.data(), K, D, scale, out.data_ptr<float>() + g * R * D);
+  }
+};
 
 // query [1, H, 1, D]; a layer of n slots: head_* [1, G, sinks, D], then `coded` (QuantizedRows' six tensors, or
 // none), then hot_* [1, G, rows, D]. Its complete pages, of `page` slots from slot `origin`, are bounded from, in
@@ -266,87 +320,86 @@ void coded_bounds(const Coded& coded, const uint8_t* summary, int64_t g, int64_t
 // attends `keep` slots (the protected `sinks` and `window` first) -> [1, 1, H, D]. With `candidates` > 1 (QuestVote,
 // sparse/quest_vote.py) the pages give `candidates` times `keep` slots, ranked by TokenSelect's soft vote over
 // their keys (the codes' products, not dequantized); the protected ones and the vote's best are read and attended.
+Step prepare(const torch::Tensor& query, const torch::Tensor& low, const torch::Tensor& high,
+             const torch::Tensor& summary, int64_t page, int64_t origin, int64_t keep, int64_t sinks, int64_t window,
+             const torch::Tensor& head_keys, const torch::Tensor& head_values, const torch::Tensor& hot_keys,
+             const torch::Tensor& hot_values, const std::vector<torch::Tensor>& coded, int64_t bits, int64_t group,
+             double scale, int64_t candidates) {
+  TORCH_CHECK(query.scalar_type() == torch::kFloat32 && query.dim() == 4 && query.size(0) == 1 &&
+              query.size(2) == 1, "query must be float32 [1, heads, 1, head_dim]");
+  TORCH_CHECK(coded.empty() || coded.size() == 6, "coded rows come as QuantizedRows' six tensors");
+  Step step{query.contiguous(), low.contiguous(), high.contiguous(), summary.contiguous()};
+  const auto &lo = step.lo, &hi = step.hi, &sm = step.sm;
+  const int64_t H = step.q.size(1), D = step.q.size(3), G = hot_keys.size(1);
+  TORCH_CHECK(D % 32 == 0 && D <= 256 && H % G == 0 && H / G <= kMaxGroup, "unsupported heads or head_dim");
+  const int64_t kept = lo.numel() ? lo.size(2) : 0, summarised = sm.numel() ? sm.size(2) : 0;
+  TORCH_CHECK(kept == 0 || (lo.scalar_type() == torch::kFloat32 && lo.sizes() == hi.sizes() && lo.dim() == 4 &&
+              lo.size(1) == G && lo.size(3) == D), "page bounds must be float32 [1, kv_heads, pages, head_dim]");
+  if (!coded.empty())
+    step.codes = std::make_unique<Coded>(coded[0], coded[1], coded[2], coded[3], coded[4], coded[5], bits, group);
+  const Coded* codes = step.codes.get();
+  TORCH_CHECK(summarised == 0 || (codes && sm.scalar_type() == torch::kUInt8 && sm.dim() == 4 && sm.size(1) == G &&
+              sm.size(3) == 2 * D * bits / 8 && group % page == 0 && summarised * page <= codes->n),
+              "code pages must be uint8 [1, kv_heads, pages, 2 * packed head_dim] over the coded rows' groups");
+  step.layer = Layer{Plain(head_keys), Plain(head_values), Plain(hot_keys), Plain(hot_values), codes, D};
+  const int64_t n = step.layer.head_keys.n + (codes ? codes->n : 0) + step.layer.hot_keys.n;
+  TORCH_CHECK(page > 0 && origin >= 0 && (summarised == 0 || origin == step.layer.head_keys.n),
+              "code pages start at the first coded row");
+  const int64_t pages = n > origin ? (n - origin) / page : 0;
+  TORCH_CHECK(kept + summarised <= pages, "page bounds must cover at most the complete pages of the layer");
+  TORCH_CHECK(keep > 0 && keep <= n, "keep must be within the layer's slots");
+  TORCH_CHECK(candidates >= 1, "candidates must be at least 1");
+  step.H = H, step.D = D, step.G = G, step.R = H / G, step.n = n, step.pages = pages, step.kept = kept;
+  step.summarised = summarised, step.page = page, step.origin = origin, step.keep = keep, step.sinks = sinks;
+  step.window = window, step.wide = std::min(n, keep * candidates), step.scale = static_cast<float>(scale);
+  step.out = torch::empty({1, 1, H, D}, step.q.options());
+  return step;
+}
+
+Step prepare(const py::handle& arguments) {
+  const auto a = arguments.cast<py::tuple>();
+  TORCH_CHECK(a.size() == 18, "a step comes as quest_step's eighteen arguments");
+  return prepare(a[0].cast<torch::Tensor>(), a[1].cast<torch::Tensor>(), a[2].cast<torch::Tensor>(),
+                 a[3].cast<torch::Tensor>(), a[4].cast<int64_t>(), a[5].cast<int64_t>(), a[6].cast<int64_t>(),
+                 a[7].cast<int64_t>(), a[8].cast<int64_t>(), a[9].cast<torch::Tensor>(), a[10].cast<torch::Tensor>(),
+                 a[11].cast<torch::Tensor>(), a[12].cast<torch::Tensor>(),
+                 a[13].cast<std::vector<torch::Tensor>>(), a[14].cast<int64_t>(), a[15].cast<int64_t>(),
+                 a[16].cast<double>(), a[17].cast<int64_t>());
+}
+
+}  // namespace
+
 torch::Tensor quest_step(const torch::Tensor& query, const torch::Tensor& low, const torch::Tensor& high,
                          const torch::Tensor& summary, int64_t page, int64_t origin, int64_t keep, int64_t sinks,
                          int64_t window, const torch::Tensor& head_keys, const torch::Tensor& head_values,
                          const torch::Tensor& hot_keys, const torch::Tensor& hot_values,
                          const std::vector<torch::Tensor>& coded, int64_t bits, int64_t group, double scale,
                          int64_t candidates) {
-  TORCH_CHECK(query.scalar_type() == torch::kFloat32 && query.dim() == 4 && query.size(0) == 1 &&
-              query.size(2) == 1, "query must be float32 [1, heads, 1, head_dim]");
-  TORCH_CHECK(coded.empty() || coded.size() == 6, "coded rows come as QuantizedRows' six tensors");
-  const auto q = query.contiguous(), lo = low.contiguous(), hi = high.contiguous(), sm = summary.contiguous();
-  const int64_t H = q.size(1), D = q.size(3), G = hot_keys.size(1);
-  TORCH_CHECK(D % 32 == 0 && D <= 256 && H % G == 0 && H / G <= kMaxGroup, "unsupported heads or head_dim");
-  const int64_t kept = lo.numel() ? lo.size(2) : 0, summarised = sm.numel() ? sm.size(2) : 0;
-  TORCH_CHECK(kept == 0 || (lo.scalar_type() == torch::kFloat32 && lo.sizes() == hi.sizes() && lo.dim() == 4 &&
-              lo.size(1) == G && lo.size(3) == D), "page bounds must be float32 [1, kv_heads, pages, head_dim]");
-  std::unique_ptr<Coded> codes;
-  if (!coded.empty())
-    codes = std::make_unique<Coded>(coded[0], coded[1], coded[2], coded[3], coded[4], coded[5], bits, group);
-  TORCH_CHECK(summarised == 0 || (codes && sm.scalar_type() == torch::kUInt8 && sm.dim() == 4 && sm.size(1) == G &&
-              sm.size(3) == 2 * D * bits / 8 && group % page == 0 && summarised * page <= codes->n),
-              "code pages must be uint8 [1, kv_heads, pages, 2 * packed head_dim] over the coded rows' groups");
-  const Layer layer{Plain(head_keys), Plain(head_values), Plain(hot_keys), Plain(hot_values), codes.get(), D};
-  const int64_t n = layer.head_keys.n + (codes ? codes->n : 0) + layer.hot_keys.n;
-  TORCH_CHECK(page > 0 && origin >= 0 && (summarised == 0 || origin == layer.head_keys.n),
-              "code pages start at the first coded row");
-  const int64_t pages = n > origin ? (n - origin) / page : 0;
-  TORCH_CHECK(kept + summarised <= pages, "page bounds must cover at most the complete pages of the layer");
-  TORCH_CHECK(keep > 0 && keep <= n, "keep must be within the layer's slots");
-  TORCH_CHECK(candidates >= 1, "candidates must be at least 1");
-  const int64_t wide = std::min(n, keep * candidates);
-  const int64_t R = H / G;
-  auto out = torch::empty({1, 1, H, D}, q.options());
-  const float *qp = q.data_ptr<float>(), *lp = kept ? lo.data_ptr<float>() : nullptr;
-  const float* hp = kept ? hi.data_ptr<float>() : nullptr;
-  const uint8_t* sp = summarised ? sm.data_ptr<uint8_t>() : nullptr;
-  float* op = out.data_ptr<float>();
-  const float s = static_cast<float>(scale);
-  at::parallel_for(0, G, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t g = begin; g < end; ++g) {
-      const float* qg = qp + g * R * D;
-      std::vector<float> bounds(pages), least(D), most(D), key(D), value(D);
-      for (int64_t p = 0; p < pages; ++p) {
-        if (p < summarised) {
-          coded_bounds(*codes, sp + (g * summarised + p) * sm.size(3), g, p * page / group, least.data(),
-                       most.data());
-          bounds[p] = page_bound(qg, R, D, least.data(), most.data());
-        } else if (p < summarised + kept) {
-          const int64_t at = g * kept + p - summarised;
-          bounds[p] = page_bound(qg, R, D, lp + at * D, hp + at * D);
-        } else {  // a page still at full precision: bounded from its rows
-          std::fill(least.begin(), least.end(), std::numeric_limits<float>::infinity());
-          std::fill(most.begin(), most.end(), -std::numeric_limits<float>::infinity());
-          for (int64_t t = origin + p * page; t < origin + (p + 1) * page; ++t) {
-            layer.row(g, t, key.data(), value.data());
-            for (int64_t d = 0; d < D; ++d) {
-              least[d] = std::min(least[d], key[d]);
-              most[d] = std::max(most[d], key[d]);
-            }
-          }
-          bounds[p] = page_bound(qg, R, D, least.data(), most.data());
-        }
-      }
-      int64_t guarded = 0;
-      const std::vector<int64_t> slots = choose(bounds, page, origin, n, wide, sinks, window, &guarded);
-      int64_t K = static_cast<int64_t>(slots.size());
-      thread_local std::vector<float> keys, values, logits, votes;  // reused: a step calls this 240 times at 8 x 4k
-      if (static_cast<int64_t>(keys.size()) < K * D) keys.resize(K * D), values.resize(K * D);
-      if (wide == keep) {
-        for (int64_t k = 0; k < K; ++k) layer.row(g, slots[k], keys.data() + k * D, values.data() + k * D);
-      } else {
-        const int64_t padded = (K + 7) / 8 * 8;
-        candidate_logits(layer, g, qg, R, slots, padded, logits);
-        soft_vote(R, K, logits, votes);
-        const std::vector<int64_t> chosen = elect(votes, guarded, keep);
-        K = static_cast<int64_t>(chosen.size());
-        for (int64_t k = 0; k < K; ++k) layer.row(g, slots[chosen[k]], keys.data() + k * D, values.data() + k * D);
-      }
-      tokensieve::attend_rows(qg, R, keys.data(), values.data(), K, D, s, op + g * R * D);
-    }
+  const Step step = prepare(query, low, high, summary, page, origin, keep, sinks, window, head_keys, head_values,
+                            hot_keys, hot_values, coded, bits, group, scale, candidates);
+  at::parallel_for(0, step.G, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) step.head(g);
   });
-  return out;
+  return step.out;
+}
+
+// Many sequences' steps over one layer each (the server's packed step), every step given as quest_step's arguments,
+// in one call: their KV heads are shared among the threads together (at 8 x 4k on SmolLM2, 24 heads where one step
+// has 3), so no thread waits for a step's last head. Each output equals quest_step's for the same arguments.
+std::vector<torch::Tensor> quest_steps(const py::list& steps) {
+  std::vector<Step> prepared;
+  std::vector<std::pair<int64_t, int64_t>> heads;  // (step, KV head), every head of every step
+  for (const auto& arguments : steps) {
+    prepared.push_back(prepare(arguments));
+    for (int64_t g = 0; g < prepared.back().G; ++g)
+      heads.emplace_back(static_cast<int64_t>(prepared.size()) - 1, g);
+  }
+  at::parallel_for(0, static_cast<int64_t>(heads.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) prepared[heads[i].first].head(heads[i].second);
+  });
+  std::vector<torch::Tensor> outputs;
+  for (const Step& step : prepared) outputs.push_back(step.out);
+  return outputs;
 }
 
 // Every code page's key minimum and maximum per channel: summary [b, G, pages, 2 * packed D] (core/code_pages.py),

@@ -26,8 +26,10 @@ from tokensieve.core.hooks import (
     attention_modules,
     attention_name,
     sieve_attention,
+    sieve_quest_call,
 )
 from tokensieve.core.int8_kernel import int8_products
+from tokensieve.core.quest_calls import QuestCall, run_quest_calls
 from tokensieve.core.session import Session
 from tokensieve.errors import TokensieveError
 from tokensieve.weights import precision_of
@@ -96,19 +98,30 @@ def _segment_mask(layer, q_len: int, k_len: int, window: int | None, device) -> 
 
 
 def packed_attention(module, query: Tensor, key: Tensor, value: Tensor, attention_mask, **kwargs):
-    """Attend each segment of the packed row under its own session; outputs are laid back end to end."""
+    """Attend each segment of the packed row under its own session; outputs are laid back end to end. The
+    segments whose decode step is one compiled Quest call (`sieve_quest_call`) run in one call together."""
     packed: PackedCache | None = getattr(_ACTIVE, "cache", None)
     if packed is None:
         raise TokensieveError("the packed attention ran outside a packed forward")
-    outputs = []
+    outputs: list[Tensor | None] = []
+    calls: dict[int, QuestCall] = {}
     states = packed.states.pop(module.layer_idx)  # an evicted layer's old buffers are freed as soon as it attended
     window = kwargs.pop("sliding_window", None) or getattr(module, "sliding_window", None)
-    for segment, (lo, hi), (keys, values) in zip(packed.segments, packed.bounds, states, strict=True):
+    for at, (segment, (lo, hi), (keys, values)) in enumerate(zip(packed.segments, packed.bounds, states, strict=True)):
+        setattr(module, SESSION_ATTR, segment.session)
+        call = sieve_quest_call(module, query[:, :, lo:hi])
+        if call is not None:
+            calls[at] = call
+            outputs.append(None)
+            continue
         layer = segment.cache.layers[module.layer_idx]
         mask = _segment_mask(layer, hi - lo, keys.shape[-2], window, query.device)
-        setattr(module, SESSION_ATTR, segment.session)
         output, _ = sieve_attention(module, query[:, :, lo:hi], keys, values, mask, **kwargs)
         outputs.append(output)
+    for at, output in zip(calls, run_quest_calls(list(calls.values())) if calls else [], strict=True):
+        outputs[at] = output
+        lo, hi = packed.bounds[at]
+        packed.segments[at].session.after_attention(module, query[:, :, lo:hi])
     return torch.cat(outputs, 1), None
 
 

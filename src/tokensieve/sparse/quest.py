@@ -12,6 +12,7 @@ from tokensieve.core.code_pages import CodePages, code_page_bytes, summarises
 from tokensieve.core.decode_kernel import HEAD_DIM_MULTIPLE, MAX_HEADS_PER_KV_HEAD
 from tokensieve.core.kernels import optional
 from tokensieve.core.quant import GROUP, SINKS, WINDOW
+from tokensieve.core.quest_calls import QuestCall
 from tokensieve.errors import TokensieveError
 from tokensieve.sparse.base import SelectPolicy, grouped, sparse_attend
 
@@ -139,23 +140,36 @@ class Quest(SelectPolicy):
     def attend(self, session, module, query, key, value, attention_mask, **kwargs):
         layer = session.layer(module)  # None on a sliding-window layer, which reads its whole window
         if layer is not None and query.shape[2] == 1:  # a decode step reads its pages from the layer itself
-            n, batch = layer.stored, query.shape[0]
-            keeps = self.budgets(session, n, batch)
-            sparse = not self.budget.is_full and any(
-                keep < real for keep, real in zip(keeps, session.real_lengths(n, batch), strict=True))
-            if sparse:
+            keeps = self.sparse_keeps(session, layer, query.shape[0])
+            if keeps is not None:
                 return self.attend_pages(session, module, query, layer, keeps), None
             if layer.deferred:  # the budget covers the cache: every row is read
                 key, value = layer.rows()
         return super().attend(session, module, query, key, value, attention_mask, **kwargs)
 
+    def sparse_keeps(self, session, layer, batch: int) -> list[int] | None:
+        """Each sequence's slots to attend in a decode step over `layer`, or None where the budget covers every
+        sequence's cache (the step attends densely)."""
+        n = layer.stored
+        keeps = self.budgets(session, n, batch)
+        if self.budget.is_full or all(keep >= real for keep, real in
+                                      zip(keeps, session.real_lengths(n, batch), strict=True)):
+            return None
+        return keeps
+
+    def quest_call(self, session, module, query: Tensor) -> QuestCall | None:
+        layer = session.layer(module)
+        if layer is None or query.shape[2] != 1 or self.compiled(session, query, layer) is None:
+            return None
+        keeps = self.sparse_keeps(session, layer, query.shape[0])
+        return None if keeps is None else self.compiled_call(session, module, query, layer, keeps[0])
+
     def attend_pages(self, session, module, query: Tensor, layer, keeps: list[int]) -> Tensor:
         """One decode step over a deferred layer: pages ranked from their bounds, the chosen rows gathered. Each
         part runs under a profiler label (`quest.*`), so a step's cost can be split (scripts/kv_store_cost.py);
         the compiled step has none (a label costs about 15 µs, paid 240 times a step at 8 × 4k)."""
-        compiled = self.compiled(session, query, layer)
-        if compiled is not None:
-            return self.compiled_step(compiled, session, module, query, layer, keeps[0])
+        if self.compiled(session, query, layer) is not None:
+            return self.compiled_call(session, module, query, layer, keeps[0]).run()
         with record_function("quest.bounds"):
             q = grouped(query, layer.keys.shape[1])
             scores = self.page_scores(session, module, q, layer.stored, layer.span_keys)
@@ -167,19 +181,23 @@ class Quest(SelectPolicy):
         with record_function("quest.attend"):
             return sparse_attend(query, keys, values, module.scaling, selection.bias(query.dtype))
 
-    def compiled_step(self, compiled, session, module, query: Tensor, layer, keep: int, candidates: int = 1) -> Tensor:
-        """The decode step as one compiled call (`core/quest_step.cpp`); with `candidates` > 1 the pages give that
-        many times `keep` slots, ranked by their keys' soft vote (QuestVote)."""
+    def compiled_call(self, session, module, query: Tensor, layer, keep: int) -> QuestCall:
+        """The decode step as one compiled call (`core/quest_step.cpp`), charged; with `vote_candidates()` > 1 the
+        pages give that many times `keep` slots, ranked by their keys' soft vote (QuestVote)."""
         origin, low, high, pages = self.summaries(session, module, layer.stored, layer.span_keys)
         session.usage.attended([keep])
         sinks, window = self.budget.protect(keep)
         parts = layer.stored_parts()
         none = query.new_empty(0)
         codes = None if pages is None else pages.codes
-        return compiled.quest_step(query, none if low is None else low, none if high is None else high,
-                                   none.byte() if codes is None else codes, self.page, origin, keep, sinks, window,
-                                   parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values,
-                                   parts.codes, parts.bits, parts.group, module.scaling, candidates)
+        return QuestCall((query, none if low is None else low, none if high is None else high,
+                          none.byte() if codes is None else codes, self.page, origin, keep, sinks, window,
+                          parts.head_keys, parts.head_values, parts.hot_keys, parts.hot_values, parts.codes,
+                          parts.bits, parts.group, module.scaling, self.vote_candidates()))
+
+    def vote_candidates(self) -> int:
+        """Slots read per slot attended, ranked by their keys' soft vote when more than 1 (QuestVote)."""
+        return 1
 
     @staticmethod
     def compiled(session, query: Tensor, layer):

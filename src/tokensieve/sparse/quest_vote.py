@@ -32,10 +32,12 @@ class QuestVote(Quest):
             raise TokensieveError(f"policy 'quest_vote': option candidates={self.candidates!r} must be a whole "
                                   "number >= 1")
 
+    def vote_candidates(self) -> int:
+        return self.candidates
+
     def attend_pages(self, session, module, query: Tensor, layer, keeps: list[int]) -> Tensor:
-        compiled = self.compiled(session, query, layer)
-        if compiled is not None:
-            return self.compiled_step(compiled, session, module, query, layer, keeps[0], self.candidates)
+        if self.compiled(session, query, layer) is not None:
+            return self.compiled_call(session, module, query, layer, keeps[0]).run()
         q = grouped(query, layer.keys.shape[1])
         scores = self.page_scores(session, module, q, layer.stored, layer.span_keys)
         wide = self.pick_best(session, scores, [min(self.candidates * keep, layer.stored) for keep in keeps])
