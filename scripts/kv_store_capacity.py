@@ -17,7 +17,8 @@ from tokensieve.models import cached_load
 from tokensieve.serve.pool import Footprint
 
 METHODS = (("full", "full", 1.0, "fp"), ("full/int4", "full", 1.0, "int4"),
-           ("quest@0.125/int4", "quest", 0.125, "int4"), ("snapkv@0.125", "snapkv", 0.125, "fp"))
+           ("quest@0.125/int4", "quest", 0.125, "int4"), ("quest_vote@0.125/int4", "quest_vote", 0.125, "int4"),
+           ("snapkv@0.125", "snapkv", 0.125, "fp"))
 
 
 def main(model: str, tokens: int, new: int) -> None:
