@@ -29,4 +29,4 @@ class QuestCall:
 
 def run_quest_calls(calls: list[QuestCall]) -> list[Tensor]:
     """Every call's output, in order, from one compiled call that shares all their KV heads among the threads."""
-    return extension().quest_steps([call.arguments for call in calls])
+    return extension().quest_steps([call.arguments for call in calls]) if calls else []

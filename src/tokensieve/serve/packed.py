@@ -118,7 +118,7 @@ def packed_attention(module, query: Tensor, key: Tensor, value: Tensor, attentio
         mask = _segment_mask(layer, hi - lo, keys.shape[-2], window, query.device)
         output, _ = sieve_attention(module, query[:, :, lo:hi], keys, values, mask, **kwargs)
         outputs.append(output)
-    for at, output in zip(calls, run_quest_calls(list(calls.values())) if calls else [], strict=True):
+    for at, output in zip(calls, run_quest_calls(list(calls.values())), strict=True):
         outputs[at] = output
         lo, hi = packed.bounds[at]
         packed.segments[at].session.after_attention(module, query[:, :, lo:hi])

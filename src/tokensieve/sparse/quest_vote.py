@@ -36,8 +36,8 @@ class QuestVote(Quest):
         return self.candidates
 
     def attend_pages(self, session, module, query: Tensor, layer, keeps: list[int]) -> Tensor:
-        if self.compiled(session, query, layer) is not None:
-            return self.compiled_call(session, module, query, layer, keeps[0]).run()
+        if self.compiled(session, query, layer) is not None:  # Quest's compiled step, with the vote inside
+            return super().attend_pages(session, module, query, layer, keeps)
         q = grouped(query, layer.keys.shape[1])
         scores = self.page_scores(session, module, q, layer.stored, layer.span_keys)
         wide = self.pick_best(session, scores, [min(self.candidates * keep, layer.stored) for keep in keeps])
