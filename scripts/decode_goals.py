@@ -14,7 +14,10 @@ METHODS (comma-separated, default "recycling+packed,suffix,suffix+packed,lookup,
   then keeps learning from its own outputs of the earlier prompts, as in a server (SuffixDecoding's global tree),
   never from this prompt's; the matrix is copied afresh for every prompt;
 - `hf:lookup`: transformers' prompt lookup, timed against transformers' own greedy `generate` on the same prompt,
-  end to end (transformers reports no prefill/decode split; these prompts' prefill is a few percent of the time).
+  end to end (transformers reports no prefill/decode split; these prompts' prefill is a few percent of the time);
+- `greedy+packed`: greedy with every linear through prepacked oneDNN weights, one-row products included
+  (`core.gemm.packed_linears(from_rows=1)`): a stronger baseline where this CPU's one-row aten product is slow.
+  With it in METHODS, every method is also summarised against it.
 The suffix drafter measures its verification cost curve once per model before its first decode clock starts.
 """
 
@@ -27,11 +30,14 @@ import sys
 from tokensieve.bench.decode_cells import calibrated, suffix_calibrated
 from tokensieve.bench.peers.hf_decoding import hf_generate
 from tokensieve.bench.stats import bootstrap_mean
+from tokensieve.core.gemm import packed_linears
 from tokensieve.decode.loop import DecodeOptions, speculate
 from tokensieve.decode.workloads import prompt
+from tokensieve.models import cached_load
 from tokensieve.run import generate
 
 DEFAULT = "recycling+packed,suffix,suffix+packed,lookup,hf:lookup"
+PACKED_GREEDY = "greedy+packed"
 
 
 def geometric(ratios: list[float]) -> tuple[float, float, float]:
@@ -60,6 +66,12 @@ def main(model: str, workload: str, prompts: range, new_tokens: int, methods: li
                 row[method] = {"x": round(base.stats.wall_s / peer.stats.wall_s, 3),  # end to end: no split
                                "lossless": peer.token_ids == base.token_ids}
                 continue
+            if method == PACKED_GREEDY:
+                with packed_linears(cached_load(model)[0], from_rows=1):
+                    result = generate(model, p.context, p.question, "full", 1.0, **common)
+                row[method] = {"x": round(result.stats.decode_tok_s / greedy.stats.decode_tok_s, 3),
+                               "lossless": result.token_ids == greedy.token_ids}
+                continue
             decoder, _, packed = method.partition("+")
             options = DecodeOptions(packed_gemm=packed == "packed",
                                     adjacency=adjacency.copy() if decoder == "recycling" else None,
@@ -83,6 +95,14 @@ def main(model: str, workload: str, prompts: range, new_tokens: int, methods: li
                  if steps else "")
         print(f"{model} {workload} {method}: {mean:.2f}x [{low:.2f}-{high:.2f}] over {len(cells)} prompts, "
               f"lossless {sum(c['lossless'] for c in cells)}/{len(cells)}{extra}")
+    if PACKED_GREEDY in methods:
+        for method in methods:
+            pairs = [(r[method]["x"], r[PACKED_GREEDY]["x"]) for r in rows
+                     if method != PACKED_GREEDY and r[method]["x"] > 0 and r[PACKED_GREEDY]["x"] > 0]
+            if pairs:
+                mean, low, high = geometric([x / base for x, base in pairs])
+                print(f"{model} {workload} {method} over {PACKED_GREEDY}: {mean:.2f}x [{low:.2f}-{high:.2f}] "
+                      f"over {len(pairs)} prompts")
 
 
 if __name__ == "__main__":
