@@ -58,11 +58,17 @@ def padded_mask(layer: SieveLayer, pads: Tensor, q_len: int, group: int) -> Tens
     return (causal & (real_key | ~real_query)).repeat_interleave(group, dim=1)
 
 
-def sieve_attention(module, query, key, value, attention_mask, **kwargs):
-    """The policy's attention for this layer (dense = the model's own implementation), then its eviction."""
+def attending_session(module) -> Session:
+    """The Session `module` attends under (set by `apply()` or the packed step)."""
     session: Session | None = getattr(module, SESSION_ATTR, None)
     if session is None:
         raise TokensieveError("the tokensieve attention ran outside tokensieve.apply()")
+    return session
+
+
+def sieve_attention(module, query, key, value, attention_mask, **kwargs):
+    """The policy's attention for this layer (dense = the model's own implementation), then its eviction."""
+    session = attending_session(module)
     layer = session.layer(module)
     attender = session.policy.attender()
     if layer is not None and layer.deferred and (attender is None or not attender.reads_on_demand):
@@ -86,9 +92,7 @@ def sieve_quest_call(module, query: Tensor) -> QuestCall | None:
     """`sieve_attention`'s decode step as one compiled Quest call, planned and charged but not run, where the
     session's policy can give it as one (`DynamicPolicy.quest_call`); else None. Whoever runs the call then calls
     `session.after_attention(module, query)`, as `sieve_attention` does."""
-    session: Session | None = getattr(module, SESSION_ATTR, None)
-    if session is None:
-        raise TokensieveError("the tokensieve attention ran outside tokensieve.apply()")
+    session = attending_session(module)
     attender = session.policy.attender()
     if attender is None or session.rope is not None:  # rolled positions re-rotate the query first
         return None

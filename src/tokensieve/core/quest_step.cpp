@@ -264,7 +264,7 @@ struct Step {
   torch::Tensor q, lo, hi, sm, out;  // held: the pointers below read them
   std::unique_ptr<Coded> codes;
   Layer layer;
-  int64_t H, D, G, R, n, pages, kept, summarised, page, origin, keep, sinks, window, wide;
+  int64_t D, G, R, n, pages, kept, summarised, page, origin, keep, sinks, window, wide;
   float scale;
 
   // KV head g's share: pages bounded, slots chosen (and voted), read and attended into out.
@@ -349,7 +349,7 @@ Step prepare(const torch::Tensor& query, const torch::Tensor& low, const torch::
   TORCH_CHECK(kept + summarised <= pages, "page bounds must cover at most the complete pages of the layer");
   TORCH_CHECK(keep > 0 && keep <= n, "keep must be within the layer's slots");
   TORCH_CHECK(candidates >= 1, "candidates must be at least 1");
-  step.H = H, step.D = D, step.G = G, step.R = H / G, step.n = n, step.pages = pages, step.kept = kept;
+  step.D = D, step.G = G, step.R = H / G, step.n = n, step.pages = pages, step.kept = kept;
   step.summarised = summarised, step.page = page, step.origin = origin, step.keep = keep, step.sinks = sinks;
   step.window = window, step.wide = std::min(n, keep * candidates), step.scale = static_cast<float>(scale);
   step.out = torch::empty({1, 1, H, D}, step.q.options());

@@ -159,7 +159,7 @@ class Quest(SelectPolicy):
 
     def quest_call(self, session, module, query: Tensor) -> QuestCall | None:
         layer = session.layer(module)
-        if layer is None or query.shape[2] != 1 or self.compiled(session, query, layer) is None:
+        if layer is None or query.shape[2] != 1 or not self.compiled(session, query, layer):
             return None
         keeps = self.sparse_keeps(session, layer, query.shape[0])
         return None if keeps is None else self.compiled_call(session, module, query, layer, keeps[0])
@@ -168,7 +168,7 @@ class Quest(SelectPolicy):
         """One decode step over a deferred layer: pages ranked from their bounds, the chosen rows gathered. Each
         part runs under a profiler label (`quest.*`), so a step's cost can be split (scripts/kv_store_cost.py);
         the compiled step has none (a label costs about 15 µs, paid 240 times a step at 8 × 4k)."""
-        if self.compiled(session, query, layer) is not None:
+        if self.compiled(session, query, layer):
             return self.compiled_call(session, module, query, layer, keeps[0]).run()
         with record_function("quest.bounds"):
             q = grouped(query, layer.keys.shape[1])
@@ -200,16 +200,16 @@ class Quest(SelectPolicy):
         return 1
 
     @staticmethod
-    def compiled(session, query: Tensor, layer):
-        """The compiled kernels when this step may run as one call: asked for (`session.kernels`), one unpadded
-        float32 CPU sequence, head_dim a multiple of 32 (at most 256); else None (the torch path)."""
+    def compiled(session, query: Tensor, layer) -> bool:
+        """Whether this step may run as one compiled call: asked for (`session.kernels`), one unpadded float32 CPU
+        sequence, head_dim a multiple of 32 (at most 256), and the kernels built; else the torch path runs."""
         if not session.kernels or query.shape[0] != 1 or session.pads is not None:
-            return None
+            return False
         if query.device.type != "cpu" or query.dtype != layer.keys.dtype or query.dtype != torch.float32:
-            return None
+            return False
         dim = query.shape[-1]
         if dim % HEAD_DIM_MULTIPLE or dim > MAX_COMPILED_HEAD_DIM:
-            return None
+            return False
         if query.shape[1] // layer.keys.shape[1] > MAX_HEADS_PER_KV_HEAD:
-            return None
-        return optional()
+            return False
+        return optional() is not None

@@ -36,7 +36,7 @@ class QuestVote(Quest):
         return self.candidates
 
     def attend_pages(self, session, module, query: Tensor, layer, keeps: list[int]) -> Tensor:
-        if self.compiled(session, query, layer) is not None:  # Quest's compiled step, with the vote inside
+        if self.compiled(session, query, layer):  # Quest's compiled step, with the vote inside
             return super().attend_pages(session, module, query, layer, keeps)
         q = grouped(query, layer.keys.shape[1])
         scores = self.page_scores(session, module, q, layer.stored, layer.span_keys)
