@@ -18,6 +18,10 @@ METHODS (comma-separated, default "recycling+packed,suffix,suffix+packed,lookup,
 - `greedy+packed`: greedy with every linear through prepacked oneDNN weights, one-row products included
   (`core.gemm.packed_linears(from_rows=1)`): a stronger baseline where this CPU's one-row aten product is slow.
   With it in METHODS, every method is also summarised against it.
+- `~int8` after a method (`greedy~int8`, `suffix~int8`): int8 weights with the compiled product
+  (`weights="int8", decode_kernel=True`). Its reference is greedy under the same weights, run for each prompt when
+  any `~int8` method is listed: losslessness is checked against that greedy's tokens, and each `~int8` method is
+  summarised against it as well as against fp32 greedy.
 The suffix drafter measures its verification cost curve once per model before its first decode clock starts.
 """
 
@@ -38,6 +42,8 @@ from tokensieve.run import generate
 
 DEFAULT = "recycling+packed,suffix,suffix+packed,lookup,hf:lookup"
 PACKED_GREEDY = "greedy+packed"
+INT8 = "~int8"
+INT8_GREEDY = "greedy" + INT8
 
 
 def geometric(ratios: list[float]) -> tuple[float, float, float]:
@@ -51,15 +57,23 @@ def main(model: str, workload: str, prompts: range, new_tokens: int, methods: li
     # method's trie learns from its own earlier prompts only, never from another method's run of this prompt
     adjacency = calibrated(model, workload) if any(m.startswith("recycling") for m in methods) else None
     warm = prompt(workload, prompts[0])  # one discarded greedy run: the first forwards of a process are slow
-    generate(model, warm.context, warm.question, "full", 1.0, max_new_tokens=8, plain=warm.plain,
-             answer_prefix=warm.answer_prefix)
+    for weights in [{}, *([dict(weights="int8", decode_kernel=True)] if any(INT8 in m for m in methods) else [])]:
+        generate(model, warm.context, warm.question, "full", 1.0, max_new_tokens=8, plain=warm.plain,
+                 answer_prefix=warm.answer_prefix, **weights)
     rows = []
     for index in prompts:
         p = prompt(workload, index)
         common = dict(max_new_tokens=new_tokens, plain=p.plain, answer_prefix=p.answer_prefix, stop=p.stop)
         greedy = generate(model, p.context, p.question, "full", 1.0, **common)
         row = {"prompt": index, "new_tokens": len(greedy.token_ids), "greedy_tok_s": greedy.stats.decode_tok_s}
+        greedy8 = None
+        if any(m.endswith(INT8) for m in methods):
+            greedy8 = generate(model, p.context, p.question, "full", 1.0, weights="int8", decode_kernel=True, **common)
+            row[INT8_GREEDY] = {"x": round(greedy8.stats.decode_tok_s / greedy.stats.decode_tok_s, 3),
+                                "lossless": greedy8.token_ids == greedy.token_ids}  # int8 is its own model
         for method in methods:
+            if method == INT8_GREEDY:
+                continue
             if method == "hf:lookup":
                 base = hf_generate(model, "hf:greedy", p, len(greedy.token_ids))
                 peer = hf_generate(model, "hf:lookup", p, len(greedy.token_ids))
@@ -72,15 +86,20 @@ def main(model: str, workload: str, prompts: range, new_tokens: int, methods: li
                 row[method] = {"x": round(result.stats.decode_tok_s / greedy.stats.decode_tok_s, 3),
                                "lossless": result.token_ids == greedy.token_ids}
                 continue
-            decoder, _, packed = method.partition("+")
+            name, int8, _ = method.partition(INT8)
+            decoder, _, packed = name.partition("+")
             options = DecodeOptions(packed_gemm=packed == "packed",
                                     adjacency=adjacency.copy() if decoder == "recycling" else None,
                                     suffix=shared.get(method))
-            result = speculate(model, p.context, p.question, "full", 1.0, decode=decoder, options=options, **common)
-            s = result.stats
+            weights = dict(weights="int8", decode_kernel=True) if int8 else {}
+            result = speculate(model, p.context, p.question, "full", 1.0, decode=decoder, options=options,
+                               **common, **weights)
+            s, reference = result.stats, greedy8 if int8 else greedy
             row[method] = {"x": round(s.decode_tok_s / greedy.stats.decode_tok_s, 3),
-                           "lossless": result.token_ids == greedy.token_ids,
+                           "lossless": result.token_ids == reference.token_ids,
                            "tokens_per_step": s.accepted_per_step, "nodes_per_step": s.draft_nodes}
+            if int8:
+                row[method]["x_int8"] = round(s.decode_tok_s / greedy8.stats.decode_tok_s, 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
         if out:
@@ -95,6 +114,12 @@ def main(model: str, workload: str, prompts: range, new_tokens: int, methods: li
                  if steps else "")
         print(f"{model} {workload} {method}: {mean:.2f}x [{low:.2f}-{high:.2f}] over {len(cells)} prompts, "
               f"lossless {sum(c['lossless'] for c in cells)}/{len(cells)}{extra}")
+    for method in methods:
+        ratios = [r[method]["x_int8"] for r in rows if "x_int8" in r[method] and r[method]["x_int8"] > 0]
+        if ratios:
+            mean, low, high = geometric(ratios)
+            print(f"{model} {workload} {method} over {INT8_GREEDY}: {mean:.2f}x [{low:.2f}-{high:.2f}] "
+                  f"over {len(ratios)} prompts")
     if PACKED_GREEDY in methods:
         for method in methods:
             pairs = [(r[method]["x"], r[PACKED_GREEDY]["x"]) for r in rows

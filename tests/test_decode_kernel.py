@@ -152,7 +152,8 @@ def test_bench_serve_refuses_a_kernel_method_outside_the_batch_part():
 @pytest.mark.real
 def test_generate_with_the_decode_kernel_gives_the_same_answer(tmp_path, monkeypatch):
     """`tokensieve generate --decode-kernel` on SmolLM2: the same greedy tokens as without it, every decode step's
-    layers through the kernel; with tree decoding it is refused with one line."""
+    layers through the kernel; with tree decoding too (its one-token steps take the kernel); tree decoding under
+    int8 weights without it is refused with one line."""
     import json
 
     from typer.testing import CliRunner
@@ -174,5 +175,9 @@ def test_generate_with_the_decode_kernel_gives_the_same_answer(tmp_path, monkeyp
         assert bool(calls) == kernel
     assert answers[True]["token_ids"] == answers[False]["token_ids"]
     assert len(calls) == (len(answers[True]["token_ids"]) - 1) * 30  # SmolLM2's 30 layers, each decode step
-    refused = CliRunner().invoke(app, args + ["--decode-kernel", "--decode", "lookup"])
+    tree = CliRunner().invoke(app, args + ["--decode-kernel", "--decode", "lookup"])
+    assert tree.exit_code == 0, tree.output
+    assert json.loads(tree.stdout)["token_ids"] == answers[True]["token_ids"]
+    refused = CliRunner().invoke(app, args + ["--weights", "int8", "--decode", "lookup"])
     assert refused.exit_code == 2 and refused.stderr.strip().count("\n") == 0, refused.output
+    assert "decode kernel" in refused.stderr

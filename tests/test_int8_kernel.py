@@ -124,6 +124,31 @@ def test_smollm2_int8_greedy_with_the_kernel_is_the_float32_product_of_the_same_
     assert calls and with_kernel.token_ids == with_reference.token_ids
 
 
+@pytest.mark.real
+def test_trees_under_int8_weights_with_the_kernel_give_int8_greedys_tokens():
+    """The compiled product multiplies each row on its own in float32, so a tree's wide forward equals one-token
+    steps up to float rounding, as on fp32 weights: Token Recycling and suffix drafting give greedy's 32 tokens
+    under the same int8 weights on a real code prompt. A tree wider than the compiled product's rows is refused."""
+    from tokensieve.decode.drafters import CPU_TREE
+    from tokensieve.decode.loop import DecodeOptions, speculate
+    from tokensieve.decode.tree import DraftTree
+    from tokensieve.decode.workloads import prompt
+    from tokensieve.errors import TokensieveError
+    from tokensieve.run import generate
+
+    p = prompt("code", 21)
+    common = dict(max_new_tokens=32, plain=p.plain, answer_prefix=p.answer_prefix, stop=p.stop, weights="int8",
+                  decode_kernel=True)
+    greedy = generate("smollm2-135m", p.context, p.question, "full", 1.0, **common)
+    for decoder in ("recycling", "suffix"):
+        tree = speculate("smollm2-135m", p.context, p.question, "full", 1.0, decode=decoder, **common)
+        assert tree.token_ids == greedy.token_ids, decoder
+        assert tree.stats.accepted_per_step > 1.2, decoder  # the drafts were accepted, not only roots verified
+    wide = DecodeOptions(tree=DraftTree.by_prior(**{**CPU_TREE, "nodes": COMPILED_ROWS}))  # + the root
+    with pytest.raises(TokensieveError, match=f"exactly greedy up to {COMPILED_ROWS}"):
+        speculate("smollm2-135m", p.context, p.question, "full", 1.0, decode="recycling", options=wide, **common)
+
+
 @pytest.mark.slow  # ~20 s; generate's use of the kernel runs in every tier (above)
 def test_the_servers_step_runs_int8_products_compiled(monkeypatch):
     from tokensieve.models import cached_load

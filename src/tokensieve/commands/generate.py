@@ -48,9 +48,10 @@ def generate(
                                               "linears, weights prepacked (CPU, fp32; a second weight copy).")]
     = False,
     decode_kernel: Annotated[bool, typer.Option(
-        "--decode-kernel", help="Greedy on CPU: dense one-token decode steps attend through tokensieve's kernel, "
+        "--decode-kernel", help="CPU: dense one-token decode steps attend through tokensieve's kernel, "
                                 "Quest's decode step runs as one compiled call, and int8 weights' small products "
-                                "keep float32 activations (equal up to float rounding; built once, about 40 s)."
+                                "keep float32 activations, which lets trees decode int8 losslessly (equal up to "
+                                "float rounding; built once, about 40 s)."
     )] = False,
     adjacency: Annotated[Path | None, typer.Option(help="recycling: warm-start the adjacency matrix from this "
                                                    "file if it exists, and save it there afterwards.")] = None,
@@ -65,15 +66,13 @@ def generate(
     policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
     if packed_gemm and decode == "greedy":
         raise TokensieveError("--packed-gemm applies to tree decoding (--decode recycling, lookup or layerskip)")
-    if decode_kernel and decode != "greedy":
-        raise TokensieveError("--decode-kernel applies to greedy decoding (tree steps attend many tokens)")
     if decode != "greedy":
         result = speculate_cli(model, context, question, policy, budget, decode, tree_nodes, tree_depth,
                                draft_length, exit_layer, adjacency, packed_gemm=packed_gemm, chunk=chunk,
                                max_new_tokens=max_new_tokens,
                                answer_prefix=answer_prefix, sinks=sinks, window=window, evict_every=evict_every,
                                device=device, weights=weights, query_agnostic=query_agnostic,
-                               kv_dtype=kv_dtype)
+                               kv_dtype=kv_dtype, decode_kernel=decode_kernel)
     else:
         result = run(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                      query_aware=not query_agnostic, answer_prefix=answer_prefix, sinks=sinks, window=window,

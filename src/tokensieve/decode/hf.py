@@ -12,7 +12,7 @@ import torch
 
 from tokensieve.core.cache import SieveCache
 from tokensieve.core.hooks import SESSION_ATTR
-from tokensieve.decode.loop import DecodeOptions, check_exact_weights, decode_tree, make_drafter
+from tokensieve.decode.loop import DecodeOptions, check_rows, decode_tree, exact_rows, make_drafter
 from tokensieve.decode.verify import Verifier
 from tokensieve.errors import TokensieveError
 
@@ -37,7 +37,7 @@ class TreeDecoding:
             raise TokensieveError("tree decoding generates one sequence at a time")
         if generation_config is not None and generation_config.do_sample:
             raise TokensieveError("tree decoding is greedy (lossless); set do_sample=False")
-        check_exact_weights(model)
+        rows = exact_rows(model, session.kernels)
         mask = model_kwargs.get("attention_mask")
         if mask is not None and not bool(mask.all()):
             raise TokensieveError("tree decoding takes an unpadded prompt")
@@ -48,6 +48,7 @@ class TreeDecoding:
         cache = SieveCache(model.config)
         verifier = Verifier(model, cache, session)
         drafter = make_drafter(self.decode, model, verifier, self.options)
+        check_rows(drafter, rows)
         session.decode_room = max_new + drafter.max_nodes
         prompt = input_ids[0].tolist()
         with torch.inference_mode():

@@ -23,13 +23,13 @@ from tokensieve.core.policy import Policy
 from tokensieve.core.registry import Registry
 from tokensieve.decode.adjacency import Adjacency
 from tokensieve.decode.drafters import CPU_TREE, LayerSkip, Lookup, Recycling
-from tokensieve.decode.suffix import CostCurve, Suffix, SuffixCache
+from tokensieve.decode.suffix import MAX_NODES, CostCurve, Suffix, SuffixCache
 from tokensieve.decode.tree import DraftTree
 from tokensieve.decode.verify import Verifier, accept
 from tokensieve.errors import TokensieveError
 from tokensieve.models import model_lock
 from tokensieve.run import Batch, Result, RunOptions, Stats, feed_prompt, set_up, stored_token_counts
-from tokensieve.weights import precision_of
+from tokensieve.weights import COMPILED_ROWS, precision_of
 
 
 @dataclass
@@ -70,7 +70,10 @@ def _recycling(net, verifier: Verifier, options: DecodeOptions) -> Recycling:
 
 def _suffix(net, verifier: Verifier, options: DecodeOptions) -> Suffix:
     shared = options.suffix or SuffixCache()
-    return Suffix(options.cost, shared, verifier, cost_key=(repr(verifier.session.policy), options.packed_gemm))
+    rows = exact_rows(net, verifier.session.kernels)
+    nodes = MAX_NODES if rows is None else min(MAX_NODES, rows - 1)  # the root is a row too
+    key = (repr(verifier.session.policy), options.packed_gemm, precision_of(net), verifier.session.kernels)
+    return Suffix(options.cost, shared, verifier, cost_key=key, max_nodes=nodes)
 
 
 DRAFTERS: Registry[Callable] = Registry("decoder", {
@@ -83,12 +86,26 @@ DRAFTERS: Registry[Callable] = Registry("decoder", {
 DECODERS = DRAFTERS.names()
 
 
-def check_exact_weights(net) -> None:
-    """Tree decoding is exactly greedy on fp32 weights only: bf16 products turn a wide forward's last-bit
-    differences from one-token steps into 0.4 % of the logits (docs/WEIGHTS.md)."""
+def exact_rows(net, kernels: bool) -> int | None:
+    """The most tokens a verification forward may take and still equal one-token steps up to float rounding, which
+    is what keeps tree decoding exactly greedy: any number on fp32 weights (None); on int8 weights only through the
+    compiled product (`kernels`, CPU), which multiplies float32 rows each on its own, up to `COMPILED_ROWS`. Any
+    other weights are refused: bf16 activations turn a wide forward's last-bit differences from one-token steps
+    into 0.4 % of the logits (docs/WEIGHTS.md)."""
     weights = precision_of(net)
-    if weights != "fp32":
-        raise TokensieveError(f"tree decoding is lossless on fp32 weights only; weights {weights} decode greedily")
+    if weights == "fp32":
+        return None
+    if weights == "int8" and kernels and net.device.type == "cpu":
+        return COMPILED_ROWS
+    raise TokensieveError(f"tree decoding is lossless on fp32 weights, or on int8 weights with the decode kernel on "
+                          f"CPU (float32 activations); weights {weights} decode greedily")
+
+
+def check_rows(drafter, rows: int | None) -> None:
+    """Refuse a drafter whose widest forward (root included) would leave the exact path."""
+    if rows is not None and drafter.max_nodes > rows:
+        raise TokensieveError(f"this drafter verifies up to {drafter.max_nodes} tokens a step; int8 weights stay "
+                              f"exactly greedy up to {rows}")
 
 
 def make_drafter(name: str, net, verifier: Verifier, options: DecodeOptions):
@@ -117,18 +134,19 @@ def speculate(
     run = set_up(model, [context], [question], policy, budget, **run_options)
     if run.kv_dtype != "fp":
         raise TokensieveError(f"tree decoding keeps a full-precision cache; kv_dtype {run.kv_dtype} decodes greedily")
-    if run.decode_kernel:
-        raise TokensieveError("the decode kernel attends one-token steps; tree decoding verifies many tokens a step")
-    check_exact_weights(run.net)
+    if options.packed_gemm and precision_of(run.net) != "fp32":
+        raise TokensieveError("packed linears prepack fp32 weights; int8 trees verify through the decode kernel")
+    rows = exact_rows(run.net, run.decode_kernel)
     net, policy_obj, budget, max_new_tokens = run.net, run.policy, run.budget, run.max_new_tokens
     ids = run.contexts[0] + run.questions[0]
     batch = Batch.left_padded([ids], 0, net.device)
     evicts = policy_obj.evicts()
     with model_lock(net), torch.inference_mode(), PeakMemory(net.device) as peak, \
-            apply(net, policy_obj, [len(ids)]) as session:
+            apply(net, policy_obj, [len(ids)], decode_kernel=run.decode_kernel) as session:
         cache_ = SieveCache(net.config)
         verifier = Verifier(net, cache_, session)
         drafter = make_drafter(decode, net, verifier, options)
+        check_rows(drafter, rows)
         room = max_new_tokens + drafter.max_nodes  # the tree's temporary rows need spare room too
         for layer in cache_.sieve_layers.values():
             layer.reserve = 0 if evicts else len(ids) + room
