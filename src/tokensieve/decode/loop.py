@@ -16,7 +16,7 @@ import torch
 from tokensieve import models
 from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
-from tokensieve.core.gemm import packed_linears
+from tokensieve.core.gemm import measured_from_rows, packed_linears
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, device_sync, now
 from tokensieve.core.policy import Policy
@@ -54,7 +54,8 @@ class DecodeOptions:
     adjacency: Adjacency | None = None  # warm start: the matrix of earlier requests (kept updated in place)
     length: int = 8  # lookup / layer-skip chain length
     exit_layer: int = 0  # layer-skip: 0 = a quarter of the layers
-    packed_gemm: bool = False  # verify trees through prepacked oneDNN linears (`core.gemm`; CPU, fp32)
+    packed_gemm: bool = False  # verify trees through prepacked oneDNN linears from the rows at which this
+    # machine measured them faster (`core.gemm.measured_from_rows`; CPU, fp32)
     cost: CostCurve | None = None  # suffix: the verification cost curve (None: measured once per model)
     suffix: SuffixCache | None = None  # suffix: the trie shared across requests (warm start; kept updated)
 
@@ -157,7 +158,7 @@ def speculate(
         prefill_s = now() - start
         kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
         kept = stored_token_counts(cache_, 0)
-        with packed_linears(net) if options.packed_gemm else nullcontext():
+        with packed_linears(net, measured_from_rows(net)) if options.packed_gemm else nullcontext():
             drafter.prepare()
             start = now()
             decoded = decode_tree(verifier, drafter, ids, int(logits[0].argmax()), max_new_tokens, run.ended)
