@@ -8,7 +8,8 @@ interval over prompts, lossless prompts, tokens per step, nodes per step.
 FIRST:END are the workload's prompt indices (20:40 = prompts 20..39; a bare N is 0:N).
 
 METHODS (comma-separated, default "recycling+packed,suffix,suffix+packed,lookup,hf:lookup"):
-- `recycling`, `suffix`, `lookup`: tokensieve's drafters; `+packed` verifies through prepacked linears;
+- `recycling`, `suffix`, `lookup`: tokensieve's drafters; `+packed` verifies through prepacked linears (products
+  of `core.gemm.FROM_ROWS` = 3 rows or more), `+packedN` from N rows on;
 - Token Recycling's matrix and the suffix drafter's shared trie are warm-started on the workload's calibration text
   (`bench.decode_cells`; `stdlib` calibrates on HumanEval, so it stays held out). Each suffix method's shared trie
   then keeps learning from its own outputs of the earlier prompts, as in a server (SuffixDecoding's global tree),
@@ -34,7 +35,7 @@ import sys
 from tokensieve.bench.decode_cells import calibrated, suffix_calibrated
 from tokensieve.bench.peers.hf_decoding import hf_generate
 from tokensieve.bench.stats import bootstrap_mean
-from tokensieve.core.gemm import packed_linears
+from tokensieve.core.gemm import FROM_ROWS, packed_linears
 from tokensieve.decode.loop import DecodeOptions, speculate
 from tokensieve.decode.workloads import prompt
 from tokensieve.models import cached_load
@@ -88,7 +89,8 @@ def main(model: str, workload: str, prompts: range, new_tokens: int, methods: li
                 continue
             name, int8, _ = method.partition(INT8)
             decoder, _, packed = name.partition("+")
-            options = DecodeOptions(packed_gemm=packed == "packed",
+            options = DecodeOptions(packed_gemm=packed.startswith("packed"),
+                                    packed_from_rows=int(packed.removeprefix("packed") or FROM_ROWS),
                                     adjacency=adjacency.copy() if decoder == "recycling" else None,
                                     suffix=shared.get(method))
             weights = dict(weights="int8", decode_kernel=True) if int8 else {}

@@ -173,25 +173,3 @@ def test_verifier_refuses_what_it_cannot_roll_back(tiny):
     with apply(gemma, make("full")) as session, pytest.raises(TokensieveError, match="sliding"):
         Verifier(gemma, SieveCache(gemma.config), session)
 
-
-@pytest.mark.parametrize(("faster", "chosen"), [
-    ({2: False, 3: True, 4: True, 16: True}, 3),
-    ({2: True, 3: False, 4: True, 16: True}, 4),  # a win below a loss does not count
-    ({2: True, 3: True, 4: True, 16: True}, 2),
-    ({2: True, 3: True, 4: True, 16: False}, 17),  # never reliably faster: nothing through the packed path
-])
-def test_the_packed_path_starts_where_it_won_at_every_larger_measured_count(faster, chosen):
-    from tokensieve.core.gemm import choose_from_rows
-
-    assert choose_from_rows(faster) == chosen
-
-
-def test_the_measured_threshold_keeps_one_token_steps_on_aten_and_is_measured_once(tiny_llama, monkeypatch):
-    """`measured_from_rows` times the model's own linears on both paths; whatever this machine says, a one-row
-    product stays on aten (greedy's steps bit-identical), and a second call reuses the first measurement."""
-    from tokensieve.core import gemm
-
-    chosen = gemm.measured_from_rows(tiny_llama, repeats=1)
-    assert 2 <= chosen <= gemm.CALIBRATED_ROWS[-1] + 1
-    monkeypatch.setattr(gemm, "product", lambda *args: pytest.fail("measured again"))
-    assert gemm.measured_from_rows(tiny_llama) == chosen

@@ -7,15 +7,10 @@ one-token steps on aten and 1.75 prepacked, while one or two rows are faster on 
 fp32 weights in another summation order: equal to aten's within float rounding (about 1e-6 relative), as aten's own
 13-row and 1-row products already are to each other. The prepacked weights are a second copy of every linear weight,
 kept while the model lives (`packed_bytes`). CPU only: on other devices the block changes nothing.
-
-Where the two paths cross depends on the CPU: on one machine aten was faster up to two rows, on another (slow
-one-row aten) oneDNN won from two rows on. Tree verification therefore starts the packed path where
-`measured_from_rows` found it faster for this model on this machine (never at one row).
 """
 
 from __future__ import annotations
 
-import statistics
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,12 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokensieve.core.memory import now
-
-FROM_ROWS = 3  # aten below: one and two rows were faster there on the machine of docs/DECODE.md's first table
-CALIBRATED_ROWS = (2, 3, 4, 8, 13, 16)  # where `measured_from_rows` times both paths
+FROM_ROWS = 3  # aten below: one and two rows are faster there (docs/DECODE.md)
 _PACKED: weakref.WeakKeyDictionary[nn.Linear, torch.Tensor] = weakref.WeakKeyDictionary()
-_FROM_ROWS: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
 
 
 def available(model: nn.Module) -> bool:
@@ -99,46 +90,3 @@ def packed_linears(model: nn.Module, from_rows: int = FROM_ROWS) -> Iterator[boo
     finally:
         for linear in linears:
             del linear.forward
-
-
-def choose_from_rows(packed_faster: dict[int, bool]) -> int:
-    """The smallest measured row count from which the packed path won at every measured count, or one past the
-    largest measured count when it did not win at the largest."""
-    chosen = max(packed_faster) + 1
-    for rows in sorted(packed_faster, reverse=True):
-        if not packed_faster[rows]:
-            break
-        chosen = rows
-    return chosen
-
-
-def measured_from_rows(model: nn.Module, repeats: int = 5) -> int:
-    """`from_rows` for this model on this machine: every fp32 linear of the model timed as a forward runs them, on
-    aten and prepacked, at each of `CALIBRATED_ROWS` rows (medians of `repeats` interleaved rounds, one discarded),
-    then `choose_from_rows`. Never below 2, so a one-token step stays on aten, bit-identical to greedy's. Measured
-    once per model and kept while it lives; `FROM_ROWS` where nothing can be packed."""
-    if model in _FROM_ROWS:
-        return _FROM_ROWS[model]
-    linears = fp32_linears(model)
-    if not available(model) or not linears:
-        return FROM_ROWS
-    seconds: dict[tuple[int, bool], list[float]] = {}
-    with torch.inference_mode():
-        inputs = {rows: {m.in_features: torch.randn(rows, m.in_features) for m in linears}
-                  for rows in CALIBRATED_ROWS}
-        for round_ in range(repeats + 1):
-            for rows in CALIBRATED_ROWS:
-                for packed in (False, True):
-                    start = now()
-                    for linear in linears:
-                        x = inputs[rows][linear.in_features]
-                        if packed:
-                            product(x, packed_weight(linear), linear.bias)
-                        else:
-                            F.linear(x, linear.weight, linear.bias)
-                    if round_:
-                        seconds.setdefault((rows, packed), []).append(now() - start)
-    faster = {rows: statistics.median(seconds[rows, True]) < statistics.median(seconds[rows, False])
-              for rows in CALIBRATED_ROWS}
-    _FROM_ROWS[model] = choose_from_rows(faster)
-    return _FROM_ROWS[model]

@@ -16,7 +16,7 @@ import torch
 from tokensieve import models
 from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
-from tokensieve.core.gemm import measured_from_rows, packed_linears
+from tokensieve.core.gemm import FROM_ROWS, packed_linears
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, device_sync, now
 from tokensieve.core.policy import Policy
@@ -54,8 +54,8 @@ class DecodeOptions:
     adjacency: Adjacency | None = None  # warm start: the matrix of earlier requests (kept updated in place)
     length: int = 8  # lookup / layer-skip chain length
     exit_layer: int = 0  # layer-skip: 0 = a quarter of the layers
-    packed_gemm: bool = False  # verify trees through prepacked oneDNN linears from the rows at which this
-    # machine measured them faster (`core.gemm.measured_from_rows`; CPU, fp32)
+    packed_gemm: bool = False  # verify trees through prepacked oneDNN linears (`core.gemm`; CPU, fp32)
+    packed_from_rows: int = FROM_ROWS  # with packed_gemm: the fewest rows of a product that take them
     cost: CostCurve | None = None  # suffix: the verification cost curve (None: measured once per model)
     suffix: SuffixCache | None = None  # suffix: the trie shared across requests (warm start; kept updated)
 
@@ -73,7 +73,8 @@ def _suffix(net, verifier: Verifier, options: DecodeOptions) -> Suffix:
     shared = options.suffix or SuffixCache()
     rows = exact_rows(net, verifier.session.kernels)
     nodes = MAX_NODES if rows is None else min(MAX_NODES, rows - 1)  # the root is a row too
-    key = (repr(verifier.session.policy), options.packed_gemm, precision_of(net), verifier.session.kernels)
+    key = (repr(verifier.session.policy), options.packed_gemm, options.packed_from_rows, precision_of(net),
+           verifier.session.kernels)
     return Suffix(options.cost, shared, verifier, cost_key=key, max_nodes=nodes)
 
 
@@ -158,7 +159,7 @@ def speculate(
         prefill_s = now() - start
         kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
         kept = stored_token_counts(cache_, 0)
-        with packed_linears(net, measured_from_rows(net)) if options.packed_gemm else nullcontext():
+        with packed_linears(net, options.packed_from_rows) if options.packed_gemm else nullcontext():
             drafter.prepare()
             start = now()
             decoded = decode_tree(verifier, drafter, ids, int(logits[0].argmax()), max_new_tokens, run.ended)
