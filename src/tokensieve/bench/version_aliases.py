@@ -75,6 +75,10 @@ ALIASES: dict[str, str] = {
     # each output bit-identical to its own call, tests/test_quest_step.py), and Quest's decode step split into
     # `sparse_keeps` and `compiled_call` (the same steps in the same order), so no result changes. After the
     # read-through: `Quest.compiled` answers yes or no, and the hook's session lookup is one function.
+    # Seventeenth: tree decoding under int8 weights through the compiled product (`decode.loop.exact_rows`,
+    # `check_rows`; opt-in with the decode kernel, which no stored cell used), the suffix drafter's cost key naming
+    # the weights and kernels and its trees capped at the compiled product's rows there (fp32 cells keep 32), and
+    # `DecodeOptions.packed_from_rows` (default `FROM_ROWS`, as before), so no result changes.
     # Entries no current source produces are dropped.
     "14d7c9e10439": "8b72612fb813",
     "1fdda24abb3e": "deb8eb75246d",
@@ -85,6 +89,7 @@ ALIASES: dict[str, str] = {
     "3077fb1662f1": "49f70e27ebf3",
     "345f1d578f19": "e99aada68001",
     "3563a795fab4": "3aec48395932",
+    "377820a51f5e": "949b92e9daf0",
     "451e908a94f5": "5f09a713ea0c",
     "4741288d27c7": "0bfa830ae4c6",
     "558f4f2d5ebe": "e994f3cca500",
@@ -98,22 +103,21 @@ ALIASES: dict[str, str] = {
     "8051cb615ab1": "808f972afb1a",
     "81354ee964b0": "9f46977b9b03",
     "870bd51b9620": "eb43e793047e",
+    "8f2aa2d3d9fa": "50c1d328b46c",
     "93f1eef117e1": "4344078378a0",
     "9ed52954f3a8": "4ac35a5bfbfa",
     "a28db8fec9bc": "3fb49f55a231",
-    "a616f9754246": "5031dea118d1",
     "ae221ece9091": "f04c6678e619",
     "ae926a2b54d2": "a18ce7c22745",
     "b0d9f9dac288": "c752fef0148b",
     "bc33d46c84ac": "a277a48626ac",
     "bf916577f23b": "1ade962f3e7f",
-    "c8b81b8151b0": "949b92e9daf0",
     "cc70601fcbab": "6ba223e03f94",
     "d21d8373ee7f": "dcfc8bc26ab8",
     "d41fc1cfc078": "9f46977b9b03",
+    "e68fec265b53": "5031dea118d1",
     "e95f292771d5": "1d1ab33f3697",
     "eb29e7a3b519": "0525ff082bc9",
     "ed6dd4a24eb2": "4d61ad20cc0c",
     "ee43af0bdbba": "9f46977b9b03",
-    "ef8407a0c732": "50c1d328b46c",
 }
