@@ -146,3 +146,26 @@ def test_packed_gemm_logits_equal_atens_within_tolerance_and_trees_stay_lossless
     policies = (("full", 1.0), ("snapkv", 0.25)) if fixture == "smollm2" else (("full", 1.0),)
     for policy, budget in policies:
         _same(model, prompt("code", 2), "recycling", policy, budget, 24, DecodeOptions(packed_gemm=True))
+
+
+def test_greedy_with_packed_linears_prefills_through_them_and_keeps_its_tokens(smollm2, tmp_path, monkeypatch):
+    """`generate --packed-gemm` (greedy): every prompt piece of 64 rows multiplies through the prepacked weights,
+    the one-token steps keep aten, and the tokens are the plain run's; int8 weights are refused with one line."""
+    from tokensieve.core import gemm
+
+    calls = []
+    real = gemm.product
+    monkeypatch.setattr(gemm, "product", lambda *args: calls.append(args[0].shape[0]) or real(*args))
+    context = tmp_path / "context.txt"
+    context.write_text("The launch code is 7261. " + "The sky was grey and the sea was calm. " * 40)
+    args = ["generate", "-q", "What is the launch code?", "-c", str(context), "--policy", "full", "--budget", "1",
+            "--max-new-tokens", "8", "--chunk", "64", "--json"]
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 0 and not calls, plain.output
+    packed = CliRunner().invoke(app, [*args, "--packed-gemm"])
+    assert packed.exit_code == 0, packed.output
+    assert json.loads(packed.stdout)["token_ids"] == json.loads(plain.stdout)["token_ids"]
+    assert calls and set(calls) <= {64, *range(gemm.FROM_ROWS, 64)}  # prompt pieces only, no one-token step
+    refused = CliRunner().invoke(app, [*args, "--packed-gemm", "--weights", "int8"])
+    assert refused.exit_code == 2 and refused.stderr.strip().count("\n") == 0, refused.output
+    assert "nothing to pack" in refused.stderr

@@ -44,8 +44,9 @@ def generate(
     tree_depth: Annotated[int | None, typer.Option(help="recycling: draft levels (default 5).")] = None,
     draft_length: Annotated[int, typer.Option(help="lookup / layerskip: draft tokens per step.")] = 8,
     exit_layer: Annotated[int, typer.Option(help="layerskip: layers that draft (0 = a quarter).")] = 0,
-    packed_gemm: Annotated[bool, typer.Option("--packed-gemm", help="Tree decoding: verify through oneDNN "
-                                              "linears, weights prepacked (CPU, fp32; a second weight copy).")]
+    packed_gemm: Annotated[bool, typer.Option("--packed-gemm", help="Products of 3 rows or more (prefill pieces, "
+                                              "tree verification) through oneDNN linears, weights prepacked (CPU, "
+                                              "fp32; a second weight copy); one-token steps unchanged.")]
     = False,
     decode_kernel: Annotated[bool, typer.Option(
         "--decode-kernel", help="CPU: dense one-token decode steps attend through tokensieve's kernel, "
@@ -64,8 +65,6 @@ def generate(
 
     context = read_text(context_file, "the context file")
     policy = make(policy, parse_budget(budget, sinks=sinks, window=window), **parse_options(option or []))
-    if packed_gemm and decode == "greedy":
-        raise TokensieveError("--packed-gemm applies to tree decoding (--decode recycling, lookup or layerskip)")
     if decode != "greedy":
         result = speculate_cli(model, context, question, policy, budget, decode, tree_nodes, tree_depth,
                                draft_length, exit_layer, adjacency, packed_gemm=packed_gemm, chunk=chunk,
@@ -77,7 +76,7 @@ def generate(
         result = run(model, context, question, policy, budget, chunk=chunk, max_new_tokens=max_new_tokens,
                      query_aware=not query_agnostic, answer_prefix=answer_prefix, sinks=sinks, window=window,
                      evict_every=evict_every, device=device, weights=weights, kv_dtype=kv_dtype,
-                     decode_kernel=decode_kernel)
+                     decode_kernel=decode_kernel, packed_gemm=packed_gemm)
     if as_json:
         print(json.dumps(result.to_dict()))
         return

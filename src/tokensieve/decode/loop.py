@@ -54,7 +54,8 @@ class DecodeOptions:
     adjacency: Adjacency | None = None  # warm start: the matrix of earlier requests (kept updated in place)
     length: int = 8  # lookup / layer-skip chain length
     exit_layer: int = 0  # layer-skip: 0 = a quarter of the layers
-    packed_gemm: bool = False  # verify trees through prepacked oneDNN linears (`core.gemm`; CPU, fp32)
+    packed_gemm: bool = False  # verify trees through prepacked oneDNN linears (`core.gemm`; CPU, fp32); the
+    # prompt too with `RunOptions` packed_gemm, as greedy `generate` takes it
     packed_from_rows: int = FROM_ROWS  # with packed_gemm: the fewest rows of a product that take them
     cost: CostCurve | None = None  # suffix: the verification cost curve (None: measured once per model)
     suffix: SuffixCache | None = None  # suffix: the trie shared across requests (warm start; kept updated)
@@ -136,7 +137,8 @@ def speculate(
     run = set_up(model, [context], [question], policy, budget, **run_options)
     if run.kv_dtype != "fp":
         raise TokensieveError(f"tree decoding keeps a full-precision cache; kv_dtype {run.kv_dtype} decodes greedily")
-    if options.packed_gemm and precision_of(run.net) != "fp32":
+    packed = options.packed_gemm or run.packed_gemm
+    if packed and precision_of(run.net) != "fp32":
         raise TokensieveError("packed linears prepack fp32 weights; int8 trees verify through the decode kernel")
     rows = exact_rows(run.net, run.decode_kernel)
     net, policy_obj, budget, max_new_tokens = run.net, run.policy, run.budget, run.max_new_tokens
@@ -154,12 +156,13 @@ def speculate(
             layer.reserve = 0 if evicts else len(ids) + room
         session.decode_room = room
         start = now()
-        logits = feed_prompt(net, batch, cache_, 0, len(ids), run.chunk)
+        with packed_linears(net, options.packed_from_rows) if run.packed_gemm else nullcontext():
+            logits = feed_prompt(net, batch, cache_, 0, len(ids), run.chunk)
         device_sync(net.device)
         prefill_s = now() - start
         kv_full, kv_kept = cache_.full_kv_bytes(), cache_.kv_bytes()
         kept = stored_token_counts(cache_, 0)
-        with packed_linears(net, options.packed_from_rows) if options.packed_gemm else nullcontext():
+        with packed_linears(net, options.packed_from_rows) if packed else nullcontext():
             drafter.prepare()
             start = now()
             decoded = decode_tree(verifier, drafter, ids, int(logits[0].argmax()), max_new_tokens, run.ended)

@@ -5,6 +5,7 @@ load model -> apply policy -> prefill (whole, or in chunks with eviction after e
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Unpack
 
 import torch
@@ -12,6 +13,7 @@ import torch
 from tokensieve import models
 from tokensieve.core.budget import Budget
 from tokensieve.core.cache import SieveCache
+from tokensieve.core.gemm import packed_linears
 from tokensieve.core.hooks import apply
 from tokensieve.core.memory import PeakMemory, device_sync, now
 from tokensieve.core.policy import Policy
@@ -43,7 +45,8 @@ def generate(
     prefix: a `prefill()` of this very prompt: decode from a copy of its cache, feeding only the rest of the
     prompt (a single query-aware sequence without chunks, under a policy `branchable` from it).
     options: `RunOptions` (chunk, max_new_tokens, answer_prefix, sinks, window, evict_every, device, weights,
-    stop_at_newline, stop, plain, kv_dtype, decode_kernel), each described in `tokensieve.run.setup.set_up`.
+    stop_at_newline, stop, plain, kv_dtype, decode_kernel, packed_gemm), each described in
+    `tokensieve.run.setup.set_up`.
     """
     contexts = [context] if isinstance(context, str) else list(context)
     questions = [question] * len(contexts) if isinstance(question, str) else list(question)
@@ -71,7 +74,8 @@ def generate(
     done = [False] * len(contexts)
     steps = 0
     with model_lock(net), torch.inference_mode(), PeakMemory(net.device) as peak, \
-            apply(net, policy_obj, budget_base, decode_kernel=run.decode_kernel) as session:
+            apply(net, policy_obj, budget_base, decode_kernel=run.decode_kernel) as session, \
+            packed_linears(net) if run.packed_gemm else nullcontext():
         session.decode_room = max_new_tokens
         start = now()
         if query_aware:

@@ -33,6 +33,7 @@ class RunOptions(TypedDict, total=False):
     plain: bool
     kv_dtype: str
     decode_kernel: bool
+    packed_gemm: bool
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Setup:
     kv_dtype: str
     weights: str
     decode_kernel: bool = False
+    packed_gemm: bool = False
 
     @property
     def pad_id(self) -> int:
@@ -77,7 +79,7 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
            answer_prefix: str = "", sinks: int = 4, window: int = 32, evict_every: int | None = None,
            device: str = "cpu", weights: str = "fp32", stop_at_newline: bool = False,
            stop: Callable[[str], bool] | None = None, plain: bool = False, kv_dtype: str = "fp",
-           decode_kernel: bool = False) -> Setup:
+           decode_kernel: bool = False, packed_gemm: bool = False) -> Setup:
     """Check the options, build the policy, load the model and encode one prompt per context.
 
     chunk: feed the prompt `chunk` tokens at a time, evicting after each, so peak memory ~ budget + chunk.
@@ -91,12 +93,16 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
     for every policy. weights: the model's weight precision, "fp32", "bf16" or "int8" (`tokensieve.weights`).
     decode_kernel: dense one-token decode steps on CPU attend through tokensieve's kernel (`core.decode_kernel`;
     equal to the model's own attention up to float rounding), and Quest's decode step runs as one compiled call
-    (`core/quest_step.cpp`; `Session.kernels`)."""
+    (`core/quest_step.cpp`; `Session.kernels`). packed_gemm: every product of three rows or more (prefill pieces,
+    a batch's decode steps) runs through oneDNN with prepacked weights (`core.gemm`; CPU, fp32 weights; equal to
+    aten's within float rounding, one-token steps unchanged)."""
     if chunk is not None and chunk < 1:
         raise TokensieveError(f"chunk must be a positive token count, got {chunk}")
     if max_new_tokens < 1:
         raise TokensieveError("max_new_tokens must be at least 1")
     check_kv_dtype(kv_dtype)
+    if packed_gemm and weights != "fp32":
+        raise TokensieveError(f"packed linears prepack fp32 weights; weights {weights} have nothing to pack")
     if not contexts or len(questions) != len(contexts):
         raise TokensieveError(f"{len(contexts)} contexts but {len(questions)} questions: give one or one each")
     if not isinstance(budget, Budget):
@@ -114,7 +120,7 @@ def set_up(model: str, contexts: list[str], questions: list[str], policy: str | 
         q_rows.append(q_ids)
     eos = set(as_id_list(net.generation_config.eos_token_id) + as_id_list(tokenizer.eos_token_id))
     return Setup(net, tokenizer, policy_obj, budget, ctx_rows, q_rows, eos, chunk, max_new_tokens, stop_at_newline,
-                 stop, plain, kv_dtype, weights, decode_kernel)
+                 stop, plain, kv_dtype, weights, decode_kernel, packed_gemm)
 
 
 def resolve_policy(policy: str | Policy, budget: Budget, evict_every: int | None) -> Policy:
