@@ -81,6 +81,7 @@ ALIASES: dict[str, str] = {
     # `DecodeOptions.packed_from_rows` (default `FROM_ROWS`, as before), so no result changes.
     # Then `RunOptions` packed_gemm (greedy `generate --packed-gemm`: prompt pieces through prepacked linears;
     # default off, which every stored cell ran), so no result changes.
+    # After the read-through: speculate's refusal of packed non-fp32 weights names the weights.
     # Entries no current source produces are dropped.
     "0014934e298b": "c752fef0148b",
     "004433081fdc": "9f46977b9b03",
@@ -89,18 +90,18 @@ ALIASES: dict[str, str] = {
     "075949cc25da": "9f46977b9b03",
     "08f71a1b27f3": "a7ef7326283f",
     "0976daf5c130": "dcfc8bc26ab8",
+    "1abeb7441f81": "5031dea118d1",
     "2882f85ed8dc": "3fb49f55a231",
     "2e9b9061c1b7": "a18ce7c22745",
     "31e693002c0a": "4d61ad20cc0c",
     "35589d81a1a4": "deb8eb75246d",
     "3cd402f1db6a": "8b72612fb813",
     "5307bb698d4a": "4d61ad20cc0c",
+    "54f9a00b2d8d": "949b92e9daf0",
     "5aa2113bcfe8": "3aec48395932",
     "5b32e45f9579": "9dc3f8500857",
     "70953333343a": "0bfa830ae4c6",
-    "79ba63cecacd": "5031dea118d1",
     "7c2678260cbb": "808f972afb1a",
-    "80e8dcb1c9be": "949b92e9daf0",
     "8eb60321976a": "49f70e27ebf3",
     "944cd03c8a90": "0525ff082bc9",
     "94d181395700": "8bc5195b2599",
@@ -108,7 +109,6 @@ ALIASES: dict[str, str] = {
     "a1a3d6b8efbf": "eb43e793047e",
     "a3323fb54e9b": "faf97c48aaaf",
     "b736a0173c1f": "7d00c49540bd",
-    "bd0fc8d37f27": "50c1d328b46c",
     "c16df7c98bd1": "0e620232c6f1",
     "c23fdd29ec9d": "9ccfc764c42d",
     "c7ab1c32f8bd": "a277a48626ac",
@@ -116,6 +116,7 @@ ALIASES: dict[str, str] = {
     "cb7b79312113": "93113cf4c61a",
     "d5309406074e": "1d1ab33f3697",
     "d77b141c2766": "4ac35a5bfbfa",
+    "dd3583bfc729": "50c1d328b46c",
     "e176998b92aa": "f04c6678e619",
     "e430190251b7": "e994f3cca500",
     "e481c002aea9": "5f09a713ea0c",

@@ -137,9 +137,10 @@ def speculate(
     run = set_up(model, [context], [question], policy, budget, **run_options)
     if run.kv_dtype != "fp":
         raise TokensieveError(f"tree decoding keeps a full-precision cache; kv_dtype {run.kv_dtype} decodes greedily")
+    weights = precision_of(run.net)
+    if options.packed_gemm and weights != "fp32":  # set_up refuses the run's own packed_gemm alike
+        raise TokensieveError(f"packed linears prepack fp32 weights; weights {weights} have nothing to pack")
     packed = options.packed_gemm or run.packed_gemm
-    if packed and precision_of(run.net) != "fp32":
-        raise TokensieveError("packed linears prepack fp32 weights; int8 trees verify through the decode kernel")
     rows = exact_rows(run.net, run.decode_kernel)
     net, policy_obj, budget, max_new_tokens = run.net, run.policy, run.budget, run.max_new_tokens
     ids = run.contexts[0] + run.questions[0]
