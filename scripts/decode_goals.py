@@ -45,6 +45,7 @@ DEFAULT = "recycling+packed,suffix,suffix+packed,lookup,hf:lookup"
 PACKED_GREEDY = "greedy+packed"
 INT8 = "~int8"
 INT8_GREEDY = "greedy" + INT8
+INT8_OPTIONS = {"weights": "int8", "decode_kernel": True}  # what "~int8" runs with
 
 
 def geometric(ratios: list[float]) -> tuple[float, float, float]:
@@ -58,7 +59,8 @@ def main(model: str, workload: str, prompts: range, new_tokens: int, methods: li
     # method's trie learns from its own earlier prompts only, never from another method's run of this prompt
     adjacency = calibrated(model, workload) if any(m.startswith("recycling") for m in methods) else None
     warm = prompt(workload, prompts[0])  # one discarded greedy run: the first forwards of a process are slow
-    for weights in [{}, *([dict(weights="int8", decode_kernel=True)] if any(INT8 in m for m in methods) else [])]:
+    any_int8 = any(m.endswith(INT8) for m in methods)
+    for weights in [{}, *([INT8_OPTIONS] if any_int8 else [])]:
         generate(model, warm.context, warm.question, "full", 1.0, max_new_tokens=8, plain=warm.plain,
                  answer_prefix=warm.answer_prefix, **weights)
     rows = []
@@ -68,8 +70,8 @@ def main(model: str, workload: str, prompts: range, new_tokens: int, methods: li
         greedy = generate(model, p.context, p.question, "full", 1.0, **common)
         row = {"prompt": index, "new_tokens": len(greedy.token_ids), "greedy_tok_s": greedy.stats.decode_tok_s}
         greedy8 = None
-        if any(m.endswith(INT8) for m in methods):
-            greedy8 = generate(model, p.context, p.question, "full", 1.0, weights="int8", decode_kernel=True, **common)
+        if any_int8:
+            greedy8 = generate(model, p.context, p.question, "full", 1.0, **common, **INT8_OPTIONS)
             row[INT8_GREEDY] = {"x": round(greedy8.stats.decode_tok_s / greedy.stats.decode_tok_s, 3),
                                 "lossless": greedy8.token_ids == greedy.token_ids}  # int8 is its own model
         for method in methods:
@@ -93,9 +95,8 @@ def main(model: str, workload: str, prompts: range, new_tokens: int, methods: li
                                     packed_from_rows=int(packed.removeprefix("packed") or FROM_ROWS),
                                     adjacency=adjacency.copy() if decoder == "recycling" else None,
                                     suffix=shared.get(method))
-            weights = dict(weights="int8", decode_kernel=True) if int8 else {}
             result = speculate(model, p.context, p.question, "full", 1.0, decode=decoder, options=options,
-                               **common, **weights)
+                               **common, **(INT8_OPTIONS if int8 else {}))
             s, reference = result.stats, greedy8 if int8 else greedy
             row[method] = {"x": round(s.decode_tok_s / greedy.stats.decode_tok_s, 3),
                            "lossless": result.token_ids == reference.token_ids,

@@ -172,4 +172,3 @@ def test_verifier_refuses_what_it_cannot_roll_back(tiny):
     gemma = Gemma3ForCausalLM(config).eval()
     with apply(gemma, make("full")) as session, pytest.raises(TokensieveError, match="sliding"):
         Verifier(gemma, SieveCache(gemma.config), session)
-
