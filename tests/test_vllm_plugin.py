@@ -19,6 +19,8 @@ import torch
 import tokensieve
 from tokensieve.bench.peers import vllm_engine
 from tokensieve.core.budget import Budget
+from tokensieve.core.pages import span
+from tokensieve.sparse.quest_paged import PagedQuest
 from tokensieve.vllm.plan import plan
 
 pytestmark = [pytest.mark.peers("vllm"), pytest.mark.real, pytest.mark.slow]  # servers: the slow tier
@@ -63,6 +65,7 @@ def test_without_options_or_at_budget_one_it_is_plain_vllm(sieve, plain, ids):
     reference = greedy(complete(plain, ids))
     assert greedy(complete(sieve, ids)) == reference
     assert greedy(complete(sieve, ids, {"tokensieve_policy": "snapkv", "tokensieve_budget": 1.0})) == reference
+    assert greedy(complete(sieve, ids, {"tokensieve_policy": "quest_paged", "tokensieve_budget": 1.0})) == reference
 
 
 @pytest.mark.parametrize("policy", ["snapkv", "tova", "streaming_llm"])
@@ -83,6 +86,46 @@ def test_same_positions_and_tokens_as_tokensieve(sieve, trace, smollm2, ids, pol
         chosen = torch.load(trace / f"model.layers.{layer}.self_attn.attn.pt")
         kept = torch.cat([chosen, tail.expand(chosen.shape[0], -1)], dim=1)
         assert torch.equal(kept, positions[:, positions[0] < n]), f"layer {layer}"
+
+
+class TracedPagedQuest(PagedQuest):
+    """tokensieve's quest_paged, recording the pages each decode step attends: layer -> {cached tokens: pages}."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.pages: dict[int, dict[int, list[int]]] = {}
+
+    def choose(self, session, module, query, keys, keeps):
+        selection = super().choose(session, module, query, keys, keeps)
+        pages = (selection.indices[0, 0] // self.page).unique().tolist()
+        self.pages.setdefault(module.layer_idx, {})[keys.shape[2]] = pages
+        return selection
+
+
+def test_quest_attends_the_same_pages_and_gives_the_same_tokens_as_tokensieve(sieve, trace, smollm2, ids):
+    """Stage 3, page selection: at half the cache each decode step attends block 0, the newest blocks and the best
+    others by Quest's bound, chosen per layer from each block's key summary. Every layer at every one of the
+    24 steps attends the same pages as tokensieve's quest_paged with 128-token pages, and the tokens are the same;
+    the attended length is cut to whole pages (`core.pages.span`), and nothing is freed."""
+    for old in trace.glob("*.pt"):
+        old.unlink()
+    choice = complete(sieve, ids, {"tokensieve_policy": "quest_paged", "tokensieve_budget": 0.5})
+    vllm_text = choice.text
+    assert greedy(choice)[1][1:] != greedy(complete(sieve, ids))[1][1:], "the kernel attends the chosen pages only"
+    net, tok = smollm2
+    policy = TracedPagedQuest(budget=Budget(0.5), page=BS)
+    with tokensieve.apply(net, policy):
+        out = net.generate(torch.tensor([ids]), max_new_tokens=NEW, do_sample=False)
+    assert vllm_text == tok.decode(out[0, len(ids):])
+    steps = range(len(ids) + 1, len(ids) + NEW)  # the first token comes from the prompt's dense forward
+    for layer, ours in policy.pages.items():
+        chosen = torch.load(trace / f"model.layers.{layer}.self_attn.attn.pages.pt")
+        assert sorted(ours) == sorted(chosen) == list(steps), f"layer {layer}"
+        assert all(len(chosen[n]) == span(n, -(-n // 2), BS, 32).attended_pages for n in steps)
+        assert chosen == ours, f"layer {layer}"
+    assert len(policy.pages) == net.config.num_hidden_layers
+    assert any(ours[n][1:4] != ours[steps[0]][1:4] for ours in policy.pages.values() for n in steps), \
+        "the choice should move with the query"
 
 
 EVERY, LONG = 128, 300  # eviction during decode: every 128 generated tokens, so twice in 300
@@ -119,13 +162,16 @@ def preempt_everything(url: str) -> None:
         assert json.loads(answer.read())["success"]
 
 
-@pytest.mark.parametrize(("every", "at"), [(0, 40), (EVERY, 200)])
-def test_a_preempted_request_resumes_with_the_tokens_it_had_alone(sieve, ids, every, at):
+@pytest.mark.parametrize(("policy", "every", "at"), [("snapkv", 0, 40), ("snapkv", EVERY, 200),
+                                                     ("quest_paged", 0, 40)])
+def test_a_preempted_request_resumes_with_the_tokens_it_had_alone(sieve, ids, policy, every, at):
     """vLLM recomputes a preempted request: its prompt, then its tokens so far. The plugin's scheduler stops each
     recomputed chunk at a compaction point (the prompt's end, then every 128 tokens), so the recomputed request is
     compacted where it was the first time (after one decode-time eviction at 200 tokens) and goes on generating
-    what it generates without preemption."""
-    xargs = {"tokensieve_budget": 0.25, "tokensieve_every": every}
+    what it generates without preemption. quest_paged summarises the recomputed blocks afresh."""
+    xargs = {"tokensieve_policy": policy, "tokensieve_budget": 0.25}
+    if every:
+        xargs["tokensieve_every"] = every
     alone = complete(sieve, ids, xargs, new=LONG).text
     url = str(sieve.base_url)
     preempted = vllm_engine.metric(url, "vllm:num_preemptions_total")
@@ -193,6 +239,8 @@ def test_requests_without_a_policy_are_untouched_beside_one_with(sieve, plain, i
 @pytest.mark.parametrize(("xargs", "message"), [
     ({"tokensieve_policy": "h2o"}, "unknown tokensieve_policy 'h2o': choose from snapkv, tova"),
     ({"tokensieve_budget": 7}, "tokensieve_budget 7 must be a ratio"),
+    ({"tokensieve_policy": "quest_paged", "tokensieve_every": 128},
+     "tokensieve_every applies to eviction; quest_paged evicts nothing"),
 ])
 def test_bad_options_get_400_and_the_engine_keeps_serving(sieve, ids, xargs, message):
     with pytest.raises(openai.BadRequestError, match=message):

@@ -30,6 +30,7 @@ from tokensieve.sparse.fasa import FASA
 from tokensieve.sparse.hisa import HISA
 from tokensieve.sparse.indexer import IndexerTopK
 from tokensieve.sparse.quest import Quest
+from tokensieve.sparse.quest_paged import PagedQuest
 from tokensieve.sparse.quest_vote import QuestVote
 from tokensieve.sparse.rectified import Rectified
 from tokensieve.sparse.tokenselect import TokenSelect
@@ -52,6 +53,7 @@ METHODS = (  # in the order listings and the bench's sweeps use
     HISA,
     Quest,
     QuestVote,
+    PagedQuest,
     Rectified,
     Cluster,
     FastV,

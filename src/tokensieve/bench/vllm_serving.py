@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 import threading
 import time
@@ -19,8 +20,9 @@ import openai
 
 from tokensieve.bench.peers import vllm_engine
 from tokensieve.bench.serving import Method, prompts_for
+from tokensieve.core.pages import span
 from tokensieve.errors import TokensieveError
-from tokensieve.vllm.plan import POLICIES, plan
+from tokensieve.vllm.plan import POLICIES, SELECTORS, WINDOW, plan
 
 BLOCK = 128  # vLLM's CPU block size
 
@@ -32,12 +34,23 @@ def check(methods: list[Method]) -> None:
 
 
 def kept_share(method: Method, rows: list[list[int]], block: int) -> float:
-    """The share of the prompts' tokens a method keeps after prefill: its budget rounded down to whole blocks."""
-    if method.policy == "full":
+    """The share of the prompts' tokens a method keeps after prefill: its budget rounded down to whole blocks (a
+    selector keeps them all)."""
+    if method.policy == "full" or method.policy in SELECTORS:
         return 1.0
     holes = [plan(len(ids), method.budget, block) for ids in rows]
     kept = sum(hole.kept_tokens if hole else len(ids) for hole, ids in zip(holes, rows, strict=True))
     return round(kept / sum(len(ids) for ids in rows), 4)
+
+
+def attended_share(method: Method, rows: list[list[int]], block: int) -> float:
+    """The share of the cached tokens a method attends at the first decode step: what it keeps, or for a selector
+    its budget rounded down to whole pages (`core.pages.span`)."""
+    if method.policy not in SELECTORS:
+        return kept_share(method, rows, block)
+    steps = [span(len(ids) + 1, math.ceil(method.budget * (len(ids) + 1)), block, WINDOW) for ids in rows]
+    attended = sum(len(ids) + 1 if s is None else s.attended_tokens for s, ids in zip(steps, rows, strict=True))
+    return round(attended / sum(len(ids) + 1 for ids in rows), 4)
 
 
 def _prompts(model: str, methods: list[Method], prompt_tokens: int, count: int, new: int,
@@ -124,7 +137,8 @@ def decode_at_batch(model: str, methods: list[Method], batch: int, prompt_tokens
         opened, closed = max(firsts), min(finishes)
         in_window = sum(sum(1 for t in s if opened < t <= closed) for s in stamps)
         results.append({"engine": "vllm", "method": method.label, "batch": batch, "block_size": block,
-                        "kept_share": kept_share(method, rows, block), "pool_blocks": blocks,
+                        "kept_share": kept_share(method, rows, block),
+                        "attended_share": attended_share(method, rows, block), "pool_blocks": blocks,
                         "full_batch_tok_s": round(in_window / (closed - opened), 2) if closed > opened else None,
                         "window_s": round(closed - opened, 1), "last_first_token_s": round(opened, 1),
                         "ttft_p50_s": round(statistics.median(firsts), 1), "wall_s": round(max(finishes), 1),

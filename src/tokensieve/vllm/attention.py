@@ -3,7 +3,8 @@ plus its tail, with the hidden length taken off; the impl, right after a step th
 (the prompt's end, then every `every` generated tokens) has attended, reads the attended tokens back from the
 paged cache (`layout`), scores them and writes the kept ones into the request's first blocks through vLLM's own
 cache-write op. So no ISA's block layout, AMX packing included, is written by hand, and the worker keeps no copy
-of a prompt: only each row's last few queries."""
+of a prompt: only each row's last few queries. A selector's rows (`quest_paged`) attend chosen pages instead, freeing
+nothing (`pages.py`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from vllm.v1.attention.backends.cpu_attn import (
 
 from tokensieve.vllm import scoring
 from tokensieve.vllm.layout import Layout, UnreadableLayout, probe
+from tokensieve.vllm.pages import PageRows, PageSummaries, plan_pages
 from tokensieve.vllm.plan import active
 from tokensieve.vllm.rows import ROWS, RowState
 
@@ -48,6 +50,7 @@ class Job:
 @dataclass
 class SieveMetadata(CPUAttentionMetadata):
     jobs: list[Job] = field(default_factory=list)
+    pages: PageRows | None = None
     layout: Layout | None = None
 
 
@@ -58,7 +61,7 @@ def plan_rows(cm: CommonAttentionMetadata) -> tuple[list[Job], CommonAttentionMe
     jobs: list[Job] = []
     seq_lens, table = cm.seq_lens, cm.block_table_tensor
     for row, state in ROWS.items():
-        if row >= cm.num_reqs:
+        if row >= cm.num_reqs or state.hole is None:
             continue
         hole, start, end = state.hole, starts[row], starts[row + 1]
         before = lengths[row] - (end - start)  # tokens already cached before this step
@@ -110,21 +113,43 @@ class SieveMetadataBuilder(CPUAttentionMetadataBuilder):
     def build(self, common_prefix_len: int, common_attn_metadata: CommonAttentionMetadata,
               fast_build: bool = False) -> CPUAttentionMetadata:
         jobs, cm = plan_rows(common_attn_metadata) if ROWS else ([], common_attn_metadata)
+        pages, cm = plan_pages(cm, self.block_size) if ROWS else (None, cm)
         built = super().build(common_prefix_len, cm, fast_build)
-        if not jobs:
+        if not jobs and pages is None:
             return built
-        return SieveMetadata(**{f.name: getattr(built, f.name) for f in fields(built)}, jobs=jobs, layout=self.layout)
+        return SieveMetadata(**{f.name: getattr(built, f.name) for f in fields(built)}, jobs=jobs, pages=pages,
+                             layout=self.layout)
 
 
 class SieveCPUAttentionImpl(CPUAttentionBackendImpl):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.summaries = PageSummaries()
+        self.chosen_pages: dict[int, list[int]] = {}  # cached tokens -> pages attended (trace, one request)
+
     def forward(self, layer, query, key, value, kv_cache, attn_metadata, output, output_scale=None,
                 output_block_scale=None):
+        if isinstance(attn_metadata, SieveMetadata) and attn_metadata.pages is not None:
+            attn_metadata = self.select_pages(layer, query, kv_cache, attn_metadata)
         result = super().forward(layer, query, key, value, kv_cache, attn_metadata, output, output_scale,
                                  output_block_scale)
         if isinstance(attn_metadata, SieveMetadata):
             for job in attn_metadata.jobs:
                 self.run_job(job, attn_metadata.layout, layer, query, kv_cache)
         return result
+
+    def select_pages(self, layer, query, kv_cache, metadata: SieveMetadata) -> SieveMetadata:
+        """Summarise the blocks completed in this step, then point each selecting row at the pages it attends in
+        this layer."""
+        pages = metadata.pages
+        self.summaries.update(kv_cache, pages.complete, metadata.layout)
+        if not len(pages.rows):
+            return metadata
+        logical = self.summaries.choose(pages, query, metadata.query_start_loc, self.scale)
+        if os.environ.get(TRACE_ENV):
+            self.chosen_pages[int(pages.tokens[0])] = logical[0, : int(pages.attended[0])].tolist()
+            torch.save(self.chosen_pages, Path(os.environ[TRACE_ENV]) / f"{layer.layer_name}.pages.pt")
+        return replace(metadata, block_table=self.summaries.block_table(pages, logical, metadata.block_table))
 
     def run_job(self, job: Job, layout: Layout, layer, query, kv_cache) -> None:
         name, state = layer.layer_name, job.state

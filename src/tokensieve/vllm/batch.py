@@ -36,6 +36,8 @@ class SieveRequests(LogitsProcessor):
 
     def _state(self, params: SamplingParams, prompt: list[int] | None, _output: list[int]) -> RowState | None:
         rule = parse(params.extra_args, self.default)
+        if rule.selects:
+            return RowState(rule, None)
         hole = plan(len(prompt), rule.budget, self.block_size, every=rule.every) if rule.evicts and prompt else None
         return RowState(rule, hole) if hole else None  # no hole: the row runs as plain vLLM
 

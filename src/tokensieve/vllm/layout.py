@@ -33,15 +33,20 @@ class Layout:
     def read(self, kv_cache: Tensor, blocks: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values [len(blocks) * block_size, kv_heads, head_size] of `blocks`, in token order."""
         tiles = kv_cache[blocks]  # [n, kv_heads, block_size, 2 * head_size]: a key tile then a value tile
-        n, heads = tiles.shape[:2]
-        flat = tiles.reshape(n, heads, 2, self.block_size * self.head_size)
-        keys = flat[:, :, 0, self.keys.to(flat.device)]
-        values = flat[:, :, 1, self.values.to(flat.device)]
+        return self.token_major(tiles, 0, self.keys), self.token_major(tiles, 1, self.values)
 
-        def token_major(tile: Tensor) -> Tensor:
-            return tile.view(n, heads, self.block_size, self.head_size).transpose(1, 2).reshape(-1, heads,
-                                                                                               self.head_size)
-        return token_major(keys), token_major(values)
+    def read_keys(self, kv_cache: Tensor, blocks: Tensor) -> Tensor:
+        """Keys [len(blocks), block_size, kv_heads, head_size] of `blocks`, in token order."""
+        keys = self.token_major(kv_cache[blocks], 0, self.keys)
+        return keys.view(len(blocks), self.block_size, *keys.shape[1:])
+
+    def token_major(self, tiles: Tensor, half: int, offsets: Tensor) -> Tensor:
+        """One half (0: keys, 1: values) of tiles [n, kv_heads, block_size, 2 * head_size] as
+        [n * block_size, kv_heads, head_size]."""
+        n, heads = tiles.shape[:2]
+        flat = tiles.reshape(n, heads, 2, self.block_size * self.head_size)[:, :, half, offsets.to(tiles.device)]
+        return flat.view(n, heads, self.block_size, self.head_size).transpose(1, 2).reshape(-1, heads,
+                                                                                           self.head_size)
 
 
 def probe(write: Write, like: Tensor) -> Layout:

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 VLLM_VERSION = "0.32.0"  # the only vLLM the plugin patches; any other refuses at start
 SCHEDULER = "tokensieve.vllm.scheduler.SieveScheduler"  # what turns the plugin on (`--scheduler-cls`)
-POLICIES = ("snapkv", "tova", "streaming_llm", "knorm")  # the KV policies that score from the prompt's queries and keys
+EVICTORS = ("snapkv", "tova", "streaming_llm", "knorm")  # the KV policies that score from the prompt's queries and keys
+SELECTORS = ("quest_paged",)  # attend whole pages chosen per layer at each decode step, freeing nothing (`pages.py`)
+POLICIES = EVICTORS + SELECTORS
 SINKS = 4  # the first tokens, always kept (tokensieve's Budget default)
 WINDOW = 32  # at least this many recent prompt tokens stay in place, in the untouched tail
 POLICY_KEY, BUDGET_KEY, EVERY_KEY = "tokensieve_policy", "tokensieve_budget", "tokensieve_every"
@@ -23,9 +25,10 @@ class BadOptions(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
-    """A request's policy, budget (a ratio of its prompt, in (0, 1]; 1.0 keeps everything) and `every`: evict
-    again during decode each time that many tokens have been generated (0: only after prefill), as tokensieve's
-    `evict_every`; rounded up to whole blocks, since blocks are what vLLM frees."""
+    """A request's policy, budget (a ratio of its prompt, in (0, 1]; 1.0 keeps everything; for a selector, a ratio
+    of the tokens cached at each decode step) and `every`: evict again during decode each time that many tokens
+    have been generated (0: only after prefill), as tokensieve's `evict_every`; rounded up to whole blocks, since
+    blocks are what vLLM frees."""
 
     policy: str
     budget: float
@@ -33,7 +36,11 @@ class Rule:
 
     @property
     def evicts(self) -> bool:
-        return self.budget < 1.0
+        return self.budget < 1.0 and self.policy in EVICTORS
+
+    @property
+    def selects(self) -> bool:
+        return self.budget < 1.0 and self.policy in SELECTORS
 
 
 @dataclass(frozen=True)
@@ -161,4 +168,6 @@ def parse(extra_args: dict | None, default: Rule) -> Rule:
     every = args.get(EVERY_KEY, default.every)
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise BadOptions(f"{EVERY_KEY} {every!r} must be a whole number of tokens >= 0 (0: evict after prefill only)")
+    if every and policy in SELECTORS:
+        raise BadOptions(f"{EVERY_KEY} applies to eviction; {policy} evicts nothing")
     return Rule(policy, float(budget), every)

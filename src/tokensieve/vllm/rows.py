@@ -16,7 +16,8 @@ class RowState:
     kernel sees: a row vLLM drops from the batch for a step and adds back keeps attending around its hole."""
 
     rule: Rule
-    hole: Hole  # planned when the row is added (`plan.plan`), the same one the scheduler frees
+    hole: Hole | None  # planned when the row is added (`plan.plan`), the same one the scheduler frees; None for a
+    # selector (`Rule.selects`), which frees nothing
     queries: dict[str, Tensor] = field(default_factory=dict)  # layer name -> last queries, for the next compaction
     positions: dict[str, Tensor] = field(default_factory=dict)  # layer name -> kept positions [kv_heads, kept] (trace)
 
