@@ -1,17 +1,19 @@
 """Issue 31's quality goal: the standard suite's RULER 4k cases through vLLM with the plugin, paired against our
-own engine's stored cells (runs/standard.sqlite) for the same policy and budget, and against full, on the same
-prompt ids.
+own engine's stored cells (runs/standard.sqlite, else runs/kv-store.sqlite, which holds the same 50 cases) for the
+same policy and budget, and against full, on the same prompt ids.
 
     .venv/bin/python scripts/vllm_quality.py qwen2.5-coder-0.5b snapkv 0.125 [N=50] [OUT=runs/vllm-quality.json]
 
 Each case: `prompts.prompt_ids` (context + question, exactly what `generate` and the kvpress peers see), greedy,
 the task's token budget, stopping at a newline where the task does, scored by the task's own scorer. The kept count
-is the plugin's (whole blocks, never above the budget but for the sinks' block). Cases already in OUT are not run
+is the plugin's (whole blocks, never above the budget but for the sinks' block); a selector (quest_paged) keeps
+every token, and its attended count at the first decode step is recorded instead. Cases already in OUT are not run
 again, so a stopped run resumes, and a finished one only recomputes the summary."""
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import sys
 import time
@@ -22,14 +24,18 @@ import openai
 from tokensieve.bench import prompts, stats, tasks
 from tokensieve.bench.peers import vllm_engine
 from tokensieve.bench.suites import ruler_cases
-from tokensieve.vllm.plan import plan
+from tokensieve.core.pages import span
+from tokensieve.vllm.plan import SELECTORS, WINDOW, plan
 
 
 def stored(model: str, method: str, budget: float) -> dict[str, float]:
-    db = sqlite3.connect("runs/standard.sqlite")
-    return {case: quality for case, quality in db.execute(
-        "SELECT case_id, quality FROM cells WHERE model = ? AND method = ? AND budget = ? AND status = 'ok'",
-        (model, method, budget))}
+    for path in ("runs/standard.sqlite", "runs/kv-store.sqlite"):
+        found = {case: quality for case, quality in sqlite3.connect(path).execute(
+            "SELECT case_id, quality FROM cells WHERE model = ? AND method = ? AND budget = ? AND status = 'ok'",
+            (model, method, budget))}
+        if found:
+            return found
+    raise SystemExit(f"no stored cells of {method} at {budget} on {model}: run it in our engine first")
 
 
 def run_case(client, model: str, case: dict, policy: str, budget: float) -> dict:
@@ -43,10 +49,14 @@ def run_case(client, model: str, case: dict, policy: str, budget: float) -> dict
                     "stop_token_ids": list(tasks.newline_ids(model)) if task.stop_at_newline else []},
     ).choices[0]
     answer = choice.text if task.plain else choice.text.strip()
-    hole = plan(len(ids), budget, 128)
-    return {"case": tasks.case_id(case), "quality": task.score(answer)[0], "prompt_tokens": len(ids),
-            "kept_tokens": hole.kept_tokens if hole else len(ids), "seconds": round(time.perf_counter() - started, 1),
-            "answer": answer[:200]}
+    hole = plan(len(ids), budget, 128) if policy not in SELECTORS else None
+    row = {"case": tasks.case_id(case), "quality": task.score(answer)[0], "prompt_tokens": len(ids),
+           "kept_tokens": hole.kept_tokens if hole else len(ids), "seconds": round(time.perf_counter() - started, 1),
+           "answer": answer[:200]}
+    if policy in SELECTORS:
+        pages = span(len(ids) + 1, math.ceil(budget * (len(ids) + 1)), 128, WINDOW)
+        row["attended_tokens"] = pages.attended_tokens if pages else len(ids) + 1
+    return row
 
 
 def summary(rows: list[dict], model: str, policy: str, budget: float) -> dict:
@@ -54,6 +64,8 @@ def summary(rows: list[dict], model: str, policy: str, budget: float) -> dict:
     vllm = [r["quality"] for r in rows]
     out = {"model": model, "policy": policy, "budget": budget, "n": len(rows),
            "kept_share": sum(r["kept_tokens"] for r in rows) / sum(r["prompt_tokens"] for r in rows),
+           "attended_share": sum(r.get("attended_tokens", r["kept_tokens"]) for r in rows)
+           / sum(r["prompt_tokens"] + ("attended_tokens" in r) for r in rows),  # a selector's: at the first step
            "vllm": described(vllm)}
     for name, reference in (("ours", ours), ("full", full)):
         paired = [reference[r["case"]] for r in rows]

@@ -41,6 +41,7 @@ def test_plan_keeps_whole_blocks_within_the_budget(n, budget, block):
     ({"tokensieve_budgt": 0.5}, "unknown tokensieve option 'tokensieve_budgt'"),
     ({"tokensieve_every": -1}, "tokensieve_every -1 must be a whole number of tokens >= 0"),
     ({"tokensieve_every": 12.5}, "tokensieve_every 12.5 must be a whole number"),
+    ({"tokensieve_policy": "quest_paged", "tokensieve_every": 128}, "tokensieve_every applies to eviction"),
 ])
 def test_bad_options_name_the_problem(args, message):
     with pytest.raises(BadOptions, match=message):
@@ -52,6 +53,13 @@ def test_options_fall_back_to_the_server_default():
     assert parse(None, default) == default
     assert parse({"tokensieve_budget": 0.25, "other_plugin_key": 1}, default) == Rule("streaming_llm", 0.25)
     assert not parse({"tokensieve_budget": 1}, default).evicts
+
+
+def test_a_selector_selects_and_never_evicts():
+    rule = parse({"tokensieve_policy": "quest_paged", "tokensieve_budget": 0.125}, Rule("snapkv", 1.0))
+    assert rule.selects and not rule.evicts
+    assert not parse({"tokensieve_policy": "quest_paged", "tokensieve_budget": 1.0}, Rule("snapkv", 1.0)).selects
+    assert not Rule("snapkv", 0.25).selects
 
 
 @given(n=st.integers(64, 9000), budget=st.floats(0.01, 0.99), block=st.sampled_from([32, 128]),
@@ -114,6 +122,7 @@ def test_scores_equal_tokensieves_own_policies(policy):
     (["vllm", "serve", "--budget", "7"], "tokensieve_budget 7.0 must be a ratio"),
     (["vllm", "serve", "--policy", "h2o"], "unknown tokensieve_policy 'h2o'"),
     (["vllm", "serve", "--every", "-5"], "tokensieve_every -5 must be a whole number"),
+    (["vllm", "serve", "--policy", "quest_paged", "--every", "128"], "tokensieve_every applies to eviction"),
 ])
 def test_vllm_commands_refuse_bad_input_with_one_line(tmp_path, args, message):
     from typer.testing import CliRunner

@@ -22,8 +22,8 @@ class PagedQuest(SelectPolicy):
     pages (`core.pages.span`).
 
     This is what the vLLM plugin's `quest` runs inside vLLM's paged cache (`tokensieve.vllm`), with `page` its block
-    size; here it gives the harness the same selection to measure. It recomputes the page bounds at each step
-    rather than keeping them, but charges them as kept state, as the plugin keeps them per block."""
+    size; here it gives the harness the same selection to measure. It recomputes the page bounds from the keys at
+    each step, so it keeps no state (the plugin keeps them per block: 2 x 4 bytes per channel, KV head and block)."""
 
     name = "quest_paged"
 
@@ -32,10 +32,6 @@ class PagedQuest(SelectPolicy):
     def __post_init__(self) -> None:
         if isinstance(self.page, bool) or not isinstance(self.page, int) or self.page < 1:
             raise TokensieveError(f"policy 'quest_paged': option page={self.page!r} must be a whole number >= 1")
-
-    def state_bytes(self, rows: int, kv_heads: int, head_dim: int, element: int, kv_bits: int | None = None) -> int:
-        """Float32 minimum and maximum keys per channel for every complete page."""
-        return rows // self.page * 2 * kv_heads * head_dim * 4
 
     def budgets(self, session, n: int, batch: int) -> list[int]:
         keeps = []

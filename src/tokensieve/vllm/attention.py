@@ -145,7 +145,7 @@ class SieveCPUAttentionImpl(CPUAttentionBackendImpl):
         self.summaries.update(kv_cache, pages.complete, metadata.layout)
         if not len(pages.rows):
             return metadata
-        logical = self.summaries.choose(pages, query, metadata.query_start_loc, self.scale)
+        logical = self.summaries.choose(pages, query, self.scale)
         if os.environ.get(TRACE_ENV):
             self.chosen_pages[int(pages.tokens[0])] = logical[0, : int(pages.attended[0])].tolist()
             torch.save(self.chosen_pages, Path(os.environ[TRACE_ENV]) / f"{layer.layer_name}.pages.pt")

@@ -32,6 +32,7 @@ class PageRows:
 
     complete: Tensor
     rows: Tensor
+    queries: Tensor  # each selecting row's query token in the step's query tensor
     tokens: Tensor
     chosen: Tensor
     first_recent: Tensor
@@ -63,7 +64,9 @@ def plan_pages(cm: CommonAttentionMetadata, block_size: int) -> tuple[PageRows |
     def field(name: str) -> Tensor:
         return torch.tensor([getattr(p, name) for p in spans], dtype=torch.long, device=device)
     index = torch.tensor(rows, dtype=torch.long, device=device)
-    found = PageRows(torch.cat(complete) if complete else index, index, field("tokens"), field("chosen"),
+    none = torch.empty(0, dtype=torch.long, device=device)
+    found = PageRows(torch.cat(complete).long() if complete else none, index,
+                     cm.query_start_loc[index] if rows else none, field("tokens"), field("chosen"),
                      field("first_recent"), field("attended_pages"), cm.block_table_tensor[index].long())
     return found, replace(cm, seq_lens=seq_lens) if rows else cm
 
@@ -87,7 +90,7 @@ class PageSummaries:
         keys = layout.read_keys(kv_cache, blocks).float()  # [blocks, block_size, kv_heads, head_size]
         self.low[blocks], self.high[blocks] = keys.amin(1), keys.amax(1)
 
-    def choose(self, pages: PageRows, query: Tensor, query_start: Tensor, scale: float) -> Tensor:
+    def choose(self, pages: PageRows, query: Tensor, scale: float) -> Tensor:
         """Logical pages [R, max attended] each selecting row attends in this layer, ascending: block 0, its
         chosen blocks, its newest blocks (entries past a row's own count repeat a page the kernel never reads)."""
         rows, kv_heads = len(pages.rows), self.low.shape[1]
@@ -95,7 +98,7 @@ class PageSummaries:
         blocks = pages.blocks[:, 1: 1 + candidates]  # pages 1 .. first_recent - 1
         valid = torch.arange(candidates, device=blocks.device)[None, :] < pages.first_recent[:, None] - 1
         low, high = (part[blocks].transpose(1, 2) for part in (self.low, self.high))  # [R, kv, pages, dim]
-        q = query[query_start[pages.rows]].view(rows, kv_heads, -1, query.shape[-1])
+        q = query[pages.queries].view(rows, kv_heads, -1, query.shape[-1])
         best = best_pages(page_scores(q, low, high, scale, valid), pages.chosen) + 1
         best = torch.cat([best, best.new_zeros(rows, 1)], 1)  # one column more: never empty
         j = torch.arange(int(pages.attended.max()), device=blocks.device)[None, :]
