@@ -221,7 +221,9 @@ def test_a_small_pool_runs_as_many_requests_as_the_freed_blocks_predict(sieve, p
     assert peak_running(sieve, ids, {"tokensieve_budget": 0.25}) == (usable - prompt_blocks) // held + 1  # 6
 
 
-def test_requests_without_a_policy_are_untouched_beside_one_with(sieve, plain, ids):
+@pytest.mark.parametrize("xargs", [{"tokensieve_budget": 0.25},
+                                   {"tokensieve_policy": "quest_paged", "tokensieve_budget": 0.25}])
+def test_requests_without_a_policy_are_untouched_beside_one_with(sieve, plain, ids, xargs):
     others = ids[-900:]
 
     def mixed(client, xargs):
@@ -233,7 +235,7 @@ def test_requests_without_a_policy_are_untouched_beside_one_with(sieve, plain, i
             pass
         return neighbour
 
-    assert mixed(sieve, {"tokensieve_budget": 0.25}) == mixed(plain, None)
+    assert mixed(sieve, xargs) == mixed(plain, None)
 
 
 @pytest.mark.parametrize(("xargs", "message"), [
