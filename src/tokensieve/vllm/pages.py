@@ -57,9 +57,11 @@ def plan_pages(cm: CommonAttentionMetadata, block_size: int) -> tuple[PageRows |
     if not complete and not rows:
         return None, cm
     device = cm.seq_lens.device
-    seq_lens = cm.seq_lens.clone()  # the runner's own buffer is never written
-    for row, pages in zip(rows, spans, strict=True):
-        seq_lens[row] = pages.attended_tokens
+    if rows:
+        seq_lens = cm.seq_lens.clone()  # the runner's own buffer is never written
+        for row, pages in zip(rows, spans, strict=True):
+            seq_lens[row] = pages.attended_tokens
+        cm = replace(cm, seq_lens=seq_lens)
 
     def field(name: str) -> Tensor:
         return torch.tensor([getattr(p, name) for p in spans], dtype=torch.long, device=device)
@@ -68,13 +70,13 @@ def plan_pages(cm: CommonAttentionMetadata, block_size: int) -> tuple[PageRows |
     found = PageRows(torch.cat(complete).long() if complete else none, index,
                      cm.query_start_loc[index] if rows else none, field("tokens"), field("chosen"),
                      field("first_recent"), field("attended_pages"), cm.block_table_tensor[index].long())
-    return found, replace(cm, seq_lens=seq_lens) if rows else cm
+    return found, cm
 
 
 class PageSummaries:
     """One layer's key summaries: per physical block, the per-channel minimum and maximum of its keys
-    [num_blocks, kv_heads, head_size] in float32, allocated at the first selector's block (1 / (block_size / 2)
-    of the cache's fp32 bytes; 1/64 at vLLM's CPU default of 128)."""
+    [num_blocks, kv_heads, head_size] in float32, allocated for the whole pool at the first selector's block:
+    1 / block_size of an fp32 cache's bytes (1/128 at vLLM's CPU default), 2 / block_size of a bf16 one."""
 
     def __init__(self) -> None:
         self.low: Tensor | None = None
