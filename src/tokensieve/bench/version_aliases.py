@@ -84,6 +84,7 @@ ALIASES: dict[str, str] = {
     # After the read-through: speculate's refusal of packed non-fp32 weights names the weights.
     # Eighteenth: quest_paged (issue 31, stage 3) added to the method table, with core/pages.py (its page count
     # and score) and the vLLM plugin's page selection; no existing method changes.
+    # After the read-through: quest_paged's docstring names the plugin's policy by its name.
     # Entries no current source produces are dropped.
     "0ab1434ab2c2": "e994f3cca500",
     "0db02b28b0dd": "808f972afb1a",
@@ -99,6 +100,7 @@ ALIASES: dict[str, str] = {
     "65b762db454f": "3fb49f55a231",
     "665a38c0909d": "5031dea118d1",
     "6681c68d3c40": "e99aada68001",
+    "6762c3e60a04": "c752fef0148b",
     "84b32bf4da2b": "1ade962f3e7f",
     "8c7e9f98f6a9": "4ac35a5bfbfa",
     "8e3c93b546a6": "4344078378a0",
@@ -106,6 +108,7 @@ ALIASES: dict[str, str] = {
     "a48218f72e73": "6ba223e03f94",
     "a4ca5460eec0": "0525ff082bc9",
     "a6e09f6a85ed": "0e620232c6f1",
+    "ac1818b00764": "44ee31dcf4f0",
     "ad0448f274cb": "93113cf4c61a",
     "aec0ca0ffdd8": "7d00c49540bd",
     "b44f217ee34f": "f04c6678e619",
@@ -116,7 +119,6 @@ ALIASES: dict[str, str] = {
     "d612171ed038": "4d61ad20cc0c",
     "d6f7f37b0b12": "a277a48626ac",
     "d91217630c52": "808f972afb1a",
-    "df51078e86da": "c752fef0148b",
     "e4078f41c116": "3aec48395932",
     "e7c639a27631": "949b92e9daf0",
     "ef5659ee06d5": "50c1d328b46c",

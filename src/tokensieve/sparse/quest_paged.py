@@ -21,9 +21,10 @@ class PagedQuest(SelectPolicy):
     pages holding the last `budget.window` tokens are always attended, and the budget is rounded down to whole
     pages (`core.pages.span`).
 
-    This is what the vLLM plugin's `quest` runs inside vLLM's paged cache (`tokensieve.vllm`), with `page` its block
-    size; here it gives the harness the same selection to measure. It recomputes the page bounds from the keys at
-    each step, so it keeps no state (the plugin keeps them per block: 2 x 4 bytes per channel, KV head and block)."""
+    This is what the vLLM plugin's `quest_paged` runs inside vLLM's paged cache (`tokensieve.vllm`), with `page`
+    its block size; here it gives the harness the same selection to measure. It recomputes the page bounds from the
+    keys at each step, so it keeps no state (the plugin keeps them per block: 2 x 4 bytes per channel, KV head and
+    block)."""
 
     name = "quest_paged"
 
