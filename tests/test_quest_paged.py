@@ -81,14 +81,14 @@ def test_bad_page_option_is_one_clear_error():
 
 def test_on_smollm2_budget_one_is_full_attention_and_a_small_budget_attends_whole_pages(smollm2):
     _, tok = smollm2
-    case = needle_case(tok, 2000, 0.5)
-    kw = {"answer_prefix": case.answer_prefix, "max_new_tokens": 8}
+    case = needle_case(tok, 1000, 0.5)
+    kw = {"answer_prefix": case.answer_prefix, "max_new_tokens": 6}
     full = generate("smollm2-135m", case.context, case.question, "full", 1.0, **kw)
     same = generate("smollm2-135m", case.context, case.question, "quest_paged", 1.0, **kw)
     assert same.token_ids == full.token_ids and same.stats.attended_tokens == full.stats.attended_tokens
-    policy = make("quest_paged", 0.25, page=64)
+    policy = make("quest_paged", 0.25, page=32)
     sparse = generate("smollm2-135m", case.context, case.question, policy, 0.25, **kw)
     n = sparse.stats.prompt_tokens
-    steps = [span(n + i, -(-(n + i) // 4), 64, 32).attended_tokens for i in range(1, 8)]
+    steps = [span(n + i, -(-(n + i) // 4), 32, 32).attended_tokens for i in range(1, 6)]
     assert sparse.stats.attended_tokens["max"] == max(steps)
     assert sparse.stats.kv_bytes_kept == full.stats.kv_bytes_kept, "page selection evicts nothing"
