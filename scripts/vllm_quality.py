@@ -13,7 +13,6 @@ again, so a stopped run resumes, and a finished one only recomputes the summary.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import sys
 import time
@@ -24,8 +23,7 @@ import openai
 from tokensieve.bench import prompts, stats, tasks
 from tokensieve.bench.peers import vllm_engine
 from tokensieve.bench.suites import ruler_cases
-from tokensieve.core.pages import span
-from tokensieve.vllm.plan import SELECTORS, WINDOW, plan
+from tokensieve.vllm.plan import SELECTORS, plan, step_pages
 
 
 def stored(model: str, method: str, budget: float) -> dict[str, float]:
@@ -54,7 +52,7 @@ def run_case(client, model: str, case: dict, policy: str, budget: float) -> dict
            "kept_tokens": hole.kept_tokens if hole else len(ids), "seconds": round(time.perf_counter() - started, 1),
            "answer": answer[:200]}
     if policy in SELECTORS:
-        pages = span(len(ids) + 1, math.ceil(budget * (len(ids) + 1)), 128, WINDOW)
+        pages = step_pages(len(ids) + 1, budget, 128)
         row["attended_tokens"] = pages.attended_tokens if pages else len(ids) + 1
     return row
 

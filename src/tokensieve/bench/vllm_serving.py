@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import statistics
 import threading
 import time
@@ -20,9 +19,8 @@ import openai
 
 from tokensieve.bench.peers import vllm_engine
 from tokensieve.bench.serving import Method, prompts_for
-from tokensieve.core.pages import span
 from tokensieve.errors import TokensieveError
-from tokensieve.vllm.plan import POLICIES, SELECTORS, WINDOW, plan
+from tokensieve.vllm.plan import POLICIES, SELECTORS, plan, step_pages
 
 BLOCK = 128  # vLLM's CPU block size
 
@@ -48,7 +46,7 @@ def attended_share(method: Method, rows: list[list[int]], block: int) -> float:
     its budget rounded down to whole pages (`core.pages.span`)."""
     if method.policy not in SELECTORS:
         return kept_share(method, rows, block)
-    steps = [span(len(ids) + 1, math.ceil(method.budget * (len(ids) + 1)), block, WINDOW) for ids in rows]
+    steps = [step_pages(len(ids) + 1, method.budget, block) for ids in rows]
     attended = sum(len(ids) + 1 if s is None else s.attended_tokens for s, ids in zip(steps, rows, strict=True))
     return round(attended / sum(len(ids) + 1 for ids in rows), 4)
 

@@ -11,33 +11,36 @@ key summary; nothing is freed, so it saves attention reads, not memory. The same
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 from vllm.v1.attention.backend import CommonAttentionMetadata
 
-from tokensieve.core.pages import best_pages, page_scores, span
+from tokensieve.core.pages import best_pages, page_scores
 from tokensieve.vllm.layout import Layout
-from tokensieve.vllm.plan import WINDOW
+from tokensieve.vllm.plan import step_pages
 from tokensieve.vllm.rows import ROWS
 
 
 @dataclass
 class PageRows:
     """One step's selectors: the physical blocks their rows complete (summarised once, by every layer), and, for
-    the decode rows that attend chosen pages, their batch rows, the `PageSpan` fields as tensors [R], and their
-    block rows as vLLM built them [R, max blocks]."""
+    the decode rows that attend chosen pages, what every layer shares: their batch rows, their block rows as vLLM
+    built them [R, max blocks], which candidates are theirs, and the logical pages they attend but for the
+    chosen ones (`PageSummaries.choose` fills those in)."""
 
     complete: Tensor
     rows: Tensor
     queries: Tensor  # each selecting row's query token in the step's query tensor
-    tokens: Tensor
-    chosen: Tensor
-    first_recent: Tensor
-    attended: Tensor  # pages attended
+    tokens: Tensor  # [R] cached tokens (trace)
+    chosen: Tensor  # [R] pages to choose
+    attended: Tensor  # [R] pages attended (trace)
     blocks: Tensor
+    valid: Tensor  # [R, candidates]: candidate page 1 + c is the row's own
+    fixed: Tensor  # [R, max attended] block 0, then the newest pages after the chosen places (0 there)
+    picks: Tensor  # [R, max attended] True at the chosen places (1 .. chosen)
+    order: Tensor  # [1, max attended] 0 .. max attended - 1
 
 
 def plan_pages(cm: CommonAttentionMetadata, block_size: int) -> tuple[PageRows | None, CommonAttentionMetadata]:
@@ -50,7 +53,7 @@ def plan_pages(cm: CommonAttentionMetadata, block_size: int) -> tuple[PageRows |
         n, queries = lengths[row], starts[row + 1] - starts[row]
         if n // block_size > (n - queries) // block_size:
             complete.append(cm.block_table_tensor[row, (n - queries) // block_size: n // block_size])
-        pages = span(n, math.ceil(state.rule.budget * n), block_size, WINDOW) if queries == 1 else None
+        pages = step_pages(n, state.rule.budget, block_size) if queries == 1 else None
         if pages is not None:  # a prompt's queries attend densely (vLLM's prefill kernel)
             rows.append(row)
             spans.append(pages)
@@ -67,9 +70,16 @@ def plan_pages(cm: CommonAttentionMetadata, block_size: int) -> tuple[PageRows |
         return torch.tensor([getattr(p, name) for p in spans], dtype=torch.long, device=device)
     index = torch.tensor(rows, dtype=torch.long, device=device)
     none = torch.empty(0, dtype=torch.long, device=device)
+    chosen, first_recent, attended = field("chosen"), field("first_recent"), field("attended_pages")
+    candidates = int(first_recent.max()) - 1 if rows else 0
+    order = torch.arange(int(attended.max()) if rows else 0, device=device)[None, :]
+    recent = first_recent[:, None] + order - 1 - chosen[:, None]
+    picks = (order >= 1) & (order <= chosen[:, None])
+    fixed = torch.where(order == 0, 0, torch.where(picks, 0, recent)).clamp(max=cm.block_table_tensor.shape[1] - 1)
+    valid = torch.arange(candidates, device=device)[None, :] < first_recent[:, None] - 1
     found = PageRows(torch.cat(complete).long() if complete else none, index,
-                     cm.query_start_loc[index] if rows else none, field("tokens"), field("chosen"),
-                     field("first_recent"), field("attended_pages"), cm.block_table_tensor[index].long())
+                     cm.query_start_loc[index] if rows else none, field("tokens"), chosen, attended,
+                     cm.block_table_tensor[index].long(), valid, fixed, picks, order)
     return found, cm
 
 
@@ -96,18 +106,13 @@ class PageSummaries:
         """Logical pages [R, max attended] each selecting row attends in this layer, ascending: block 0, its
         chosen blocks, its newest blocks (entries past a row's own count repeat a page the kernel never reads)."""
         rows, kv_heads = len(pages.rows), self.low.shape[1]
-        candidates = int(pages.first_recent.max()) - 1
-        blocks = pages.blocks[:, 1: 1 + candidates]  # pages 1 .. first_recent - 1
-        valid = torch.arange(candidates, device=blocks.device)[None, :] < pages.first_recent[:, None] - 1
+        blocks = pages.blocks[:, 1: 1 + pages.valid.shape[1]]  # candidate pages 1 .. first_recent - 1
         low, high = (part[blocks].transpose(1, 2) for part in (self.low, self.high))  # [R, kv, pages, dim]
         q = query[pages.queries].view(rows, kv_heads, -1, query.shape[-1])
-        best = best_pages(page_scores(q, low, high, scale, valid), pages.chosen) + 1
+        best = best_pages(page_scores(q, low, high, scale, pages.valid), pages.chosen) + 1
         best = torch.cat([best, best.new_zeros(rows, 1)], 1)  # one column more: never empty
-        j = torch.arange(int(pages.attended.max()), device=blocks.device)[None, :]
-        chosen = best.gather(1, (j - 1).clamp(0, best.shape[1] - 1))
-        recent = pages.first_recent[:, None] + j - 1 - pages.chosen[:, None]
-        logical = torch.where(j == 0, 0, torch.where(j <= pages.chosen[:, None], chosen, recent))
-        return logical.clamp(max=pages.blocks.shape[1] - 1)
+        chosen = best.gather(1, (pages.order - 1).clamp(0, best.shape[1] - 1))
+        return torch.where(pages.picks, chosen, pages.fixed)
 
     def block_table(self, pages: PageRows, logical: Tensor, table: Tensor) -> Tensor:
         """A copy of the step's block table whose selecting rows list the blocks of their `logical` pages."""

@@ -7,6 +7,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from tokensieve.core.pages import PageSpan, span
+
 VLLM_VERSION = "0.32.0"  # the only vLLM the plugin patches; any other refuses at start
 SCHEDULER = "tokensieve.vllm.scheduler.SieveScheduler"  # what turns the plugin on (`--scheduler-cls`)
 EVICTORS = ("snapkv", "tova", "streaming_llm", "knorm")  # the KV policies that score from the prompt's queries and keys
@@ -132,6 +134,12 @@ def plan(prompt_tokens: int, budget: float, block_size: int, window: int = WINDO
     if keep_blocks >= tail_block:
         return None
     return Hole(prompt_tokens, block_size, keep_blocks, tail_block, math.ceil(every / block_size))
+
+
+def step_pages(tokens: int, budget: float, block_size: int) -> PageSpan | None:
+    """The blocks a selector's decode step over `tokens` cached tokens attends at `budget` (a ratio of them, as in
+    `tokensieve.Budget`), or None when the budget covers every block; the same as tokensieve's `quest_paged`."""
+    return span(tokens, math.ceil(budget * tokens), block_size, WINDOW)
 
 
 def active(scheduler_cls: object) -> bool:
