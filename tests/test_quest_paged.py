@@ -92,3 +92,16 @@ def test_on_smollm2_budget_one_is_full_attention_and_a_small_budget_attends_whol
     steps = [span(n + i, -(-(n + i) // 4), 32, 32).attended_tokens for i in range(1, 6)]
     assert sparse.stats.attended_tokens["max"] == max(steps)
     assert sparse.stats.kv_bytes_kept == full.stats.kv_bytes_kept, "page selection evicts nothing"
+    assert sparse.stats.dense_fallbacks_decode == 0
+
+
+def test_a_prompt_too_short_for_its_pages_reads_densely_and_counts_it(smollm2):
+    _, tok = smollm2
+    case = needle_case(tok, 200, 0.5)  # 128-token pages: page 0 and the recent page already cover every token
+    kw = {"answer_prefix": case.answer_prefix, "max_new_tokens": 3}
+    full = generate("smollm2-135m", case.context, case.question, "full", 1.0, **kw)
+    paged = generate("smollm2-135m", case.context, case.question, "quest_paged", 0.25, **kw)
+    assert paged.token_ids == full.token_ids
+    assert paged.stats.attended_tokens["max"] == paged.stats.prompt_tokens + paged.stats.new_tokens - 1
+    layers = len(paged.stats.kept_tokens)
+    assert paged.stats.dense_fallbacks_decode == layers * (paged.stats.new_tokens - 1)

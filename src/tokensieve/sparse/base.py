@@ -151,7 +151,9 @@ class SelectPolicy(DynamicPolicy):
             return session.dense(module, query, key, value, attention_mask, **kwargs)
         reals = session.real_lengths(n, batch)
         if all(keep >= real for keep, real in zip(keeps, reals, strict=True)):
-            session.usage.attended(reals)  # the budget covers every token: dense is exact
+            if any(self.budget.tokens(real) < real for real in reals):
+                session.usage.dense(decode)  # the method cannot choose within this budget: dense, counted
+            session.usage.attended(reals)  # every token read; exact when the budget covers them all
             return session.dense(module, query, key, value, attention_mask, **kwargs)
         selection = self.choose(session, module, query, key, keeps)
         session.usage.attended([k + self.extra_entries(n) for k in selection.keeps])
