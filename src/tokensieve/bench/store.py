@@ -78,6 +78,14 @@ class Store:
             out.append(row)
         return out
 
+    def rekey(self, moves: Iterable[tuple[str, str, str]], note: tuple[str, str]) -> None:
+        """Move rows to new keys, (old key, new key, new version) each, and record `note` (a meta name and value),
+        in one transaction: for cells a code change could not alter (scripts/carry_cells.py)."""
+        with self.db:
+            self.db.executemany("UPDATE cells SET key = ?, version = ? WHERE key = ?",
+                                [(new, version, old) for old, new, version in moves])
+            self.db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", note)
+
     def set_meta(self, name: str, value: str) -> None:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
