@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,20 @@ def test_store_keeps_the_first_row_of_a_key_and_survives_reopen(tmp_path):
     rows = again.rows()
     assert [(r["key"], r["quality"]) for r in rows] == [("k1", 1.0), ("k2", 0.0)]
     assert again.done() == {"k1", "k2"}
+
+
+def test_rekey_moves_rows_whole_with_their_note_and_touches_no_other(tmp_path):
+    store = Store(tmp_path / "b.sqlite")
+    for key, quality in (("old1", 1.0), ("old2", 0.0), ("other", 0.5)):
+        store.put(_row(key, quality))
+    store.rekey([("old1", "new1", "v2"), ("old2", "new2", "v2")], ("carried from abc", "2 cells"))
+    rows = {r["key"]: r for r in store.rows()}
+    assert set(rows) == {"new1", "new2", "other"} == store.done()
+    assert (rows["new1"]["version"], rows["new1"]["quality"], rows["new1"]["metrics"]) == ("v2", 1.0, {"a": 1})
+    assert rows["other"]["version"] == "v" and store.meta("carried from abc") == "2 cells"
+    with pytest.raises(sqlite3.IntegrityError):  # a move onto a stored key fails whole: nothing moves
+        store.rekey([("other", "new9", "v3"), ("new1", "new2", "v3")], ("bad", "-"))
+    assert {r["key"] for r in store.rows()} == {"new1", "new2", "other"} and store.meta("bad") is None
 
 
 def test_cell_key_depends_on_every_input_and_the_code_version():
