@@ -30,6 +30,7 @@ def at_full_budget(smollm2):
 
 
 @pytest.mark.real
+@pytest.mark.slow  # a sweep of every method
 @pytest.mark.peers()  # with the kvpress venv, its presses join the grid
 def test_budget_one_reproduces_the_full_cache_for_every_method(at_full_budget):
     needle = {r["method"]: r for r in at_full_budget if r["task"] == "needle"}

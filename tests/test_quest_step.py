@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiers import sweep
 
 from tokensieve.core import quest_calls
 from tokensieve.core.code_pages import CodePages
@@ -197,7 +198,7 @@ def needle(tok, length: int, offset: int = 0) -> str:
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("method", ["quest", "quest_vote"])
+@pytest.mark.parametrize("method", sweep(["quest", "quest_vote"], ("quest",)))
 def test_on_smollm2_the_compiled_step_gives_the_torch_paths_tokens(smollm2, monkeypatch, method):
     """Quest (and QuestVote) at 12.5 % over int4 and over fp on a 1,500-token needle: the same 16 greedy tokens with
     the compiled step, which ran on every layer of every decode step."""

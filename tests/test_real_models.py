@@ -21,7 +21,7 @@ def _prompt_ids(model_and_tok, tokens=600):
     return case, tok(ctx + q, return_tensors="pt").input_ids
 
 
-@pytest.mark.parametrize("which", ["smollm2", "gemma3"])
+@pytest.mark.parametrize("which", sweep(["smollm2", "gemma3"], ("smollm2",)))
 @torch.inference_mode()
 def test_budget_one_reproduces_plain_transformers(which, request):
     model, tok = request.getfixturevalue(which)

@@ -86,6 +86,7 @@ def stream_completion(url: str, body: dict, first_chunk: threading.Event, result
     result.update(text=text, finish=finish, done=done)
 
 
+@pytest.mark.slow  # a load run
 def test_sigterm_drains_what_is_in_flight_refuses_what_is_new_and_exits_0(tokenizer):
     prompt = haystack(tokenizer, 300)
     body = {"model": MODEL, "prompt": prompt, "max_tokens": 48, "temperature": 0}
@@ -182,6 +183,7 @@ def kv_in_use(url: str) -> float:
     return float(re.search(r"^tokensieve_kv_bytes_in_use (\S+)$", metrics, re.M).group(1))
 
 
+@pytest.mark.slow  # a load run
 def test_a_storm_of_hang_ups_frees_every_byte_and_leaves_the_others_untouched(tokenizer):
     app = build_app(ServeConfig(model=MODEL, max_batch=16, kv_pool_mb=300))
     steady = {"model": MODEL, "prompt": haystack(tokenizer, 250, offset=5000), "max_tokens": 32, "temperature": 0}
